@@ -1,0 +1,242 @@
+"""Numba kernels of :mod:`backends.numba_backend`; each docstring names the base method whose formula it fuses.
+
+Only imported on first use of the numba backend. Scalars arrive already cast to the arrays' dtype so float32 loops
+stay in float32 lanes; ``parallel=True`` is what lets LLVM vectorise the ``prange`` loops.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_GELU_TANH_C = 0.044715
+
+_KERNEL = dict(parallel=True, fastmath=False, cache=True, nogil=True)
+
+
+@njit(cache=True, inline="always")
+def _sigmoid(t):
+    if t >= 0:
+        return 1.0 / (1.0 + math.exp(-t))
+    e = math.exp(t)
+    return e / (1.0 + e)
+
+
+@njit(cache=True, inline="always")
+def _activate_row(z, out, kind, alpha):
+    """One row of ActivationKernels._<kind>_forward."""
+    c = z.shape[0]
+    if kind == 0:
+        for j in range(c):
+            out[j] = z[j]
+    elif kind == 1:
+        for j in range(c):
+            out[j] = z[j] if z[j] > 0 else 0
+    elif kind == 2:
+        for j in range(c):
+            out[j] = z[j] if z[j] > 0 else alpha * z[j]
+    elif kind == 3:
+        for j in range(c):
+            out[j] = z[j] if z[j] > 0 else alpha * math.expm1(z[j])
+    elif kind == 4:
+        for j in range(c):
+            out[j] = _sigmoid(z[j])
+    elif kind == 5:
+        for j in range(c):
+            out[j] = math.tanh(z[j])
+    elif kind == 6:
+        for j in range(c):
+            out[j] = max(z[j], 0.0) + math.log1p(math.exp(-abs(z[j])))
+    elif kind == 7:
+        for j in range(c):
+            out[j] = 0.5 * z[j] * (1.0 + math.erf(z[j] * _INV_SQRT_2))
+    else:
+        for j in range(c):
+            t = z[j]
+            out[j] = 0.5 * t * (1.0 + math.tanh(_SQRT_2_OVER_PI * (t + _GELU_TANH_C * t * t * t)))
+
+
+@njit(**_KERNEL)
+def bias_activation(z, b, has_bias, kind, alpha, out):
+    """ActivationKernels.bias_activation: z += b; out = f(z), one pass per row."""
+    n, c = z.shape
+    for i in prange(n):
+        if has_bias:
+            for j in range(c):
+                z[i, j] += b[j]
+        _activate_row(z[i], out[i], kind, alpha)
+
+
+@njit(**_KERNEL)
+def activation_backward(dy, y, z, kind, alpha, out):
+    """ActivationKernels.activation_backward: out = dy * f'(z), from y (z only for the GELUs)."""
+    n, c = dy.shape
+    for i in prange(n):
+        if kind == 0:
+            for j in range(c):
+                out[i, j] = dy[i, j]
+        elif kind == 1:
+            for j in range(c):
+                out[i, j] = dy[i, j] if y[i, j] > 0 else 0
+        elif kind == 2:
+            for j in range(c):
+                out[i, j] = dy[i, j] if y[i, j] > 0 else alpha * dy[i, j]
+        elif kind == 3:
+            for j in range(c):
+                out[i, j] = dy[i, j] if y[i, j] > 0 else dy[i, j] * (y[i, j] + alpha)
+        elif kind == 4:
+            for j in range(c):
+                out[i, j] = dy[i, j] * y[i, j] * (1 - y[i, j])
+        elif kind == 5:
+            for j in range(c):
+                out[i, j] = dy[i, j] * (1 - y[i, j] * y[i, j])
+        elif kind == 6:
+            for j in range(c):
+                out[i, j] = -dy[i, j] * math.expm1(-y[i, j])
+        elif kind == 7:
+            for j in range(c):
+                t = z[i, j]
+                cdf = 0.5 * (1.0 + math.erf(t * _INV_SQRT_2))
+                out[i, j] = dy[i, j] * (cdf + t * math.exp(-0.5 * t * t) * _INV_SQRT_2PI)
+        else:
+            for j in range(c):
+                t = z[i, j]
+                th = math.tanh(_SQRT_2_OVER_PI * (t + _GELU_TANH_C * t * t * t))
+                slope = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_TANH_C * t * t)
+                out[i, j] = dy[i, j] * (0.5 * (1.0 + th) + 0.5 * t * (1.0 - th * th) * slope)
+
+
+@njit(**_KERNEL)
+def column_sum(x, out):
+    """ArrayOps.column_sum: out[j] = sum_i x[i, j], accumulated row by row so the inner loop vectorises."""
+    n, c = x.shape
+    for j in prange(c):
+        out[j] = 0
+    for i in range(n):
+        for j in range(c):
+            out[j] += x[i, j]
+
+
+@njit(**_KERNEL)
+def softmax_cross_entropy(z, y, grad, scale, w, smoothing):
+    """LossKernels.softmax_cross_entropy for class-index targets, one pass per row."""
+    n, c = z.shape
+    total = 0.0
+    for i in prange(n):
+        mx = z[i, 0]
+        for j in range(1, c):
+            mx = max(mx, z[i, j])
+        s = 0.0
+        sum_z = 0.0
+        for j in range(c):
+            e = math.exp(z[i, j] - mx)
+            grad[i, j] = e
+            s += e
+            sum_z += z[i, j]
+        lse = math.log(s) + mx
+        wi = scale * (w[i] if w.shape[0] > 0 else 1.0)
+        loss = (1.0 - smoothing) * (lse - z[i, y[i]]) + smoothing * (lse - sum_z / c)
+        inv = 1.0 / s
+        for j in range(c):
+            grad[i, j] = wi * (grad[i, j] * inv - smoothing / c)
+        grad[i, y[i]] -= wi * (1.0 - smoothing)
+        total += wi * loss
+    return total
+
+
+@njit(**_KERNEL)
+def dropout_forward(x, mask, rate, scale, out):
+    """LayerKernels.dropout_forward after the draws: mask = (u >= rate) * scale; out = x * mask."""
+    for i in prange(x.shape[0]):
+        keep = scale if mask[i] >= rate else 0
+        mask[i] = keep
+        out[i] = x[i] * keep
+
+
+@njit(**_KERNEL)
+def sgd_step(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first_step):
+    """OptimizerKernels.sgd_step."""
+    for i in prange(p.shape[0]):
+        gi = g[i] + weight_decay * p[i]
+        if momentum != 0:
+            b = gi if first_step else momentum * buf[i] + (1 - dampening) * gi
+            buf[i] = b
+            gi = gi + momentum * b if nesterov else b
+        p[i] -= lr * gi
+
+
+@njit(**_KERNEL)
+def adam_step(p, g, m, v, vmax, beta1, beta2, eps, l2, decay, step_size, inv_bc2_sqrt, amsgrad):
+    """OptimizerKernels.adam_step (Adam and AdamW)."""
+    one = beta1 / beta1  # a 1 of the arrays' dtype: the literal 1 would promote float32 loops to float64
+    for i in prange(p.shape[0]):
+        pi = p[i] * decay
+        gi = g[i] + l2 * pi
+        mi = beta1 * m[i] + (one - beta1) * gi
+        vi = beta2 * v[i] + (one - beta2) * gi * gi
+        m[i] = mi
+        v[i] = vi
+        if amsgrad:
+            vi = max(vmax[i], vi)
+            vmax[i] = vi
+        p[i] = pi - step_size * mi / (np.sqrt(vi) * inv_bc2_sqrt + eps)
+
+
+@njit(**_KERNEL)
+def adagrad_step(p, g, state_sum, clr, weight_decay, eps):
+    """OptimizerKernels.adagrad_step."""
+    for i in prange(p.shape[0]):
+        gi = g[i] + weight_decay * p[i]
+        s = state_sum[i] + gi * gi
+        state_sum[i] = s
+        p[i] -= clr * gi / (np.sqrt(s) + eps)
+
+
+@njit(**_KERNEL)
+def rmsprop_step(p, g, square_avg, grad_avg, buf, lr, alpha, eps, weight_decay, momentum, centered):
+    """OptimizerKernels.rmsprop_step."""
+    one = alpha / alpha
+    for i in prange(p.shape[0]):
+        gi = g[i] + weight_decay * p[i]
+        s = alpha * square_avg[i] + (one - alpha) * gi * gi
+        square_avg[i] = s
+        if centered:
+            ga = alpha * grad_avg[i] + (one - alpha) * gi
+            grad_avg[i] = ga
+            s = s - ga * ga
+        upd = gi / (np.sqrt(s) + eps)
+        if momentum != 0:
+            upd = momentum * buf[i] + upd
+            buf[i] = upd
+        p[i] -= lr * upd
+
+
+@njit(**_KERNEL)
+def adadelta_step(p, g, square_avg, acc_delta, lr, rho, eps, weight_decay):
+    """OptimizerKernels.adadelta_step."""
+    one = rho / rho
+    for i in prange(p.shape[0]):
+        gi = g[i] + weight_decay * p[i]
+        s = rho * square_avg[i] + (one - rho) * gi * gi
+        square_avg[i] = s
+        d = np.sqrt(acc_delta[i] + eps) / np.sqrt(s + eps) * gi
+        acc_delta[i] = rho * acc_delta[i] + (one - rho) * d * d
+        p[i] -= lr * d
+
+
+@njit(**_KERNEL)
+def nadam_step(p, g, m, v, beta1, beta2, eps, l2, decay, inv_bc2, g_coef, m_coef):
+    """OptimizerKernels.nadam_step."""
+    one = beta1 / beta1
+    for i in prange(p.shape[0]):
+        pi = p[i] * decay
+        gi = g[i] + l2 * pi
+        mi = beta1 * m[i] + (one - beta1) * gi
+        vi = beta2 * v[i] + (one - beta2) * gi * gi
+        m[i] = mi
+        v[i] = vi
+        denom = np.sqrt(vi * inv_bc2) + eps
+        p[i] = pi - g_coef * gi / denom - m_coef * mi / denom

@@ -1,0 +1,132 @@
+"""Activation kernels: ``bias_activation`` (forward) and ``activation_backward``, as array expressions.
+
+Each activation is a pair of private methods ``_<kind>_forward(z, alpha, out)`` and
+``_<kind>_backward(dy, y, z, alpha, out)``. The backward pass works from the output ``y`` wherever the derivative
+can be written in terms of it (ReLU, sigmoid, tanh, ...) so layers need not keep the pre-activation; only the
+kinds in :data:`NEEDS_PREACTIVATION` receive ``z``.
+"""
+
+from __future__ import annotations
+
+import math
+
+#: Activations whose derivative needs the pre-activation ``z`` rather than the output ``y``.
+NEEDS_PREACTIVATION = frozenset({"gelu", "gelu_tanh"})
+#: Every activation the kernels know (``step`` has no backward: it is not differentiable).
+KINDS = (
+    "linear", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "softplus", "gelu", "gelu_tanh", "softmax", "step"
+)  # fmt: skip
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_TANH_C = 0.044715
+
+
+class ActivationKernels:
+    """Forward and backward of every activation over ``self.xp``; see :class:`backends.base.Backend`."""
+
+    def bias_activation(self, z, b, kind: str, alpha: float, out):
+        """``z += b`` (when ``b`` is not None), then ``out = f(z)``. ``out`` may be ``z`` itself."""
+        if b is not None:
+            self.xp.add(z, b, out=z)
+        return self.activation_forward(z, kind, alpha, out)
+
+    def activation_forward(self, z, kind: str, alpha: float, out):
+        """``out = f(z)`` for activation ``kind`` with parameter ``alpha``; ``out`` may be ``z``."""
+        getattr(self, f"_{kind}_forward")(z, alpha, out)
+        return out
+
+    def activation_backward(self, dy, y, z, kind: str, alpha: float, out):
+        """``out = dy * f'(z)``, from the output ``y`` (and ``z`` for :data:`NEEDS_PREACTIVATION`); may alias dy."""
+        getattr(self, f"_{kind}_backward")(dy, y, z, alpha, out)
+        return out
+
+    def erf(self, x):
+        """The error function, element-wise (GELU needs it); NumPy has none, SciPy does."""
+        from scipy.special import erf
+
+        return erf(x)
+
+    # ----------------------------------------------------------------- the formulas
+    def _linear_forward(self, z, alpha, out):
+        if out is not z:
+            out[...] = z
+
+    def _linear_backward(self, dy, y, z, alpha, out):
+        if out is not dy:
+            out[...] = dy
+
+    def _relu_forward(self, z, alpha, out):
+        self.xp.maximum(z, 0, out=out)
+
+    def _relu_backward(self, dy, y, z, alpha, out):
+        self.xp.multiply(dy, y > 0, out=out)
+
+    def _leaky_relu_forward(self, z, alpha, out):
+        out[...] = self.xp.where(z > 0, z, z * alpha)
+
+    def _leaky_relu_backward(self, dy, y, z, alpha, out):
+        # y > 0 exactly where z > 0 because alpha >= 0.
+        out[...] = self.xp.where(y > 0, dy, dy * alpha)
+
+    def _elu_forward(self, z, alpha, out):
+        xp = self.xp
+        out[...] = xp.where(z > 0, z, alpha * xp.expm1(xp.minimum(z, 0)))
+
+    def _elu_backward(self, dy, y, z, alpha, out):
+        # For z <= 0, f'(z) = alpha * exp(z) = y + alpha.
+        out[...] = self.xp.where(y > 0, dy, dy * (y + alpha))
+
+    def _sigmoid_forward(self, z, alpha, out):
+        # Overflow-safe: exp only ever sees -|z|.
+        xp = self.xp
+        e = xp.exp(-xp.abs(z))
+        out[...] = xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+    def _sigmoid_backward(self, dy, y, z, alpha, out):
+        out[...] = dy * y * (1 - y)
+
+    def _tanh_forward(self, z, alpha, out):
+        self.xp.tanh(z, out=out)
+
+    def _tanh_backward(self, dy, y, z, alpha, out):
+        out[...] = dy * (1 - y * y)
+
+    def _softplus_forward(self, z, alpha, out):
+        xp = self.xp
+        out[...] = xp.maximum(z, 0) + xp.log1p(xp.exp(-xp.abs(z)))
+
+    def _softplus_backward(self, dy, y, z, alpha, out):
+        # f'(z) = sigmoid(z) = 1 - exp(-y), computed as -expm1(-y) to keep precision for small y.
+        out[...] = -dy * self.xp.expm1(-y)
+
+    def _gelu_forward(self, z, alpha, out):
+        out[...] = 0.5 * z * (1 + self.erf(z * (1 / math.sqrt(2.0))))
+
+    def _gelu_backward(self, dy, y, z, alpha, out):
+        xp = self.xp
+        cdf = 0.5 * (1 + self.erf(z * (1 / math.sqrt(2.0))))
+        pdf = xp.exp(-0.5 * z * z) * (1 / math.sqrt(2 * math.pi))
+        out[...] = dy * (cdf + z * pdf)
+
+    def _gelu_tanh_forward(self, z, alpha, out):
+        inner = _SQRT_2_OVER_PI * (z + _GELU_TANH_C * z * z * z)
+        out[...] = 0.5 * z * (1 + self.xp.tanh(inner))
+
+    def _gelu_tanh_backward(self, dy, y, z, alpha, out):
+        t = self.xp.tanh(_SQRT_2_OVER_PI * (z + _GELU_TANH_C * z * z * z))
+        slope = _SQRT_2_OVER_PI * (1 + 3 * _GELU_TANH_C * z * z)
+        out[...] = dy * (0.5 * (1 + t) + 0.5 * z * (1 - t * t) * slope)
+
+    def _softmax_forward(self, z, alpha, out):
+        xp = self.xp
+        e = xp.exp(z - z.max(axis=1, keepdims=True))
+        out[...] = e / e.sum(axis=1, keepdims=True)
+
+    def _softmax_backward(self, dy, y, z, alpha, out):
+        out[...] = y * (dy - (dy * y).sum(axis=1, keepdims=True))
+
+    def _step_forward(self, z, alpha, out):
+        out[...] = z >= 0
+
+    def _step_backward(self, dy, y, z, alpha, out):
+        raise ValueError("the step activation has no gradient; use it for inference only")

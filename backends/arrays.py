@@ -1,0 +1,108 @@
+"""Allocation, host transfer, the seeded random generator, matrix products and row gathers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from backends.errors import DTypeError
+
+FLOAT_DTYPES = ("float32", "float64")
+
+
+class ArrayOps:
+    """Array plumbing over ``self.xp``; see :class:`backends.base.Backend`."""
+
+    xp: Any = None
+
+    # ----------------------------------------------------------------- dtypes and allocation
+    def float_dtype(self, name: str):
+        """The namespace's dtype object for ``"float32"`` or ``"float64"``."""
+        name = str(np.dtype(name)) if not isinstance(name, str) else name
+        if name not in FLOAT_DTYPES:
+            raise DTypeError(f"netcore computes in float32 or float64, not {name!r}")
+        return self.xp.dtype(name)
+
+    def empty(self, shape, dtype):
+        return self.xp.empty(shape, dtype=dtype)
+
+    def zeros(self, shape, dtype):
+        return self.xp.zeros(shape, dtype=dtype)
+
+    def full(self, shape, value, dtype):
+        return self.xp.full(shape, value, dtype=dtype)
+
+    def arange(self, n, dtype="int64"):
+        return self.xp.arange(n, dtype=dtype)
+
+    # ----------------------------------------------------------------- host transfer
+    def is_native(self, x) -> bool:
+        """True when ``x`` is an array of this backend's namespace."""
+        return isinstance(x, self.xp.ndarray)
+
+    def asarray(self, x, dtype=None):
+        """``x`` (host data or a native array) as a C-contiguous array of this backend, copied only if needed."""
+        return self.xp.ascontiguousarray(self.xp.asarray(x, dtype=dtype))
+
+    def to_numpy(self, x) -> np.ndarray:
+        """A NumPy copy (or view, on the CPU) of a native array."""
+        return np.asarray(x)
+
+    def to_float(self, x) -> float:
+        """A 0-d array or number as a Python float (synchronises on a GPU)."""
+        return float(x)
+
+    def copy(self, x):
+        return self.xp.array(x, copy=True)
+
+    def all_finite(self, x) -> bool:
+        return bool(self.xp.isfinite(x).all())
+
+    # ----------------------------------------------------------------- the seeded generator
+    # Draws happen on the host with NumPy's PCG64 and are then copied to the device, so one seed gives the same
+    # weights, shuffles and dropout masks on every backend. A GPU backend may override the bulk draws.
+    def rng(self, seed: int | None):
+        """A new generator; the model keeps it and passes it back to the drawing kernels."""
+        return np.random.Generator(np.random.PCG64(seed))
+
+    def rng_state(self, rng) -> dict:
+        """The generator's state as plain JSON-able data (for checkpoints)."""
+        return rng.bit_generator.state
+
+    def set_rng_state(self, rng, state: dict) -> None:
+        rng.bit_generator.state = state
+
+    def random_normal(self, rng, shape, mean: float, std: float, dtype):
+        """Normal draws as float64 on the host, rounded once to ``dtype`` (identical on every backend)."""
+        return self.asarray(rng.normal(mean, std, size=shape), dtype=dtype)
+
+    def random_uniform(self, rng, shape, low: float, high: float, dtype):
+        return self.asarray(rng.uniform(low, high, size=shape), dtype=dtype)
+
+    def permutation(self, rng, n: int):
+        return self.asarray(rng.permutation(n))
+
+    def random_into(self, rng, out) -> None:
+        """Fill ``out`` with uniform [0, 1) draws of its own dtype."""
+        host = rng.random(out.shape, dtype=np.dtype(str(out.dtype)))
+        out[...] = self.asarray(host)
+
+    # ----------------------------------------------------------------- products and gathers
+    def matmul(self, a, b, out=None):
+        """``a @ b`` written into ``out`` when given (callers pass ``.T`` views for transposed operands)."""
+        return self.xp.matmul(a, b, out=out)
+
+    def column_sum(self, x, out):
+        """``out[j] = sum_i x[i, j]`` (bias gradients)."""
+        return self.xp.sum(x, axis=0, out=out)
+
+    def take_rows(self, x, index, out):
+        """``out[k] = x[index[k]]``: gathers a shuffled batch into a preallocated buffer."""
+        return self.xp.take(x, index, axis=0, out=out)
+
+    def sum_squares(self, x) -> Any:
+        return self.xp.vdot(x.ravel(), x.ravel())
+
+    def sum_abs(self, x) -> Any:
+        return self.xp.abs(x).sum()

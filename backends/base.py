@@ -1,0 +1,49 @@
+"""The array-backend interface: every operation the network core needs, written once over ``self.xp``.
+
+The defaults here are plain array expressions that work for any NumPy-compatible namespace (NumPy, CuPy). A backend
+subclass overrides only the kernels where fusing or compiling pays, and an override that cannot handle an input
+calls ``super()`` and returns its result. The kernels are grouped by topic in small mixin modules so each reads in
+one sitting:
+
+- :mod:`backends.arrays`: allocation, host transfer, the seeded generator, matrix products, row gathers.
+- :mod:`backends.activation_kernels`: bias + activation forward and activation backward.
+- :mod:`backends.loss_kernels`: every loss as value + gradient in one call, fused softmax / sigmoid cross-entropy.
+- :mod:`backends.optimizer_kernels`: in-place updates of flat parameter buffers, one call per step.
+- :mod:`backends.layer_kernels`: inverted dropout, Gaussian noise and batch normalisation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from backends.activation_kernels import ActivationKernels
+from backends.arrays import ArrayOps
+from backends.layer_kernels import LayerKernels
+from backends.loss_kernels import LossKernels
+from backends.optimizer_kernels import OptimizerKernels
+
+
+class Backend(ArrayOps, ActivationKernels, LossKernels, OptimizerKernels, LayerKernels):
+    """One device's array namespace plus its hot kernels.
+
+    Subclasses set :attr:`name` and :attr:`xp`, implement :meth:`unavailable_reason`, and override kernels.
+    """
+
+    name = "base"
+    #: Package extra a user installs to get this backend; named in error messages.
+    install_hint = ""
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why this backend cannot run here, or ``None`` when it can. Must never raise."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+    def scope(self):
+        """A context manager that makes this backend's device current (a no-op on the CPU)."""
+        return contextlib.nullcontext()
+
+    def synchronize(self) -> None:
+        """Wait for queued device work; a no-op on the CPU backends (timing code calls it)."""

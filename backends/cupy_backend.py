@@ -1,0 +1,226 @@
+"""The CuPy backend: arrays on a CUDA GPU, with fused element-wise and row kernels.
+
+Each override carries the name of the base method whose array expression it implements. Everything not overridden
+runs the base class's expressions on CuPy arrays. Random draws stay on the host's generator (so a seed gives the
+same weights as on the CPU) except dropout masks, which are drawn on the device from a seed the host generator
+supplies: deterministic for a seed, but not the CPU backends' masks.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from backends.base import Backend
+
+# CUDA bodies of ActivationKernels._<kind>_forward: `t` is the pre-activation, `alpha` the parameter.
+_FORWARD = {
+    "linear": "t",
+    "relu": "t > 0 ? t : (T)0",
+    "leaky_relu": "t > 0 ? t : alpha * t",
+    "elu": "t > 0 ? t : (T)(alpha * expm1(t))",
+    "sigmoid": "t >= 0 ? (T)(1 / (1 + exp(-t))) : (T)(exp(t) / (1 + exp(t)))",
+    "tanh": "tanh(t)",
+    "softplus": "max(t, (T)0) + log1p(exp(-fabs(t)))",
+    "gelu": "(T)0.5 * t * ((T)1 + erf(t * (T)M_SQRT1_2))",
+    "gelu_tanh": "(T)0.5 * t * ((T)1 + tanh((T)0.7978845608028654 * (t + (T)0.044715 * t * t * t)))",
+}
+# CUDA bodies of ActivationKernels._<kind>_backward: the derivative times dy, from `y` (and `z` for the GELUs).
+_BACKWARD = {
+    "linear": "dy",
+    "relu": "y > 0 ? dy : (T)0",
+    "leaky_relu": "y > 0 ? dy : alpha * dy",
+    "elu": "y > 0 ? dy : dy * (y + alpha)",
+    "sigmoid": "dy * y * ((T)1 - y)",
+    "tanh": "dy * ((T)1 - y * y)",
+    "softplus": "-dy * expm1(-y)",
+    "gelu": "dy * ((T)0.5 * ((T)1 + erf(z * (T)M_SQRT1_2)) + z * exp((T)-0.5 * z * z) * (T)0.3989422804014327)",
+    "gelu_tanh": """dy * ((T)0.5 * ((T)1 + tanh((T)0.7978845608028654 * (z + (T)0.044715 * z * z * z)))
+        + (T)0.5 * z * ((T)1 - tanh((T)0.7978845608028654 * (z + (T)0.044715 * z * z * z))
+        * tanh((T)0.7978845608028654 * (z + (T)0.044715 * z * z * z)))
+        * (T)0.7978845608028654 * ((T)1 + (T)0.134145 * z * z))""",
+}
+
+_SOFTMAX_CE_SOURCE = r"""
+template <typename T>
+__global__ void softmax_ce(const T* z, const long long* y, T* grad, T* loss_rows, const T* w, int has_w,
+                           double scale, double smoothing, int n, int c) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const T* zi = z + (long long)i * c;
+    T* gi = grad + (long long)i * c;
+    double mx = zi[0], s = 0, sum_z = 0;
+    for (int j = 1; j < c; ++j) mx = max(mx, (double)zi[j]);
+    for (int j = 0; j < c; ++j) { double e = exp((double)zi[j] - mx); gi[j] = (T)e; s += e; sum_z += zi[j]; }
+    double lse = log(s) + mx, wi = scale * (has_w ? (double)w[i] : 1.0);
+    for (int j = 0; j < c; ++j) gi[j] = (T)(wi * ((double)gi[j] / s - smoothing / c));
+    gi[y[i]] -= (T)(wi * (1.0 - smoothing));
+    loss_rows[i] = (T)(wi * ((1.0 - smoothing) * (lse - zi[y[i]]) + smoothing * (lse - sum_z / c)));
+}
+"""
+
+
+class CupyBackend(Backend):
+    """GPU backend; ``cupy:N`` selects device N."""
+
+    name = "cupy"
+    install_hint = "pip install 'netcore-nn[cuda12]'  (or [cuda13] for CUDA 13)"
+
+    @classmethod
+    def unavailable_reason(cls, index: int = 0) -> str | None:
+        try:
+            import cupy
+        except ImportError as exc:
+            return f"cupy is not installed ({exc}); install it with: {cls.install_hint}"
+        except Exception as exc:  # a broken CUDA install can fail at import time
+            return f"cupy failed to import: {type(exc).__name__}: {exc}"
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception as exc:
+            return f"no usable CUDA driver or device: {type(exc).__name__}: {exc}".strip()
+        if count == 0:
+            return "no CUDA device found"
+        if index >= count:
+            return f"CUDA device {index} requested but only {count} device(s) present"
+        return None
+
+    def __init__(self, index: int = 0):
+        import cupy
+
+        self.xp = cupy
+        self.index = index
+        self.device = cupy.cuda.Device(index)
+        self.name = "cupy" if index == 0 else f"cupy:{index}"
+
+    def scope(self):
+        return self.device
+
+    def synchronize(self) -> None:
+        self.device.synchronize()
+
+    def to_numpy(self, x) -> np.ndarray:
+        return self.xp.asnumpy(x)
+
+    def asarray(self, x, dtype=None):
+        with self.device:
+            return super().asarray(x, dtype)
+
+    def erf(self, x):
+        from cupyx.scipy.special import erf
+
+        return erf(x)
+
+    def random_into(self, rng, out) -> None:
+        # Device-side draws, seeded from the host generator so a model's seed still fixes them.
+        device_rng = self.xp.random.default_rng(int(rng.integers(2**63)))
+        device_rng.random(out=out, dtype=out.dtype)
+
+    # ----------------------------------------------------------------- kernels, built once per kind
+    @functools.cache  # noqa: B019 - backends are process-wide singletons
+    def _bias_activation_kernel(self, kind: str, in_place: bool):
+        body = "T t = z; if (has_bias) t += b[i % ncol]; z = t; "
+        if in_place:
+            return self.xp.ElementwiseKernel(
+                "raw T b, bool has_bias, int32 ncol, T alpha",
+                "T z",
+                body + f"z = {_FORWARD[kind]};",
+                f"netcore_bias_{kind}_inplace",
+            )
+        return self.xp.ElementwiseKernel(
+            "raw T b, bool has_bias, int32 ncol, T alpha",
+            "T z, T y",
+            body + f"y = {_FORWARD[kind]};",
+            f"netcore_bias_{kind}",
+        )
+
+    @functools.cache  # noqa: B019 - backends are process-wide singletons
+    def _activation_backward_kernel(self, kind: str):
+        return self.xp.ElementwiseKernel(
+            "T dy, T y, T z, T alpha", "T out", f"out = {_BACKWARD[kind]};", f"netcore_{kind}_backward"
+        )
+
+    @functools.cached_property
+    def _softmax_ce_module(self):
+        return self.xp.RawModule(
+            code=_SOFTMAX_CE_SOURCE,
+            options=("-std=c++14",),
+            name_expressions=("softmax_ce<float>", "softmax_ce<double>"),
+        )
+
+    @functools.cached_property
+    def _adam_kernel(self):
+        # OptimizerKernels.adam_step
+        return self.xp.ElementwiseKernel(
+            "T g, T beta1, T beta2, T eps, T l2, T decay, T step_size, T inv_bc2_sqrt, bool amsgrad",
+            "T p, T m, T v, T vmax",
+            """T pi = p * decay; T gi = g + l2 * pi;
+               m = beta1 * m + ((T)1 - beta1) * gi; v = beta2 * v + ((T)1 - beta2) * gi * gi;
+               T vv = v; if (amsgrad) { vv = max(vmax, v); vmax = vv; }
+               p = pi - step_size * m / (sqrt(vv) * inv_bc2_sqrt + eps);""",
+            "netcore_adam",
+        )
+
+    @functools.cached_property
+    def _sgd_kernel(self):
+        # OptimizerKernels.sgd_step
+        return self.xp.ElementwiseKernel(
+            "T g, T lr, T momentum, T dampening, T weight_decay, bool nesterov, bool first_step",
+            "T p, T buf",
+            """T gi = g + weight_decay * p;
+               if (momentum != (T)0) {
+                   T b = first_step ? gi : momentum * buf + ((T)1 - dampening) * gi; buf = b;
+                   gi = nesterov ? gi + momentum * b : b;
+               }
+               p -= lr * gi;""",
+            "netcore_sgd",
+        )
+
+    # ----------------------------------------------------------------- overrides
+    def bias_activation(self, z, b, kind, alpha, out):
+        if kind not in _FORWARD or z.ndim != 2:
+            return super().bias_activation(z, b, kind, alpha, out)
+        bias = b if b is not None else z
+        alpha = z.dtype.type(alpha)
+        if out is z:
+            self._bias_activation_kernel(kind, True)(bias, b is not None, z.shape[1], alpha, z)
+        else:
+            self._bias_activation_kernel(kind, False)(bias, b is not None, z.shape[1], alpha, z, out)
+        return out
+
+    def activation_backward(self, dy, y, z, kind, alpha, out):
+        if kind not in _BACKWARD:
+            return super().activation_backward(dy, y, z, kind, alpha, out)
+        self._activation_backward_kernel(kind)(dy, y, z if z is not None else y, dy.dtype.type(alpha), out)
+        return out
+
+    def softmax_cross_entropy(self, logits, target, grad, scale, weights=None, label_smoothing=0.0):
+        if target.ndim != 1 or not logits.flags.c_contiguous or not grad.flags.c_contiguous:
+            return super().softmax_cross_entropy(logits, target, grad, scale, weights, label_smoothing)
+        n, c = logits.shape
+        kernel = self._softmax_ce_module.get_function(
+            f"softmax_ce<{'float' if logits.dtype == np.float32 else 'double'}>"
+        )
+        loss_rows = self.xp.empty(n, dtype=logits.dtype)
+        w = weights if weights is not None else logits
+        y = target.astype(np.int64, copy=False)
+        threads = 128
+        kernel(
+            ((n + threads - 1) // threads,), (threads,),
+            (logits, y, grad, loss_rows, w, np.int32(weights is not None), np.float64(scale),
+             np.float64(label_smoothing), np.int32(n), np.int32(c)),
+        )  # fmt: skip
+        return loss_rows.sum()
+
+    def sgd_step(self, p, g, buf, tmp, *, lr, momentum, dampening, weight_decay, nesterov, first_step):
+        t = p.dtype.type
+        self._sgd_kernel(g, t(lr), t(momentum), t(dampening), t(weight_decay), nesterov, first_step, p, buf)
+
+    def adam_step(self, p, g, m, v, vmax, tmp, *, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, step):
+        t = p.dtype.type
+        decay = 1 - lr * weight_decay if decoupled else 1.0
+        l2 = 0.0 if decoupled else weight_decay
+        step_size = lr / (1 - beta1**step)
+        inv_bc2_sqrt = (1 - beta2**step) ** -0.5
+        args = (t(beta1), t(beta2), t(eps), t(l2), t(decay), t(step_size), t(inv_bc2_sqrt), amsgrad)
+        self._adam_kernel(g, *args, p, m, v, vmax if amsgrad else tmp)

@@ -1,0 +1,25 @@
+"""The error hierarchy shared by the backends and the network core.
+
+Every error netcore raises on purpose derives from :class:`NetcoreError` and from the built-in exception an
+ordinary ``except`` clause would expect, so ``except ValueError`` still catches a bad shape.
+"""
+
+
+class NetcoreError(Exception):
+    """Base class of every error netcore raises on purpose."""
+
+
+class BackendUnavailableError(NetcoreError, RuntimeError):
+    """A backend was asked for but cannot run here; the message names the cause and the fix."""
+
+
+class DeviceError(NetcoreError, ValueError):
+    """An unknown device name, or an array that lives on another device than the model."""
+
+
+class ShapeError(NetcoreError, ValueError):
+    """An array has the wrong shape for the layer, loss or model it was given to."""
+
+
+class DTypeError(NetcoreError, TypeError):
+    """An array has a dtype netcore cannot compute with."""

@@ -1,0 +1,90 @@
+"""Kernels of the non-dense layers: inverted dropout, Gaussian noise and batch normalisation."""
+
+from __future__ import annotations
+
+
+class LayerKernels:
+    """Dropout, noise and batch-norm kernels over ``self.xp``; see :class:`backends.base.Backend`."""
+
+    # ----------------------------------------------------------------- inverted dropout
+    def dropout_forward(self, x, rate: float, rng, mask, out):
+        """Keep each unit with probability ``1 - rate``: ``mask = (u >= rate) / (1 - rate)``, ``out = x * mask``.
+
+        ``mask`` is kept for the backward pass; the same generator state gives the same mask on every backend.
+        """
+        self.random_into(rng, mask)
+        self.dropout_apply_mask(mask, rate)
+        self.xp.multiply(x, mask, out=out)
+        return out
+
+    def dropout_apply_mask(self, mask, rate: float):
+        """Turn uniform draws into the scaled keep mask, in place (also used to replay a given mask)."""
+        mask[...] = (mask >= rate) * (1 / (1 - rate))
+        return mask
+
+    def dropout_backward(self, dy, mask, out):
+        """``out = dy * mask``."""
+        return self.xp.multiply(dy, mask, out=out)
+
+    def gaussian_noise(self, x, stddev: float, rng, out):
+        """``out = x + N(0, stddev^2)`` (additive noise for data augmentation; its gradient is the identity)."""
+        noise = self.random_normal(rng, x.shape, 0.0, stddev, x.dtype)
+        return self.xp.add(x, noise, out=out)
+
+    # ----------------------------------------------------------------- penalties and constraints
+    def add_penalty_gradient(self, w, grad, l1: float, l2: float) -> None:
+        """``grad += l1 sign(w) + 2 l2 w`` (the gradient of ``l1 sum|w| + l2 sum w^2``)."""
+        if l1:
+            grad += l1 * self.xp.sign(w)
+        if l2:
+            grad += (2 * l2) * w
+
+    def clip_column_norms(self, w, max_value: float) -> None:
+        """Rescale each column of ``w`` whose Euclidean norm exceeds ``max_value`` down to it (max-norm)."""
+        xp = self.xp
+        norms = xp.sqrt((w * w).sum(axis=0, keepdims=True))
+        w *= xp.minimum(1, max_value / xp.maximum(norms, 1e-12))
+
+    # ----------------------------------------------------------------- batch normalisation
+    def batchnorm_forward_train(self, x, gamma, beta, running_mean, running_var, out, xhat, inv_std, *,
+                                eps: float, new_weight: float, unbiased_running_var: bool):  # fmt: skip
+        """Normalise with the batch's statistics and update the running ones.
+
+        ``xhat = (x - mean) / sqrt(var + eps)`` with the biased batch variance; ``out = gamma xhat + beta``;
+        ``running = (1 - new_weight) running + new_weight batch`` (PyTorch: new_weight = momentum = 0.1; Keras:
+        new_weight = 1 - momentum = 0.01), the variance made unbiased by ``n / (n - 1)`` when asked.
+        """
+        xp = self.xp
+        n = x.shape[0]
+        mean = x.mean(axis=0)
+        xp.subtract(x, mean, out=xhat)
+        var = (xhat * xhat).mean(axis=0)
+        inv_std[...] = 1 / xp.sqrt(var + eps)
+        xhat *= inv_std
+        xp.multiply(xhat, gamma, out=out)
+        out += beta
+        running_mean *= 1 - new_weight
+        running_mean += new_weight * mean
+        running_var *= 1 - new_weight
+        running_var += (new_weight * n / (n - 1) if unbiased_running_var and n > 1 else new_weight) * var
+        return out
+
+    def batchnorm_forward_eval(self, x, gamma, beta, running_mean, running_var, out, *, eps: float):
+        """``out = gamma (x - running_mean) / sqrt(running_var + eps) + beta``."""
+        scale = gamma / self.xp.sqrt(running_var + eps)
+        self.xp.subtract(x, running_mean, out=out)
+        out *= scale
+        out += beta
+        return out
+
+    def batchnorm_backward(self, dy, xhat, inv_std, gamma, dx, dgamma, dbeta):
+        """``dbeta = sum dy``; ``dgamma = sum dy xhat``; ``dx = gamma inv_std / n (n dy - dbeta - xhat dgamma)``.
+
+        ``dx`` may be ``dy``; ``dx`` may be None when the input needs no gradient.
+        """
+        n = dy.shape[0]
+        self.column_sum(dy, dbeta)
+        self.column_sum(dy * xhat, dgamma)
+        if dx is not None:
+            dx[...] = (gamma * inv_std / n) * (n * dy - dbeta - xhat * dgamma)
+        return dx

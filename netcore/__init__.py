@@ -1,0 +1,50 @@
+"""netcore: a neural-network library whose core is written once against an array backend and runs on NumPy,
+Numba-compiled kernels, or CuPy on CUDA GPUs.
+
+    import netcore
+    from netcore.layers import Dense
+    model = netcore.Sequential([Dense(64, "relu"), Dense(10, "softmax")], device="cpu", seed=0)
+    model.compile(optimizer="adam", loss="cross_entropy", metrics=["accuracy"])
+    model.fit(X, y, epochs=10, batch_size=32)
+"""
+
+from backends import DeviceInfo, device, devices, get_device, set_device
+from netcore import activations, initializers, layers, losses, metrics, optimizers, regularizers
+from netcore.errors import (
+    BackendUnavailableError,
+    CheckpointError,
+    ConfigurationError,
+    DeviceError,
+    DivergenceError,
+    DTypeError,
+    NetcoreError,
+    ShapeError,
+)
+from netcore.model import History, Sequential
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendUnavailableError",
+    "CheckpointError",
+    "ConfigurationError",
+    "DTypeError",
+    "DeviceError",
+    "DeviceInfo",
+    "DivergenceError",
+    "History",
+    "NetcoreError",
+    "Sequential",
+    "ShapeError",
+    "activations",
+    "device",
+    "devices",
+    "get_device",
+    "initializers",
+    "layers",
+    "losses",
+    "metrics",
+    "optimizers",
+    "regularizers",
+    "set_device",
+]

@@ -1,0 +1,27 @@
+"""netcore's error hierarchy (the backend-level classes live in :mod:`backends.errors` and are re-exported here)."""
+
+from backends.errors import BackendUnavailableError, DeviceError, DTypeError, NetcoreError, ShapeError
+
+
+class CheckpointError(NetcoreError, ValueError):
+    """A checkpoint file is missing, corrupt, or not a netcore checkpoint."""
+
+
+class DivergenceError(NetcoreError, RuntimeError):
+    """Training produced a non-finite loss or gradient."""
+
+
+class ConfigurationError(NetcoreError, ValueError):
+    """A model, layer or optimizer was configured with an invalid value (unknown name, rate out of range, ...)."""
+
+
+__all__ = [
+    "BackendUnavailableError",
+    "CheckpointError",
+    "ConfigurationError",
+    "DTypeError",
+    "DeviceError",
+    "DivergenceError",
+    "NetcoreError",
+    "ShapeError",
+]

@@ -1,0 +1,452 @@
+"""The Sequential model: owns the device, the flat parameter buffers, the seeded generator and the training loop."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from backends import get_backend
+from netcore import layers as layers_mod
+from netcore import losses as losses_mod
+from netcore import metrics as metrics_mod
+from netcore import optimizers as optimizers_mod
+from netcore.errors import ConfigurationError, DTypeError, NetcoreError, ShapeError
+
+log = logging.getLogger("netcore")
+
+
+class History:
+    """What :meth:`Sequential.fit` returns: ``history["loss"]``, ``history["val_accuracy"]``, ... one value per
+    epoch, plus ``epoch`` (0-based indices) and ``interrupted``."""
+
+    def __init__(self):
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+        self.interrupted = False
+
+    def record(self, epoch: int, logs: dict) -> None:
+        self.epoch.append(epoch)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+
+    def __getitem__(self, key: str) -> list[float]:
+        return self.history[key]
+
+    def __repr__(self) -> str:
+        return f"History(epochs={len(self.epoch)}, keys={list(self.history)})"
+
+
+def _prod(shape) -> int:
+    return math.prod(shape)
+
+
+class Sequential:
+    """A stack of layers trained end to end.
+
+    ``Sequential([Dense(64, "relu"), Dense(10, "softmax")], input_dim=64, device="numba", seed=0)``. The device is
+    a name (``"numpy"``, ``"numba"``, ``"cupy"``, ``"cpu"``, ``"auto"``, ...) or None for the active device;
+    ``dtype`` is ``"float32"`` (default) or ``"float64"``; ``seed`` fixes weights, shuffles and dropout masks.
+    """
+
+    def __init__(self, layers, input_dim: int | None = None, device=None, dtype: str = "float32",
+                 seed: int | None = None):  # fmt: skip
+        self.layers = list(layers)
+        if not self.layers or not all(isinstance(layer, layers_mod.Layer) for layer in self.layers):
+            raise ConfigurationError("Sequential needs a non-empty list of netcore layers")
+        self.backend = get_backend(device)
+        self.dtype_name = str(dtype)
+        self.dtype = self.backend.float_dtype(self.dtype_name)
+        self.seed = seed
+        self.rng = self.backend.rng(seed)
+        self.input_dim = None
+        self.optimizer = None
+        self.loss = None
+        self.metric_names: list[str] = []
+        self.training = True
+        self._fused = False
+        if input_dim is not None:
+            self.build(input_dim)
+
+    # ----------------------------------------------------------------- construction
+    @property
+    def built(self) -> bool:
+        return self.input_dim is not None
+
+    @property
+    def n_outputs(self) -> int:
+        return self.layers[-1].n_out
+
+    def build(self, input_dim: int) -> None:
+        """Fix the input width, allocate the flat buffers and draw the initial weights."""
+        if not isinstance(input_dim, int) or input_dim <= 0:
+            raise ConfigurationError(f"input_dim must be a positive integer, got {input_dim!r}")
+        width = input_dim
+        for layer in self.layers:
+            width = layer.build(width)
+        self.input_dim = input_dim
+        self._specs = [(layer, spec) for layer in self.layers for spec in layer.param_specs()]
+        self._state_specs = [(layer, spec) for layer in self.layers for spec in layer.state_specs()]
+        n_params = sum(_prod(spec.shape) for _, spec in self._specs)
+        n_state = sum(_prod(spec.shape) for _, spec in self._state_specs)
+        self._params = self.backend.empty((n_params,), self.dtype)
+        self._grads = self.backend.zeros((n_params,), self.dtype)
+        self._state = self.backend.empty((n_state,), self.dtype)
+        self._has_penalties = any(spec.regularizer is not None for _, spec in self._specs)
+        self._has_constraints = any(spec.constraint is not None for _, spec in self._specs)
+        self._bind()
+        for layer, spec in self._specs:
+            fan_in, fan_out = spec.fan
+            layer.params[spec.name][...] = spec.initializer(self.backend, self.rng, spec.shape, fan_in, fan_out,
+                                                            self.dtype)  # fmt: skip
+        for layer, spec in self._state_specs:
+            layer.state[spec.name][...] = spec.initial
+
+    def _bind(self) -> None:
+        """Hand every layer its views into the flat buffers (after build and after a device move)."""
+        views = {id(layer): ({}, {}, {}) for layer in self.layers}
+        offset = 0
+        for layer, spec in self._specs:
+            size = _prod(spec.shape)
+            views[id(layer)][0][spec.name] = self._params[offset : offset + size].reshape(spec.shape)
+            views[id(layer)][1][spec.name] = self._grads[offset : offset + size].reshape(spec.shape)
+            offset += size
+        offset = 0
+        for layer, spec in self._state_specs:
+            size = _prod(spec.shape)
+            views[id(layer)][2][spec.name] = self._state[offset : offset + size].reshape(spec.shape)
+            offset += size
+        for layer in self.layers:
+            layer.bind(self.backend, *views[id(layer)])
+            if hasattr(layer, "rng"):
+                layer.rng = self.rng
+        self._batch_buffers = {}
+
+    def compile(self, optimizer="adam", loss="cross_entropy", metrics=None) -> Sequential:
+        """Choose the optimizer and loss (objects or names) and the metrics reported by fit and evaluate.
+
+        A model ending in softmax (sigmoid) trained with cross-entropy (binary cross-entropy) on probabilities is
+        trained through the fused, stable logits form automatically.
+        """
+        self.optimizer = optimizers_mod.get(optimizer)
+        self.loss = losses_mod.get(loss)
+        self.metric_names = [metrics_mod.canonical_name(m) for m in (metrics or [])]
+        last = self.layers[-1]
+        final = getattr(last, "activation", None)
+        self._fused = bool(final is not None and not self.loss.from_logits and self.loss.fuses_with == final.kind)
+        for layer in self.layers:
+            if hasattr(layer, "emit_logits"):
+                layer.emit_logits = False
+        if self._fused:
+            last.emit_logits = True
+            self._train_loss = self.loss.logits_form()
+        else:
+            self._train_loss = self.loss
+        if self.built:
+            self.optimizer.bind(self.backend, self._params)
+        return self
+
+    # ----------------------------------------------------------------- modes and devices
+    def train(self) -> Sequential:
+        """Training mode for :meth:`__call__`: dropout and noise active, batch norm on batch statistics."""
+        self.training = True
+        return self
+
+    def eval(self) -> Sequential:
+        """Evaluation mode for :meth:`__call__`: dropout off, batch norm on running statistics."""
+        self.training = False
+        return self
+
+    @property
+    def device(self) -> str:
+        return self.backend.name
+
+    def to(self, device) -> Sequential:
+        """Move parameters, running statistics and optimizer state to another device."""
+        target = get_backend(device)
+        if target is self.backend:
+            return self
+        source = self.backend
+        self.backend = target
+        self.dtype = target.float_dtype(self.dtype_name)
+        if self.built:
+            self._params = target.asarray(source.to_numpy(self._params), self.dtype)
+            self._grads = target.asarray(source.to_numpy(self._grads), self.dtype)
+            self._state = target.asarray(source.to_numpy(self._state), self.dtype)
+            self._bind()
+        if self.optimizer is not None and self.optimizer.backend is not None:
+            old_state = {k: source.to_numpy(v) for k, v in self.optimizer.state.items()}
+            self.optimizer.bind(target, self._params)
+            for key, value in old_state.items():
+                self.optimizer.state[key][...] = target.asarray(value, self.dtype)
+        return self
+
+    # ----------------------------------------------------------------- data
+    def _features(self, X):
+        """``X`` as a 2-D array of the model's device and dtype, building the model on first sight."""
+        try:
+            X = self.backend.asarray(X, self.dtype)
+        except (TypeError, ValueError) as exc:
+            raise DTypeError(f"X must be numeric, convertible to {self.dtype_name}: {exc}") from None
+        if X.ndim == 1:
+            X = X.reshape(-1, 1)
+        if X.ndim != 2:
+            raise ShapeError(f"X must be 2-D (rows, features), got shape {tuple(X.shape)}")
+        if X.shape[0] == 0:
+            raise ShapeError("X is empty")
+        if not self.built:
+            self.build(int(X.shape[1]))
+            if self.optimizer is not None:
+                self.optimizer.bind(self.backend, self._params)
+        if X.shape[1] != self.input_dim:
+            raise ShapeError(
+                f"X has {X.shape[1]} features but the first layer ({self.layers[0].name}) expects {self.input_dim}"
+            )
+        return X
+
+    def _targets(self, y, n_rows: int):
+        """Targets prepared for the loss: int64 class indices, or float arrays shaped like the output."""
+        if self.loss is None:
+            raise ConfigurationError("call compile() before fit() or evaluate()")
+        y = self.backend.asarray(y) if not self.backend.is_native(y) else y
+        if y.shape[0] != n_rows:
+            raise ShapeError(f"X has {n_rows} rows but y has {y.shape[0]}")
+        if self.loss.class_index_targets(self.n_outputs) and y.ndim == 1:
+            if y.dtype.kind == "f":
+                if not bool((y == y.astype("int64")).all()):
+                    raise DTypeError("class labels must be integers")
+                y = y.astype("int64")
+            elif y.dtype.kind not in "iu":
+                raise DTypeError(f"class labels must be integers, got dtype {y.dtype}")
+            y = y.astype("int64", copy=False)
+            low, high = int(y.min()), int(y.max())
+            if low < 0 or high >= self.n_outputs:
+                raise ShapeError(f"class labels must lie in [0, {self.n_outputs - 1}], found {low}..{high}")
+            return self.backend.asarray(y)
+        y = self.backend.asarray(y, self.dtype)
+        if y.ndim == 1:
+            y = y.reshape(-1, 1)
+        if tuple(y.shape[1:]) != (self.n_outputs,):
+            raise ShapeError(f"y must have shape (n, {self.n_outputs}) for this model, got {tuple(y.shape)}")
+        return y
+
+    def _batch_buffer(self, key: str, like, rows: int):
+        slot = (key, rows)
+        buf = self._batch_buffers.get(slot)
+        if buf is None:
+            buf = self._batch_buffers[slot] = self.backend.empty((rows,) + tuple(like.shape[1:]), like.dtype)
+        return buf
+
+    # ----------------------------------------------------------------- the step
+    def _forward(self, x, training: bool, logits: bool = False):
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            x = layer.forward(x, training, logits) if i == last and hasattr(layer, "emit_logits") else (
+                layer.forward(x, training)
+            )  # fmt: skip
+        return x
+
+    def _backward(self, grad) -> None:
+        for i in range(len(self.layers) - 1, -1, -1):
+            grad = self.layers[i].backward(grad, need_dx=i > 0)
+
+    def _penalties(self):
+        """Add every penalty's gradient to the gradient buffer and return the summed penalty (0.0 if none)."""
+        total = 0.0
+        for layer, spec in self._specs:
+            if spec.regularizer is not None:
+                total = total + spec.regularizer.penalty(self.backend, layer.params[spec.name])
+                spec.regularizer.add_gradient(self.backend, layer.params[spec.name], layer.grads[spec.name])
+        return total
+
+    def _constrain(self) -> None:
+        for layer, spec in self._specs:
+            if spec.constraint is not None:
+                spec.constraint.apply(self.backend, layer.params[spec.name])
+
+    def train_step(self, xb, yb, weights=None):
+        """One forward, backward and optimizer step on a batch already on the device; returns the batch loss."""
+        out = self._forward(xb, True, logits=True)
+        grad = self._batch_buffer("grad", out, out.shape[0])
+        loss = self._train_loss(self.backend, out, yb, grad, weights)
+        self._backward(grad)
+        if self._has_penalties:
+            loss = loss + self._penalties()
+        self.optimizer.step(self._params, self._grads)
+        if self._has_constraints:
+            self._constrain()
+        return loss
+
+    # ----------------------------------------------------------------- fit / evaluate / predict
+    def fit(self, X, y, epochs: int = 1, batch_size: int | None = 32, shuffle: bool = True, verbose: int = 1,
+            validation_data=None, validation_split: float = 0.0, class_weight=None,
+            sample_weight=None) -> History:  # fmt: skip
+        """Train for ``epochs`` passes over ``(X, y)`` in mini-batches (``batch_size=None``: full batch)."""
+        if self.optimizer is None:
+            raise ConfigurationError("call compile() before fit()")
+        if not isinstance(epochs, int) or epochs < 0:
+            raise ConfigurationError(f"epochs must be a non-negative integer, got {epochs!r}")
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size <= 0):
+            raise ConfigurationError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+        with self.backend.scope():
+            X = self._features(X)
+            n = X.shape[0]
+            Y = self._targets(y, n)
+            self._check_finite(X, "X")
+            weights = self._sample_weights(Y, n, class_weight, sample_weight)
+            if validation_data is None and validation_split:
+                if not 0 < validation_split < 1:
+                    raise ConfigurationError(f"validation_split must be in (0, 1), got {validation_split}")
+                cut = n - int(round(n * validation_split))
+                validation_data = (X[cut:], Y[cut:])
+                X, Y, n = X[:cut], Y[:cut], cut
+                weights = None if weights is None else weights[:cut]
+            if validation_data is not None:
+                val_X = self._features(validation_data[0])
+                val_Y = self._targets(validation_data[1], val_X.shape[0])
+            batch = n if batch_size is None else min(batch_size, n)
+            history = History()
+            for epoch in range(epochs):
+                started = time.perf_counter()
+                train_loss = self._run_epoch(X, Y, weights, batch, shuffle)
+                logs = {"loss": train_loss}
+                if self.metric_names:
+                    logs.update(self._metrics(self._predict_native(X), Y))
+                if validation_data is not None:
+                    logs.update({f"val_{k}": v for k, v in self._evaluate_native(val_X, val_Y).items()})
+                logs["lr"] = self.optimizer.lr
+                logs["epoch_time"] = time.perf_counter() - started
+                history.record(epoch, logs)
+                if verbose:
+                    shown = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items() if k not in ("lr", "epoch_time"))
+                    print(f"epoch {epoch + 1}/{epochs} - {logs['epoch_time']:.2f}s - {shown}", flush=True)
+        return history
+
+    def _run_epoch(self, X, Y, weights, batch: int, shuffle: bool) -> float:
+        backend, n = self.backend, X.shape[0]
+        order = backend.permutation(self.rng, n) if shuffle else backend.arange(n)
+        total = 0.0
+        for start in range(0, n, batch):
+            index = order[start : start + batch]
+            rows = index.shape[0]
+            xb = backend.take_rows(X, index, self._batch_buffer("x", X, rows))
+            yb = backend.take_rows(Y, index, self._batch_buffer("y", Y, rows))
+            wb = None if weights is None else backend.take_rows(weights, index, self._batch_buffer("w", weights, rows))
+            total = total + self.train_step(xb, yb, wb) * rows
+        value = backend.to_float(total) / n
+        if not math.isfinite(value):
+            log.warning("training loss is not finite (%s)", value)
+        return value
+
+    def _sample_weights(self, Y, n: int, class_weight, sample_weight):
+        """Per-row weights combining ``sample_weight`` and ``class_weight`` (a dict class -> weight), or None."""
+        if class_weight is None and sample_weight is None:
+            return None
+        backend = self.backend
+        weights = backend.full((n,), 1.0, self.dtype)
+        if sample_weight is not None:
+            sw = backend.asarray(sample_weight, self.dtype).reshape(-1)
+            if sw.shape[0] != n:
+                raise ShapeError(f"sample_weight has {sw.shape[0]} entries for {n} rows")
+            weights = weights * sw
+        if class_weight is not None:
+            labels = Y if Y.ndim == 1 else (Y[:, 0] >= 0.5).astype("int64") if Y.shape[1] == 1 else Y.argmax(axis=1)
+            table = backend.full((max(self.n_outputs, 2),), 1.0, self.dtype)
+            for cls, w in dict(class_weight).items():
+                table[int(cls)] = float(w)
+            weights = weights * table[labels]
+        return backend.asarray(weights)
+
+    def _check_finite(self, X, what: str) -> None:
+        if not self.backend.all_finite(X):
+            raise ShapeError(f"{what} contains NaN or infinity")
+
+    def _metrics(self, pred, Y) -> dict:
+        return {name: metrics_mod.get(name)(pred, Y) for name in self.metric_names}
+
+    def _predict_native(self, X, batch_size: int = 1024, logits: bool = False):
+        out = self.backend.empty((X.shape[0], self.n_outputs), self.dtype)
+        for start in range(0, X.shape[0], batch_size):
+            out[start : start + batch_size] = self._forward(X[start : start + batch_size], False, logits)
+        return out
+
+    def _evaluate_native(self, X, Y) -> dict:
+        raw = self._predict_native(X, logits=self._fused)
+        grad = self.backend.empty(raw.shape, raw.dtype)
+        results = {"loss": self.backend.to_float(self._train_loss(self.backend, raw, Y, grad))}
+        pred = raw
+        if self._fused:
+            last = self.layers[-1].activation
+            pred = last(self.backend, raw)
+        results.update(self._metrics(pred, Y))
+        return results
+
+    def evaluate(self, X, y, batch_size: int = 1024) -> dict:
+        """Loss (mean over ``X``) and every compiled metric, as a dict of floats."""
+        with self.backend.scope():
+            X = self._features(X)
+            Y = self._targets(y, X.shape[0])
+            return self._evaluate_native(X, Y)
+
+    def predict(self, X, batch_size: int = 1024):
+        """The model's outputs (probabilities after softmax/sigmoid) for ``X``, as a NumPy array."""
+        with self.backend.scope():
+            return self.backend.to_numpy(self._predict_native(self._features(X), batch_size)).copy()
+
+    def predict_proba(self, X, batch_size: int = 1024):
+        """Class probabilities (the outputs of a model ending in softmax or sigmoid)."""
+        return self.predict(X, batch_size)
+
+    def predict_classes(self, X, batch_size: int = 1024):
+        """Predicted class indices: argmax of the outputs, or ``output >= 0.5`` for one sigmoid output."""
+        out = self.predict(X, batch_size)
+        return (out[:, 0] >= 0.5).astype("int64") if out.shape[1] == 1 else out.argmax(axis=1)
+
+    def __call__(self, X):
+        """Forward pass in the current mode (:meth:`train` / :meth:`eval`), returning a native array."""
+        with self.backend.scope():
+            return self._forward(self._features(X), self.training)
+
+    # ----------------------------------------------------------------- weights
+    def get_weights(self) -> list:
+        """NumPy copies in layer order: Dense ``W (n_in, n_out)`` then ``b (n_out,)``; BatchNorm ``gamma``,
+        ``beta``, ``running_mean``, ``running_var``."""
+        self._require_built()
+        out = []
+        for layer in self.layers:
+            for spec in layer.param_specs():
+                out.append(self.backend.to_numpy(layer.params[spec.name]).copy())
+            for spec in layer.state_specs():
+                out.append(self.backend.to_numpy(layer.state[spec.name]).copy())
+        return out
+
+    def set_weights(self, weights) -> None:
+        """Load arrays in :meth:`get_weights` order; every shape is checked before anything is written."""
+        self._require_built()
+        targets = []
+        for layer in self.layers:
+            targets += [(layer, layer.params, s.name, s.shape) for s in layer.param_specs()]
+            targets += [(layer, layer.state, s.name, s.shape) for s in layer.state_specs()]
+        weights = list(weights)
+        if len(weights) != len(targets):
+            raise ShapeError(f"set_weights needs {len(targets)} arrays, got {len(weights)}")
+        converted = []
+        for (layer, _, name, shape), w in zip(targets, weights, strict=True):
+            array = self.backend.asarray(w, self.dtype)
+            if tuple(array.shape) != tuple(shape):
+                raise ShapeError(f"{layer.name}.{name} must have shape {tuple(shape)}, got {tuple(array.shape)}")
+            converted.append(array)
+        for (_, store, name, _), array in zip(targets, converted, strict=True):
+            store[name][...] = array
+
+    def count_params(self) -> int:
+        self._require_built()
+        return int(self._params.shape[0])
+
+    def _require_built(self) -> None:
+        if not self.built:
+            raise NetcoreError("the model is not built yet: pass input_dim or call fit() first")
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(layer) for layer in self.layers)
+        return f"Sequential([{inner}], device={self.device!r}, dtype={self.dtype_name!r})"

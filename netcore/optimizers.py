@@ -1,0 +1,269 @@
+"""Optimizers with PyTorch's class names, parameter names, defaults and update rules.
+
+Every optimizer updates the model's single flat parameter buffer in one backend call per step (formulas in
+:mod:`backends.optimizer_kernels`, fused on numba and cupy). Its state buffers are flat too, allocated once when the
+model is compiled. ``lr`` may be changed between steps (``opt.lr = ...``) and by a learning-rate schedule.
+"""
+
+from __future__ import annotations
+
+import math
+
+from netcore._names import lookup
+from netcore.errors import ConfigurationError
+
+
+def _check(name: str, value, low: float = 0.0, high: float = math.inf, low_open: bool = False) -> float:
+    value = float(value)
+    bad = not math.isfinite(value) or value > high or (value <= low if low_open else value < low)
+    if bad:
+        bound = f"> {low}" if low_open else f">= {low}"
+        raise ConfigurationError(f"{name} must be finite and {bound}" + (f" and <= {high}" if high < math.inf else "")
+                                 + f", got {value}")  # fmt: skip
+    return value
+
+
+class Optimizer:
+    """Base class: holds hyper-parameters, the step counter and the flat state buffers."""
+
+    #: Names of the flat state buffers, in checkpoint order.
+    state_names: tuple[str, ...] = ()
+
+    def __init__(self, lr: float):
+        self.lr = _check("lr", lr, low_open=True)
+        self.initial_lr = self.lr
+        self.step_count = 0
+        self.backend = None
+        self.state: dict = {}
+
+    @property
+    def lr(self) -> float:
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._lr = _check("lr", value, low_open=True)
+
+    def hyperparameters(self) -> dict:
+        """Constructor arguments (checkpoints and ``repr``)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
+        return f"{type(self).__name__}({args})"
+
+    def bind(self, backend, params) -> None:
+        """Allocate zeroed state buffers shaped like the flat parameter buffer ``params``."""
+        self.backend = backend
+        self.state = {name: backend.zeros(params.shape, params.dtype) for name in self.active_state_names()}
+        self.tmp = backend.empty(params.shape, params.dtype)
+
+    def active_state_names(self) -> tuple[str, ...]:
+        return self.state_names
+
+    def step(self, params, grads) -> None:
+        """One in-place update of ``params`` from ``grads`` (``grads`` may be overwritten)."""
+        self.step_count += 1
+        self._update(params, grads)
+
+    def _update(self, params, grads) -> None:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """Gradient descent with optional momentum, dampening, Nesterov momentum and (L2) weight decay.
+
+    ``b = momentum b + (1 - dampening) g`` (``b = g`` on the first step); ``p -= lr (g + momentum b)`` with
+    Nesterov, else ``p -= lr b``. Full-batch gradient descent is ``fit(..., batch_size=None)``.
+    """
+
+    def __init__(self, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0,
+                 nesterov: bool = False):  # fmt: skip
+        super().__init__(lr)
+        self.momentum = _check("momentum", momentum)
+        self.dampening = _check("dampening", dampening)
+        self.weight_decay = _check("weight_decay", weight_decay)
+        self.nesterov = bool(nesterov)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ConfigurationError("Nesterov momentum requires a momentum and zero dampening")
+
+    def hyperparameters(self):
+        return dict(lr=self.lr, momentum=self.momentum, dampening=self.dampening, weight_decay=self.weight_decay,
+                    nesterov=self.nesterov)  # fmt: skip
+
+    def active_state_names(self):
+        return ("momentum_buffer",) if self.momentum else ()
+
+    def _update(self, params, grads):
+        self.backend.sgd_step(
+            params, grads, self.state.get("momentum_buffer"), self.tmp, lr=self.lr, momentum=self.momentum,
+            dampening=self.dampening, weight_decay=self.weight_decay, nesterov=self.nesterov,
+            first_step=self.step_count == 1,
+        )  # fmt: skip
+
+
+class Adam(Optimizer):
+    """Adam with bias correction, optional AMSGrad and L2 ``weight_decay`` (added to the gradient)."""
+
+    decoupled = False
+
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, amsgrad: bool = False):  # fmt: skip
+        super().__init__(lr)
+        self.betas = (_check("betas[0]", betas[0], high=1.0), _check("betas[1]", betas[1], high=1.0))
+        self.eps = _check("eps", eps)
+        self.weight_decay = _check("weight_decay", weight_decay)
+        self.amsgrad = bool(amsgrad)
+
+    def hyperparameters(self):
+        return dict(lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay, amsgrad=self.amsgrad)
+
+    def active_state_names(self):
+        return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if self.amsgrad else ())
+
+    def _update(self, params, grads):
+        s = self.state
+        self.backend.adam_step(
+            params, grads, s["exp_avg"], s["exp_avg_sq"], s.get("max_exp_avg_sq"), self.tmp, lr=self.lr,
+            beta1=self.betas[0], beta2=self.betas[1], eps=self.eps, weight_decay=self.weight_decay,
+            decoupled=self.decoupled, amsgrad=self.amsgrad, step=self.step_count,
+        )  # fmt: skip
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: ``p *= 1 - lr weight_decay`` before the Adam step."""
+
+    decoupled = True
+
+    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False):  # fmt: skip
+        super().__init__(lr, betas, eps, weight_decay, amsgrad)
+
+
+class Adagrad(Optimizer):
+    """``sum += g^2``; ``p -= lr / (1 + (t - 1) lr_decay) * g / (sqrt(sum) + eps)``."""
+
+    state_names = ("sum",)
+
+    def __init__(self, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10):  # fmt: skip
+        super().__init__(lr)
+        self.lr_decay = _check("lr_decay", lr_decay)
+        self.weight_decay = _check("weight_decay", weight_decay)
+        self.initial_accumulator_value = _check("initial_accumulator_value", initial_accumulator_value)
+        self.eps = _check("eps", eps)
+
+    def hyperparameters(self):
+        return dict(lr=self.lr, lr_decay=self.lr_decay, weight_decay=self.weight_decay,
+                    initial_accumulator_value=self.initial_accumulator_value, eps=self.eps)  # fmt: skip
+
+    def bind(self, backend, params):
+        super().bind(backend, params)
+        self.state["sum"][...] = self.initial_accumulator_value
+
+    def _update(self, params, grads):
+        self.backend.adagrad_step(
+            params, grads, self.state["sum"], self.tmp, lr=self.lr, lr_decay=self.lr_decay,
+            weight_decay=self.weight_decay, eps=self.eps, step=self.step_count,
+        )  # fmt: skip
+
+
+class RMSprop(Optimizer):
+    """``s = alpha s + (1 - alpha) g^2``; ``p -= lr g / (sqrt(s) + eps)``, optionally centered and with momentum."""
+
+    def __init__(self, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
+                 momentum: float = 0.0, centered: bool = False):  # fmt: skip
+        super().__init__(lr)
+        self.alpha = _check("alpha", alpha, high=1.0)
+        self.eps = _check("eps", eps)
+        self.weight_decay = _check("weight_decay", weight_decay)
+        self.momentum = _check("momentum", momentum)
+        self.centered = bool(centered)
+
+    def hyperparameters(self):
+        return dict(lr=self.lr, alpha=self.alpha, eps=self.eps, weight_decay=self.weight_decay,
+                    momentum=self.momentum, centered=self.centered)  # fmt: skip
+
+    def active_state_names(self):
+        names = ("square_avg",)
+        names += ("grad_avg",) if self.centered else ()
+        return names + (("momentum_buffer",) if self.momentum else ())
+
+    def _update(self, params, grads):
+        s = self.state
+        self.backend.rmsprop_step(
+            params, grads, s["square_avg"], s.get("grad_avg"), s.get("momentum_buffer"), self.tmp, lr=self.lr,
+            alpha=self.alpha, eps=self.eps, weight_decay=self.weight_decay, momentum=self.momentum,
+            centered=self.centered,
+        )  # fmt: skip
+
+
+class Adadelta(Optimizer):
+    """``s = rho s + (1 - rho) g^2``; ``d = sqrt(a + eps) / sqrt(s + eps) g``; ``a = rho a + (1 - rho) d^2``;
+    ``p -= lr d``."""
+
+    state_names = ("square_avg", "acc_delta")
+
+    def __init__(self, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0.0):
+        super().__init__(lr)
+        self.rho = _check("rho", rho, high=1.0)
+        self.eps = _check("eps", eps)
+        self.weight_decay = _check("weight_decay", weight_decay)
+
+    def hyperparameters(self):
+        return dict(lr=self.lr, rho=self.rho, eps=self.eps, weight_decay=self.weight_decay)
+
+    def _update(self, params, grads):
+        s = self.state
+        self.backend.adadelta_step(
+            params, grads, s["square_avg"], s["acc_delta"], self.tmp, lr=self.lr, rho=self.rho, eps=self.eps,
+            weight_decay=self.weight_decay,
+        )  # fmt: skip
+
+
+class NAdam(Optimizer):
+    """Adam with Nesterov momentum and the momentum schedule ``mu_t = b1 (1 - 0.5 * 0.96^(t momentum_decay))``."""
+
+    state_names = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum_decay: float = 4e-3,
+                 decoupled_weight_decay: bool = False):  # fmt: skip
+        super().__init__(lr)
+        self.betas = (_check("betas[0]", betas[0], high=1.0), _check("betas[1]", betas[1], high=1.0))
+        self.eps = _check("eps", eps)
+        self.weight_decay = _check("weight_decay", weight_decay)
+        self.momentum_decay = _check("momentum_decay", momentum_decay)
+        self.decoupled_weight_decay = bool(decoupled_weight_decay)
+        self.mu_product = 1.0
+
+    def hyperparameters(self):
+        return dict(lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay,
+                    momentum_decay=self.momentum_decay, decoupled_weight_decay=self.decoupled_weight_decay)  # fmt: skip
+
+    def _update(self, params, grads):
+        t, beta1 = self.step_count, self.betas[0]
+        mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * self.momentum_decay))
+        mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * self.momentum_decay))
+        self.mu_product *= mu
+        s = self.state
+        self.backend.nadam_step(
+            params, grads, s["exp_avg"], s["exp_avg_sq"], self.tmp, lr=self.lr, beta1=beta1, beta2=self.betas[1],
+            eps=self.eps, weight_decay=self.weight_decay, decoupled=self.decoupled_weight_decay, step=t, mu=mu,
+            mu_next=mu_next, mu_product=self.mu_product, mu_product_next=self.mu_product * mu_next,
+        )  # fmt: skip
+
+
+_FACTORIES = {
+    "sgd": SGD, "adam": Adam, "adamw": AdamW, "adagrad": Adagrad, "rmsprop": RMSprop, "adadelta": Adadelta,
+    "nadam": NAdam,
+}  # fmt: skip
+
+
+def get(spec, **kwargs) -> Optimizer:
+    """An :class:`Optimizer` from a name (with keyword arguments) or an Optimizer."""
+    if isinstance(spec, Optimizer):
+        return spec
+    if isinstance(spec, str):
+        return lookup("optimizer", spec, _FACTORIES)(**kwargs)
+    raise ConfigurationError(f"an optimizer is a name or an Optimizer, not {type(spec).__name__}")
