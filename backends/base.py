@@ -34,8 +34,8 @@ class Backend(ArrayOps, ActivationKernels, LossKernels, OptimizerKernels, LayerK
     install_hint = ""
 
     @classmethod
-    def unavailable_reason(cls) -> str | None:
-        """Why this backend cannot run here, or ``None`` when it can. Must never raise."""
+    def unavailable_reason(cls, index: int = 0) -> str | None:
+        """Why this backend (device ``index`` of it) cannot run here, or ``None`` when it can. Never raises."""
         raise NotImplementedError
 
     def __repr__(self) -> str:

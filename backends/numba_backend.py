@@ -45,7 +45,7 @@ class NumbaBackend(NumpyBackend):
     _probed = False
 
     @classmethod
-    def unavailable_reason(cls) -> str | None:
+    def unavailable_reason(cls, index: int = 0) -> str | None:
         if not cls._probed:
             cls._probed, cls._reason = True, cls._probe()
         return cls._reason
@@ -118,7 +118,8 @@ class NumbaBackend(NumpyBackend):
         if not (x.flags.c_contiguous and out.flags.c_contiguous):
             return super().dropout_forward(x, rate, rng, mask, out)
         self.random_into(rng, mask)
-        self._run(self.k.dropout_forward, x.reshape(-1), mask.reshape(-1), *self._scalars(x, rate), out.reshape(-1))
+        scalars = self._scalars(x, rate, 1 / (1 - rate))
+        self._run(self.k.dropout_forward, x.reshape(-1), mask.reshape(-1), *scalars, out.reshape(-1))
         return out
 
     # ----------------------------------------------------------------- optimizers (flat buffers)

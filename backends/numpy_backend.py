@@ -14,7 +14,7 @@ class NumpyBackend(Backend):
     xp = numpy
 
     @classmethod
-    def unavailable_reason(cls) -> str | None:
+    def unavailable_reason(cls, index: int = 0) -> str | None:
         return None
 
     def random_into(self, rng, out) -> None:

@@ -68,8 +68,7 @@ def _split(name: str) -> tuple[str, int]:
 
 
 def _unavailable(base: str, index: int) -> str | None:
-    cls = backend_class(base)
-    return cls.unavailable_reason(index) if base == "cupy" else cls.unavailable_reason()
+    return backend_class(base).unavailable_reason(index)
 
 
 def resolve(name: str) -> str:

@@ -1,0 +1,274 @@
+"""One runnable case per backend kernel, shared by the parity and fallback tests.
+
+A case is ``case(backend, rng, n, c, dtype, contiguous) -> list of NumPy arrays``: it builds the same inputs on
+any backend (from one NumPy generator), runs the kernel, and returns everything the kernel wrote or returned. With
+``contiguous=False`` the 2-D inputs are strided views of larger arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backends.activation_kernels import KINDS
+
+DIFFERENTIABLE = [k for k in KINDS if k != "step"]
+
+
+def put(backend, host, contiguous=True):
+    """``host`` on the backend; as a strided view (every other column of a wider array) when not contiguous."""
+    host = np.asarray(host)
+    if contiguous or host.ndim != 2:
+        return backend.asarray(host)
+    wide = np.zeros((host.shape[0], 2 * host.shape[1]), dtype=host.dtype)
+    wide[:, ::2] = host
+    return backend.asarray(wide)[:, ::2]
+
+
+def get(backend, *arrays):
+    return [np.asarray(backend.to_numpy(a), dtype=np.float64) for a in arrays]
+
+
+def _activation_input(rng, n, c, dtype, kind):
+    z = rng.standard_normal((n, c)) * 3
+    if kind in ("relu", "leaky_relu", "elu", "step"):
+        z = np.where(np.abs(z) < 1e-3, 0.5, z)  # away from the kink
+    return z.astype(dtype)
+
+
+def bias_activation(kind):
+    def case(backend, rng, n, c, dtype, contiguous):
+        z = put(backend, _activation_input(rng, n, c, dtype, kind), contiguous)
+        b = backend.asarray(rng.standard_normal(c).astype(dtype))
+        out = backend.empty((n, c), z.dtype)
+        backend.bias_activation(z, b, kind, 0.1, out)
+        return get(backend, z, out)
+
+    return case
+
+
+def bias_activation_in_place(kind):
+    def case(backend, rng, n, c, dtype, contiguous):
+        z = put(backend, _activation_input(rng, n, c, dtype, kind), contiguous)
+        backend.bias_activation(z, None, kind, 0.2, z)
+        return get(backend, z)
+
+    return case
+
+
+def activation_backward(kind):
+    def case(backend, rng, n, c, dtype, contiguous):
+        zh = _activation_input(rng, n, c, dtype, kind)
+        y = backend.empty((n, c), backend.float_dtype(dtype))
+        z = put(backend, zh, contiguous)
+        backend.activation_forward(z, kind, 0.1, y)
+        dy = put(backend, rng.standard_normal((n, c)).astype(dtype), contiguous)
+        out = backend.empty((n, c), y.dtype)
+        backend.activation_backward(dy, y, z, kind, 0.1, out)
+        return get(backend, out)
+
+    return case
+
+
+def column_sum(backend, rng, n, c, dtype, contiguous):
+    x = put(backend, rng.standard_normal((n, c)).astype(dtype), contiguous)
+    out = backend.empty((c,), x.dtype)
+    backend.column_sum(x, out)
+    return get(backend, out)
+
+
+def matmul(backend, rng, n, c, dtype, contiguous):
+    a = put(backend, rng.standard_normal((n, c)).astype(dtype), contiguous)
+    b = backend.asarray(rng.standard_normal((c, 5)).astype(dtype))
+    out = backend.empty((n, 5), a.dtype)
+    backend.matmul(a, b, out=out)
+    backend.matmul(a.T, out, out=backend.empty((c, 5), a.dtype))
+    return get(backend, out)
+
+
+def take_rows(backend, rng, n, c, dtype, contiguous):
+    x = backend.asarray(rng.standard_normal((n + 3, c)).astype(dtype))
+    index = backend.asarray(rng.permutation(n + 3)[:n])
+    out = backend.empty((n, c), x.dtype)
+    backend.take_rows(x, index, out)
+    return get(backend, out)
+
+
+def loss_case(kernel, targets, weights=False, **options):
+    def case(backend, rng, n, c, dtype, contiguous):
+        if kernel in ("binary_cross_entropy", "categorical_cross_entropy", "kl_divergence"):
+            logits = rng.standard_normal((n, c))
+            pred = np.exp(logits) / np.exp(logits).sum(1, keepdims=True) if kernel != "binary_cross_entropy" else (
+                1 / (1 + np.exp(-logits))
+            )  # fmt: skip
+        else:
+            pred = rng.standard_normal((n, c)) * 3
+        if targets == "index":
+            target = backend.asarray(rng.integers(0, c, n))
+        elif targets == "onehot":
+            target = backend.asarray(np.eye(c, dtype=dtype)[rng.integers(0, c, n)])
+        elif targets == "sign":
+            target = backend.asarray(rng.choice([-1.0, 1.0], (n, c)).astype(dtype))
+        elif targets == "distribution":
+            t = rng.random((n, c)) + 0.1
+            target = backend.asarray((t / t.sum(1, keepdims=True)).astype(dtype))
+        else:
+            target = backend.asarray(rng.random((n, c)).astype(dtype) if targets == "unit" else rng.standard_normal(
+                (n, c)).astype(dtype))  # fmt: skip
+        w = backend.asarray(rng.random(n).astype(dtype) + 0.5) if weights else None
+        p = put(backend, pred.astype(dtype), contiguous)
+        grad = backend.empty((n, c), p.dtype)
+        loss = getattr(backend, kernel)(p, target, grad, 1.0 / n, w, **options)
+        return get(backend, grad) + [np.array(backend.to_float(loss))]
+
+    return case
+
+
+def dropout_forward(backend, rng, n, c, dtype, contiguous):
+    x = put(backend, rng.standard_normal((n, c)).astype(dtype), contiguous)
+    mask = backend.empty((n, c), x.dtype)
+    out = backend.empty((n, c), x.dtype)
+    backend.dropout_forward(x, 0.3, backend.rng(int(rng.integers(1000))), mask, out)
+    dx = backend.dropout_backward(out, mask, backend.empty((n, c), x.dtype))
+    return get(backend, mask, out, dx)
+
+
+def gaussian_noise(backend, rng, n, c, dtype, contiguous):
+    x = put(backend, rng.standard_normal((n, c)).astype(dtype), contiguous)
+    out = backend.empty((n, c), x.dtype)
+    backend.gaussian_noise(x, 0.5, backend.rng(3), out)
+    return get(backend, out)
+
+
+def random_into(backend, rng, n, c, dtype, contiguous):
+    out = backend.empty((n, c), backend.float_dtype(dtype))
+    backend.random_into(backend.rng(int(rng.integers(1000))), out)
+    return get(backend, out)
+
+
+def batchnorm(backend, rng, n, c, dtype, contiguous):
+    n = max(n, 2)
+    x = put(backend, (rng.standard_normal((n, c)) * 2 + 1).astype(dtype), contiguous)
+    gamma = backend.asarray(rng.random(c).astype(dtype) + 0.5)
+    beta = backend.asarray(rng.standard_normal(c).astype(dtype))
+    rmean = backend.asarray(np.zeros(c, dtype))
+    rvar = backend.asarray(np.ones(c, dtype))
+    out, xhat = backend.empty((n, c), x.dtype), backend.empty((n, c), x.dtype)
+    inv_std = backend.empty((c,), x.dtype)
+    backend.batchnorm_forward_train(x, gamma, beta, rmean, rvar, out, xhat, inv_std, eps=1e-5, new_weight=0.1,
+                                    unbiased_running_var=True)  # fmt: skip
+    dy = backend.asarray(rng.standard_normal((n, c)).astype(dtype))
+    dx, dgamma, dbeta = backend.empty((n, c), x.dtype), backend.empty((c,), x.dtype), backend.empty((c,), x.dtype)
+    backend.batchnorm_backward(dy, xhat, inv_std, gamma, dx, dgamma, dbeta)
+    evaluated = backend.batchnorm_forward_eval(x, gamma, beta, rmean, rvar, backend.empty((n, c), x.dtype), eps=1e-5)
+    return get(backend, out, xhat, inv_std, rmean, rvar, dx, dgamma, dbeta, evaluated)
+
+
+def penalties(backend, rng, n, c, dtype, contiguous):
+    w = backend.asarray((rng.standard_normal((n, c)) * 4).astype(dtype))
+    g = backend.asarray(rng.standard_normal((n, c)).astype(dtype))
+    backend.add_penalty_gradient(w, g, 0.01, 0.02)
+    backend.clip_column_norms(w, 1.5)
+    return get(backend, w, g)
+
+
+OPTIMIZER_OPTIONS = {
+    "sgd_step": [
+        dict(lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False),
+        dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01, nesterov=False),
+        dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=True),
+    ],
+    "adam_step": [
+        dict(lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled=False, amsgrad=False),
+        dict(lr=1e-2, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.1, decoupled=False, amsgrad=True),
+        dict(lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1, decoupled=True, amsgrad=False),
+    ],
+    "adagrad_step": [dict(lr=0.1, lr_decay=0.01, weight_decay=0.01, eps=1e-10)],
+    "rmsprop_step": [
+        dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False),
+        dict(lr=1e-2, alpha=0.9, eps=1e-8, weight_decay=0.01, momentum=0.9, centered=True),
+    ],
+    "adadelta_step": [dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.01)],
+    "nadam_step": [
+        dict(lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled=False),
+        dict(lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1, decoupled=True),
+    ],
+}
+STATE_BUFFERS = {"sgd_step": 1, "adam_step": 3, "adagrad_step": 1, "rmsprop_step": 3, "adadelta_step": 2,
+                 "nadam_step": 2}  # fmt: skip
+
+
+def optimizer_case(kernel, options):
+    def case(backend, rng, n, c, dtype, contiguous):
+        size = n * c
+        p = backend.asarray(rng.standard_normal(size).astype(dtype))
+        states = [backend.asarray(np.zeros(size, dtype)) for _ in range(STATE_BUFFERS[kernel])]
+        tmp = backend.empty((size,), p.dtype)
+        mu_product = 1.0
+        for step in range(1, 4):
+            g = backend.asarray(rng.standard_normal(size).astype(dtype))
+            extra = {}
+            if kernel in ("adam_step", "adagrad_step", "nadam_step"):
+                extra["step"] = step
+            if kernel == "sgd_step":
+                extra["first_step"] = step == 1
+            if kernel == "nadam_step":
+                mu, mu_next = 0.9 * (1 - 0.5 * 0.96 ** (step * 4e-3)), 0.9 * (1 - 0.5 * 0.96 ** ((step + 1) * 4e-3))
+                mu_product *= mu
+                extra.update(mu=mu, mu_next=mu_next, mu_product=mu_product, mu_product_next=mu_product * mu_next)
+            getattr(backend, kernel)(p, g, *states, tmp, **options, **extra)
+        return get(backend, p, *states)
+
+    return case
+
+
+CASES = {
+    **{f"bias_activation[{k}]": bias_activation(k) for k in KINDS},
+    **{f"bias_activation_in_place[{k}]": bias_activation_in_place(k) for k in KINDS},
+    **{f"activation_backward[{k}]": activation_backward(k) for k in DIFFERENTIABLE},
+    "column_sum": column_sum,
+    "matmul": matmul,
+    "take_rows": take_rows,
+    "softmax_cross_entropy[index]": loss_case("softmax_cross_entropy", "index"),
+    "softmax_cross_entropy[index,weights,smoothing]": loss_case(
+        "softmax_cross_entropy", "index", weights=True, label_smoothing=0.1
+    ),
+    "softmax_cross_entropy[onehot,smoothing]": loss_case("softmax_cross_entropy", "onehot", label_smoothing=0.2),
+    "sigmoid_cross_entropy": loss_case("sigmoid_cross_entropy", "unit"),
+    "sigmoid_cross_entropy[pos_weight,weights]": loss_case(
+        "sigmoid_cross_entropy", "unit", pos_weight=2.5, weights=True
+    ),
+    "binary_cross_entropy": loss_case("binary_cross_entropy", "unit"),
+    "categorical_cross_entropy[index]": loss_case("categorical_cross_entropy", "index"),
+    "categorical_cross_entropy[onehot,smoothing]": loss_case(
+        "categorical_cross_entropy", "onehot", label_smoothing=0.1
+    ),
+    "kl_divergence": loss_case("kl_divergence", "distribution"),
+    "mean_squared_error[weights]": loss_case("mean_squared_error", "real", weights=True),
+    "mean_absolute_error": loss_case("mean_absolute_error", "real"),
+    "huber": loss_case("huber", "real", delta=1.5),
+    "hinge": loss_case("hinge", "sign"),
+    "multiclass_hinge": loss_case("multiclass_hinge", "index"),
+    "dropout_forward": dropout_forward,
+    "gaussian_noise": gaussian_noise,
+    "random_into": random_into,
+    "batchnorm": batchnorm,
+    "penalties": penalties,
+    **{
+        f"{kernel}[{i}]": optimizer_case(kernel, options)
+        for kernel, variants in OPTIMIZER_OPTIONS.items()
+        for i, options in enumerate(variants)
+    },
+}
+
+#: Which cases exercise each backend method (a method overridden anywhere must appear here).
+METHOD_CASES = {
+    "bias_activation": [k for k in CASES if k.startswith("bias_activation")],
+    "activation_backward": [k for k in CASES if k.startswith("activation_backward")],
+    "column_sum": ["column_sum", "batchnorm"],
+    "softmax_cross_entropy": [k for k in CASES if k.startswith("softmax_cross_entropy")],
+    "dropout_forward": ["dropout_forward"],
+    "random_into": ["random_into", "dropout_forward"],
+    **{kernel: [k for k in CASES if k.startswith(kernel)] for kernel in OPTIMIZER_OPTIONS},
+}
+#: Cases whose random draws come from a device generator on GPU backends (compared by their invariants instead).
+DEVICE_RANDOM = {"dropout_forward", "random_into"}

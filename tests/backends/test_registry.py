@@ -1,0 +1,122 @@
+"""Device selection: names, aliases, the context manager, the environment variable, and honest errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+import pytest
+
+import netcore
+from backends import registry
+
+
+@pytest.fixture(autouse=True)
+def _restore_default():
+    saved = registry._default
+    yield
+    registry._default = saved
+
+
+def test_devices_lists_every_backend_with_a_reason_when_unavailable():
+    rows = {row.name: row for row in netcore.devices()}
+    assert set(rows) == {"numpy", "numba", "cupy"}
+    assert rows["numpy"].available and rows["numpy"].reason is None
+    for row in rows.values():
+        assert row.available == (row.reason is None)
+
+
+@pytest.mark.parametrize(("alias", "expected"), [("numpy", "numpy"), ("NumPy", "numpy"), ("numba", "numba")])
+def test_names_resolve(alias, expected):
+    assert netcore.device(alias).__enter__().name == expected
+
+
+def test_cpu_prefers_numba_and_auto_never_falls_back_silently():
+    numba_ok = registry.backend_class("numba").unavailable_reason() is None
+    assert registry.resolve("cpu") == ("numba" if numba_ok else "numpy")
+    cupy_ok = registry.backend_class("cupy").unavailable_reason() is None
+    assert registry.resolve("auto") == ("cupy" if cupy_ok else registry.resolve("cpu"))
+
+
+def test_unknown_device_suggests_the_closest_name():
+    with pytest.raises(netcore.DeviceError, match="did you mean 'numba'"):
+        netcore.set_device("numbaa")
+    with pytest.raises(ValueError):  # DeviceError is a ValueError
+        netcore.set_device("nonsense")
+
+
+def test_an_unavailable_backend_raises_with_its_cause():
+    reason = registry.backend_class("cupy").unavailable_reason()
+    if reason is None:
+        pytest.skip("cupy is available here")
+    for name in ("cupy", "gpu", "cuda", "cupy:1"):
+        with pytest.raises(netcore.BackendUnavailableError, match="unavailable: "):
+            netcore.set_device(name)
+
+
+def test_set_device_and_context_manager_nest():
+    netcore.set_device("numpy")
+    assert netcore.get_device().name == "numpy"
+    with netcore.device("numba") as inner:
+        assert inner.name == "numba" and netcore.get_device() is inner
+        with netcore.device("numpy"):
+            assert netcore.get_device().name == "numpy"
+        assert netcore.get_device().name == "numba"
+    assert netcore.get_device().name == "numpy"
+
+
+def test_context_is_per_thread():
+    netcore.set_device("numpy")
+    seen = {}
+
+    def worker():
+        seen["thread"] = netcore.get_device().name
+
+    with netcore.device("numba"):
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join()
+        assert netcore.get_device().name == "numba"
+    assert seen["thread"] == "numpy"
+
+
+def test_model_is_created_on_the_active_device_and_moves():
+    from netcore.layers import Dense
+
+    with netcore.device("numpy"):
+        model = netcore.Sequential([Dense(3, "relu"), Dense(2, "softmax")], input_dim=4, seed=0)
+    assert model.device == "numpy"
+    model.compile("adam", "cross_entropy")
+    before = model.get_weights()
+    model.to("numba")
+    assert model.device == "numba"
+    for a, b in zip(before, model.get_weights(), strict=True):
+        assert (a == b).all()
+
+
+def _run(code: str, **env):
+    import os
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=120)  # fmt: skip
+
+
+def test_environment_variable_sets_the_default():
+    result = _run("import netcore; print(netcore.get_device().name)", NETCORE_DEVICE="numpy")
+    assert result.stdout.strip() == "numpy", result.stderr
+
+
+def test_import_netcore_loads_neither_numba_nor_cupy():
+    result = _run("import sys, netcore; print(sorted(m for m in ('numba', 'cupy') if m in sys.modules))")
+    assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_set_device_cupy_without_gpu_is_a_one_line_error():
+    if registry.backend_class("cupy").unavailable_reason() is None:
+        pytest.skip("cupy is available here")
+    result = _run("import netcore; netcore.set_device('cupy')")
+    assert result.returncode != 0
+    assert "BackendUnavailableError" in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "unavailable" in last and ("cupy" in last)

@@ -1,0 +1,47 @@
+"""Shared fixtures: one ``backend`` fixture over every registered backend (cupy cases marked ``gpu``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from backends import BACKENDS, get_backend
+from backends.registry import backend_class
+
+
+def _backend_param(name: str):
+    marks = [pytest.mark.gpu] if name == "cupy" else []
+    return pytest.param(name, marks=marks, id=name)
+
+
+ALL_BACKENDS = [_backend_param(name) for name in BACKENDS]
+OTHER_BACKENDS = [_backend_param(name) for name in BACKENDS if name != "numpy"]
+
+
+def require(name: str):
+    """The backend called ``name``, or a skip naming why it cannot run here."""
+    reason = backend_class(name).unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"{name} backend unavailable: {reason}")
+    return get_backend(name)
+
+
+@pytest.fixture(params=ALL_BACKENDS)
+def backend(request):
+    """Every backend that can run here; the others skip with their reason."""
+    return require(request.param)
+
+
+@pytest.fixture(params=OTHER_BACKENDS)
+def other_backend(request):
+    """Every backend but the NumPy reference, for parity tests against it."""
+    return require(request.param)
+
+
+@pytest.fixture
+def numpy_backend():
+    return get_backend("numpy")
+
+
+@pytest.fixture
+def torch():
+    return pytest.importorskip("torch", reason="PyTorch (the test oracle) is not installed")
