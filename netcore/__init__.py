@@ -20,6 +20,7 @@ from netcore.errors import (
     NetcoreError,
     ShapeError,
 )
+from netcore.gradcheck import GradientReport, check_gradients
 from netcore.model import History, Sequential
 
 __version__ = "0.1.0"
@@ -32,11 +33,13 @@ __all__ = [
     "DeviceError",
     "DeviceInfo",
     "DivergenceError",
+    "GradientReport",
     "History",
     "NetcoreError",
     "Sequential",
     "ShapeError",
     "activations",
+    "check_gradients",
     "device",
     "devices",
     "get_device",

@@ -118,7 +118,7 @@ class Dense(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_regularizer = regularizers.get(kernel_regularizer)
         self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = kernel_constraint
+        self.kernel_constraint = regularizers.get_constraint(kernel_constraint)
         if self.kernel_initializer.symmetric:
             warnings.warn(
                 f"{self.name}: a constant kernel initializer gives every unit the same weights and gradients, so "
@@ -142,8 +142,12 @@ class Dense(Layer):
 
     def config(self):
         act = self.activation
-        return {"units": self.units, "activation": act.kind, "activation_alpha": act.alpha, "use_bias": self.use_bias,
-                "name": self.name}  # fmt: skip
+        return {
+            "units": self.units, "activation": act.kind, "activation_alpha": act.alpha, "use_bias": self.use_bias,
+            "kernel_regularizer": regularizers.to_config(self.kernel_regularizer),
+            "bias_regularizer": regularizers.to_config(self.bias_regularizer),
+            "kernel_constraint": regularizers.to_config(self.kernel_constraint), "name": self.name,
+        }  # fmt: skip
 
     def forward(self, x, training, logits: bool = False):
         backend, act = self.backend, self.activation

@@ -41,6 +41,16 @@ def _prod(shape) -> int:
     return math.prod(shape)
 
 
+def _unique_names(layers) -> None:
+    """Number repeated layer names (dense, dense_1, ...) so errors and reports can name one layer."""
+    seen: dict[str, int] = {}
+    for layer in layers:
+        count = seen.get(layer.name, 0)
+        seen[layer.name] = count + 1
+        if count:
+            layer.name = f"{layer.name}_{count}"
+
+
 class Sequential:
     """A stack of layers trained end to end.
 
@@ -54,6 +64,9 @@ class Sequential:
         self.layers = list(layers)
         if not self.layers or not all(isinstance(layer, layers_mod.Layer) for layer in self.layers):
             raise ConfigurationError("Sequential needs a non-empty list of netcore layers")
+        if len({id(layer) for layer in self.layers}) != len(self.layers):
+            raise ConfigurationError("a layer object appears twice in the model; create one object per layer")
+        _unique_names(self.layers)
         self.backend = get_backend(device)
         self.dtype_name = str(dtype)
         self.dtype = self.backend.float_dtype(self.dtype_name)
@@ -264,18 +277,34 @@ class Sequential:
             if spec.constraint is not None:
                 spec.constraint.apply(self.backend, layer.params[spec.name])
 
-    def train_step(self, xb, yb, weights=None):
-        """One forward, backward and optimizer step on a batch already on the device; returns the batch loss."""
+    def loss_and_gradients(self, xb, yb, weights=None):
+        """Training-mode forward and backward on a device batch: the loss (with penalties), gradients written
+        into the model's gradient buffer. No parameter changes."""
         out = self._forward(xb, True, logits=True)
         grad = self._batch_buffer("grad", out, out.shape[0])
         loss = self._train_loss(self.backend, out, yb, grad, weights)
         self._backward(grad)
         if self._has_penalties:
             loss = loss + self._penalties()
+        return loss
+
+    def train_step(self, xb, yb, weights=None):
+        """One forward, backward and optimizer step on a batch already on the device; returns the batch loss."""
+        loss = self.loss_and_gradients(xb, yb, weights)
         self.optimizer.step(self._params, self._grads)
         if self._has_constraints:
             self._constrain()
         return loss
+
+    def train_on_batch(self, X, y, sample_weight=None) -> float:
+        """One optimizer step on ``(X, y)`` as a single batch; returns the batch loss (before the step)."""
+        if self.optimizer is None:
+            raise ConfigurationError("call compile() before train_on_batch()")
+        with self.backend.scope():
+            X = self._features(X)
+            Y = self._targets(y, X.shape[0])
+            weights = self._sample_weights(Y, X.shape[0], None, sample_weight)
+            return self.backend.to_float(self.train_step(X, Y, weights))
 
     # ----------------------------------------------------------------- fit / evaluate / predict
     def fit(self, X, y, epochs: int = 1, batch_size: int | None = 32, shuffle: bool = True, verbose: int = 1,
@@ -438,6 +467,19 @@ class Sequential:
             converted.append(array)
         for (_, store, name, _), array in zip(targets, converted, strict=True):
             store[name][...] = array
+
+    def clone(self, dtype: str | None = None, device=None) -> Sequential:
+        """A copy of this model's architecture and weights (optionally in another dtype or on another device),
+        compiled with the same loss and a fresh optimizer of the same kind."""
+        self._require_built()
+        layers = [layers_mod.from_config(type(layer).__name__, layer.config()) for layer in self.layers]
+        twin = Sequential(layers, input_dim=self.input_dim, device=device or self.backend,
+                          dtype=dtype or self.dtype_name, seed=self.seed)  # fmt: skip
+        twin.set_weights(self.get_weights())
+        if self.loss is not None:
+            optimizer = type(self.optimizer)(**self.optimizer.hyperparameters())
+            twin.compile(optimizer, losses_mod.from_config(self.loss.name, self.loss.config()), self.metric_names)
+        return twin
 
     def count_params(self) -> int:
         self._require_built()

@@ -52,8 +52,11 @@ def L1L2(l1: float = 0.01, l2: float = 0.01) -> Regularizer:  # noqa: N802
 
 
 def get(spec) -> Regularizer | None:
+    """A :class:`Regularizer` from None, a name, a config dict or a Regularizer."""
     if spec is None or isinstance(spec, Regularizer):
         return spec
+    if isinstance(spec, dict):
+        return Regularizer(**spec)
     if isinstance(spec, str):
         return lookup("regularizer", spec, {"l1": L1, "l2": L2, "l1_l2": L1L2, "l1l2": L1L2})()
     raise ConfigurationError(f"a regularizer is a name or a Regularizer, not {type(spec).__name__}")
@@ -71,3 +74,17 @@ class MaxNorm:
 
     def apply(self, backend, w) -> None:
         backend.clip_column_norms(w, self.max_value)
+
+
+def get_constraint(spec) -> MaxNorm | None:
+    """A :class:`MaxNorm` from None, a config dict or a MaxNorm."""
+    if spec is None or isinstance(spec, MaxNorm):
+        return spec
+    if isinstance(spec, dict):
+        return MaxNorm(**spec)
+    raise ConfigurationError(f"a constraint is a MaxNorm, not {type(spec).__name__}")
+
+
+def to_config(obj) -> dict | None:
+    """The constructor arguments of a regularizer or constraint (None stays None)."""
+    return None if obj is None else dict(vars(obj))

@@ -39,5 +39,7 @@ def _check_device_random(name, outputs):
         assert ((u >= 0) & (u < 1)).all()
     else:
         mask, out, dx = outputs
-        assert set(np.unique(mask)) <= {0.0, 1 / 0.7} or np.allclose(np.unique(mask), [0, 1 / 0.7][: len(np.unique(mask))])
+        assert set(np.unique(mask)) <= {0.0, 1 / 0.7} or np.allclose(
+            np.unique(mask), [0, 1 / 0.7][: len(np.unique(mask))]
+        )
         np.testing.assert_allclose(dx, out * mask, rtol=1e-5, atol=1e-6)

@@ -42,8 +42,9 @@ def test_digits_on_other_backends_matches_numpy(numpy_run, name):
 
 
 def test_same_seed_same_initial_weights_on_every_backend(backend):
-    make = lambda device: netcore.Sequential([Dense(7, "tanh"), Dense(3, "softmax")], input_dim=5, device=device,
-                                             seed=42)  # fmt: skip
+    def make(device):
+        return netcore.Sequential([Dense(7, "tanh"), Dense(3, "softmax")], input_dim=5, device=device, seed=42)
+
     for a, b in zip(make("numpy").get_weights(), make(backend.name).get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
 
