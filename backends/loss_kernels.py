@@ -29,6 +29,18 @@ class LossKernels:
         grad *= w * scale
         return (per_element * w).sum() * scale
 
+    def _log(self, x):
+        """``max(log x, -100)``, without evaluating log(0)."""
+        xp = self.xp
+        positive = x > 0
+        return xp.where(positive, xp.maximum(xp.log(xp.where(positive, x, 1)), LOG_CLAMP), LOG_CLAMP)
+
+    def _log1m(self, x):
+        """``max(log(1 - x), -100)``, without evaluating log(0)."""
+        xp = self.xp
+        below = x < 1
+        return xp.where(below, xp.maximum(xp.log1p(-xp.where(below, x, 0)), LOG_CLAMP), LOG_CLAMP)
+
     def _smoothed_targets(self, target, n_classes: int, dtype, label_smoothing: float):
         """Class-probability targets ``q = (1 - eps) * t + eps / C``, from class indices or probability rows."""
         xp = self.xp
@@ -73,8 +85,7 @@ class LossKernels:
     def binary_cross_entropy(self, pred, target, grad, scale, weights=None):
         """``l = -(t log p + (1 - t) log(1 - p))`` with logs clamped at -100, as PyTorch's BCELoss."""
         xp = self.xp
-        log_p = xp.maximum(xp.log(pred), LOG_CLAMP)
-        log_1mp = xp.maximum(xp.log1p(-pred), LOG_CLAMP)
+        log_p, log_1mp = self._log(pred), self._log1m(pred)
         grad[...] = (pred - target) / xp.maximum(pred * (1 - pred), GRAD_EPS)
         return self._reduce(-(target * log_p + (1 - target) * log_1mp), grad, scale, weights)
 
@@ -83,14 +94,14 @@ class LossKernels:
         xp = self.xp
         q = self._smoothed_targets(target, pred.shape[1], pred.dtype, label_smoothing)
         grad[...] = -q / xp.maximum(pred, GRAD_EPS)
-        return self._reduce(-(q * xp.maximum(xp.log(pred), LOG_CLAMP)), grad, scale, weights)
+        return self._reduce(-(q * self._log(pred)), grad, scale, weights)
 
     def kl_divergence(self, pred, target, grad, scale, weights=None):
         """``l_i = sum_j t_ij (log t_ij - log p_ij)`` with ``0 log 0 = 0`` (Keras's KLDivergence on probabilities)."""
         xp = self.xp
         log_t = xp.where(target > 0, xp.log(xp.where(target > 0, target, 1)), 0)
         grad[...] = -target / xp.maximum(pred, GRAD_EPS)
-        return self._reduce(target * (log_t - xp.maximum(xp.log(pred), LOG_CLAMP)), grad, scale, weights)
+        return self._reduce(target * (log_t - self._log(pred)), grad, scale, weights)
 
     def mean_squared_error(self, pred, target, grad, scale, weights=None):
         """``l = (p - t)^2``."""

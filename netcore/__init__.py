@@ -9,7 +9,7 @@ Numba-compiled kernels, or CuPy on CUDA GPUs.
 """
 
 from backends import DeviceInfo, device, devices, get_device, set_device
-from netcore import activations, initializers, layers, losses, metrics, optimizers, regularizers
+from netcore import activations, initializers, layers, losses, metrics, optimizers, regularizers, schedules
 from netcore.errors import (
     BackendUnavailableError,
     CheckpointError,
@@ -49,5 +49,6 @@ __all__ = [
     "metrics",
     "optimizers",
     "regularizers",
+    "schedules",
     "set_device",
 ]

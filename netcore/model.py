@@ -75,6 +75,8 @@ class Sequential:
         self.input_dim = None
         self.optimizer = None
         self.loss = None
+        self.schedule = None
+        self.epochs_trained = 0
         self.metric_names: list[str] = []
         self.training = True
         self._fused = False
@@ -135,14 +137,16 @@ class Sequential:
                 layer.rng = self.rng
         self._batch_buffers = {}
 
-    def compile(self, optimizer="adam", loss="cross_entropy", metrics=None) -> Sequential:
-        """Choose the optimizer and loss (objects or names) and the metrics reported by fit and evaluate.
+    def compile(self, optimizer="adam", loss="cross_entropy", metrics=None, schedule=None) -> Sequential:
+        """Choose the optimizer and loss (objects or names), the metrics reported by fit and evaluate, and an
+        optional learning-rate schedule (:mod:`netcore.schedules`).
 
         A model ending in softmax (sigmoid) trained with cross-entropy (binary cross-entropy) on probabilities is
         trained through the fused, stable logits form automatically.
         """
         self.optimizer = optimizers_mod.get(optimizer)
         self.loss = losses_mod.get(loss)
+        self.schedule = schedule
         self.metric_names = [metrics_mod.canonical_name(m) for m in (metrics or [])]
         last = self.layers[-1]
         final = getattr(last, "activation", None)
@@ -291,6 +295,8 @@ class Sequential:
     def train_step(self, xb, yb, weights=None):
         """One forward, backward and optimizer step on a batch already on the device; returns the batch loss."""
         loss = self.loss_and_gradients(xb, yb, weights)
+        if self.schedule is not None and self.schedule.per == "step":
+            self.optimizer.lr = self.schedule.lr(self.optimizer.initial_lr, self.optimizer.step_count)
         self.optimizer.step(self._params, self._grads)
         if self._has_constraints:
             self._constrain()
@@ -337,6 +343,8 @@ class Sequential:
             history = History()
             for epoch in range(epochs):
                 started = time.perf_counter()
+                if self.schedule is not None and self.schedule.per == "epoch":
+                    self.optimizer.lr = self.schedule.lr(self.optimizer.initial_lr, self.epochs_trained)
                 train_loss = self._run_epoch(X, Y, weights, batch, shuffle)
                 logs = {"loss": train_loss}
                 if self.metric_names:
@@ -345,6 +353,7 @@ class Sequential:
                     logs.update({f"val_{k}": v for k, v in self._evaluate_native(val_X, val_Y).items()})
                 logs["lr"] = self.optimizer.lr
                 logs["epoch_time"] = time.perf_counter() - started
+                self.epochs_trained += 1
                 history.record(epoch, logs)
                 if verbose:
                     shown = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items() if k not in ("lr", "epoch_time"))
