@@ -57,7 +57,10 @@ class ArrayOps:
         return self.xp.array(x, copy=True)
 
     def all_finite(self, x) -> bool:
-        return bool(self.xp.isfinite(x).all())
+        """True when ``x`` holds no NaN or infinity (min and max propagate both; two passes, no temporary)."""
+        if x.size == 0:
+            return True
+        return bool(self.xp.isfinite(x.min()) and self.xp.isfinite(x.max()))
 
     # ----------------------------------------------------------------- the seeded generator
     # Draws happen on the host with NumPy's PCG64 and are then copied to the device, so one seed gives the same

@@ -2,15 +2,14 @@
 
 Each kernel here overrides the base method of the same name (whose array expression is the formula it implements)
 and fuses what NumPy would do in several passes into one. Kernels compile on first use and are cached on disk
-(``cache=True``). They are compiled with ``parallel=True`` because that lets LLVM vectorise the loops, but run on
-``NETCORE_NUMBA_THREADS`` threads (default 1): BLAS owns the cores, and two thread pools that hand the cores back and
-forth several times per step make training many times slower.
+(``cache=True``). They run on the calling thread, vectorised: BLAS owns the cores for the matrix products, and a
+second thread pool handing the cores back and forth several times per step makes training far slower (and slows
+any PyTorch or OpenMP code in the same process).
 """
 
 from __future__ import annotations
 
 import math
-import os
 
 from backends.numpy_backend import NumpyBackend
 
@@ -62,25 +61,13 @@ class NumbaBackend(NumpyBackend):
             return f"numba failed to compile a test kernel: {type(exc).__name__}: {exc}"
         return None
 
-    def __init__(self, threads: int | None = None):
+    def __init__(self):
         self.k = _load_kernels()
-        import numba
-
-        wanted = threads or int(os.environ.get("NETCORE_NUMBA_THREADS", "1"))
-        self.threads = max(1, min(wanted, numba.config.NUMBA_NUM_THREADS))
 
     def _scalars(self, x, *values):
         """Per-step scalars as the array's dtype, so float32 kernels stay in float32 lanes."""
         cast = x.dtype.type
         return tuple(cast(v) for v in values)
-
-    def _run(self, kernel, *args):
-        """Call a kernel on this backend's thread count (numba's setting is per calling thread)."""
-        from numba import get_num_threads, set_num_threads
-
-        if get_num_threads() != self.threads:
-            set_num_threads(self.threads)
-        return kernel(*args)
 
     # ----------------------------------------------------------------- activations
     def bias_activation(self, z, b, kind, alpha, out):
@@ -88,7 +75,7 @@ class NumbaBackend(NumpyBackend):
         if code is None or z.ndim != 2 or not z.flags.c_contiguous or not out.flags.c_contiguous:
             return super().bias_activation(z, b, kind, alpha, out)
         bias = b if b is not None else z[0, :0]
-        self._run(self.k.bias_activation, z, bias, b is not None, code, *self._scalars(z, alpha), out)
+        self.k.bias_activation(z, bias, b is not None, code, *self._scalars(z, alpha), out)
         return out
 
     def activation_backward(self, dy, y, z, kind, alpha, out):
@@ -96,14 +83,14 @@ class NumbaBackend(NumpyBackend):
         if code is None or dy.ndim != 2 or not (dy.flags.c_contiguous and y.flags.c_contiguous):
             return super().activation_backward(dy, y, z, kind, alpha, out)
         pre = z if z is not None else y
-        self._run(self.k.activation_backward, dy, y, pre, code, *self._scalars(dy, alpha), out)
+        self.k.activation_backward(dy, y, pre, code, *self._scalars(dy, alpha), out)
         return out
 
     # ----------------------------------------------------------------- products
     def column_sum(self, x, out):
         if x.ndim != 2 or not x.flags.c_contiguous:
             return super().column_sum(x, out)
-        self._run(self.k.column_sum, x, out)
+        self.k.column_sum(x, out)
         return out
 
     # ----------------------------------------------------------------- losses
@@ -111,7 +98,7 @@ class NumbaBackend(NumpyBackend):
         if target.ndim != 1 or not logits.flags.c_contiguous:
             return super().softmax_cross_entropy(logits, target, grad, scale, weights, label_smoothing)
         w = weights if weights is not None else logits[0, :0]
-        return self._run(self.k.softmax_cross_entropy, logits, target, grad, float(scale), w, float(label_smoothing))
+        return self.k.softmax_cross_entropy(logits, target, grad, float(scale), w, float(label_smoothing))
 
     # ----------------------------------------------------------------- dropout
     def dropout_forward(self, x, rate, rng, mask, out):
@@ -119,13 +106,13 @@ class NumbaBackend(NumpyBackend):
             return super().dropout_forward(x, rate, rng, mask, out)
         self.random_into(rng, mask)
         scalars = self._scalars(x, rate, 1 / (1 - rate))
-        self._run(self.k.dropout_forward, x.reshape(-1), mask.reshape(-1), *scalars, out.reshape(-1))
+        self.k.dropout_forward(x.reshape(-1), mask.reshape(-1), *scalars, out.reshape(-1))
         return out
 
     # ----------------------------------------------------------------- optimizers (flat buffers)
     def sgd_step(self, p, g, buf, tmp, *, lr, momentum, dampening, weight_decay, nesterov, first_step):
         scalars = self._scalars(p, lr, momentum, dampening, weight_decay)
-        self._run(self.k.sgd_step, p, g, _or(buf, tmp), *scalars, nesterov, first_step)
+        self.k.sgd_step(p, g, _or(buf, tmp), *scalars, nesterov, first_step)
 
     def adam_step(self, p, g, m, v, vmax, tmp, *, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, step):
         step_size = lr / (1 - beta1**step)
@@ -133,18 +120,18 @@ class NumbaBackend(NumpyBackend):
         decay = 1 - lr * weight_decay if decoupled else 1.0
         l2 = 0.0 if decoupled else weight_decay
         scalars = self._scalars(p, beta1, beta2, eps, l2, decay, step_size, inv_bc2_sqrt)
-        self._run(self.k.adam_step, p, g, m, v, _or(vmax, tmp), *scalars, amsgrad)
+        self.k.adam_step(p, g, m, v, _or(vmax, tmp), *scalars, amsgrad)
 
     def adagrad_step(self, p, g, state_sum, tmp, *, lr, lr_decay, weight_decay, eps, step):
         clr = lr / (1 + (step - 1) * lr_decay)
-        self._run(self.k.adagrad_step, p, g, state_sum, *self._scalars(p, clr, weight_decay, eps))
+        self.k.adagrad_step(p, g, state_sum, *self._scalars(p, clr, weight_decay, eps))
 
     def rmsprop_step(self, p, g, square_avg, grad_avg, buf, tmp, *, lr, alpha, eps, weight_decay, momentum, centered):
         scalars = self._scalars(p, lr, alpha, eps, weight_decay, momentum)
-        self._run(self.k.rmsprop_step, p, g, square_avg, _or(grad_avg, tmp), _or(buf, tmp), *scalars, centered)
+        self.k.rmsprop_step(p, g, square_avg, _or(grad_avg, tmp), _or(buf, tmp), *scalars, centered)
 
     def adadelta_step(self, p, g, square_avg, acc_delta, tmp, *, lr, rho, eps, weight_decay):
-        self._run(self.k.adadelta_step, p, g, square_avg, acc_delta, *self._scalars(p, lr, rho, eps, weight_decay))
+        self.k.adadelta_step(p, g, square_avg, acc_delta, *self._scalars(p, lr, rho, eps, weight_decay))
 
     def nadam_step(self, p, g, m, v, tmp, *, lr, beta1, beta2, eps, weight_decay, decoupled, step, mu, mu_next,
                    mu_product, mu_product_next):  # fmt: skip
@@ -153,4 +140,4 @@ class NumbaBackend(NumpyBackend):
         g_coef = lr * (1 - mu) / (1 - mu_product)
         m_coef = lr * mu_next / (1 - mu_product_next)
         scalars = self._scalars(p, beta1, beta2, eps, l2, decay, 1 / (1 - beta2**step), g_coef, m_coef)
-        self._run(self.k.nadam_step, p, g, m, v, *scalars)
+        self.k.nadam_step(p, g, m, v, *scalars)

@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("devices", help="list the backends and whether each can run here")
 
+    bench = commands.add_parser("bench", help="compare netcore with PyTorch and the GEMM floor on a workload")
+    from benchmarks.compare import build_parser as bench_parser
+
+    bench_parser(bench)
+
     train = commands.add_parser("train", help="train a dense network on a bundled data set")
     train.add_argument("--dataset", default="digits", choices=datasets.NAMES)
     train.add_argument("--device", default=None, help="numpy, numba, cupy[:N], cpu, gpu or auto (default: auto)")
@@ -143,11 +148,17 @@ def _train(args) -> int:
     return 0
 
 
+def _bench(args) -> int:
+    from benchmarks.compare import run
+
+    return run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="netcore: %(message)s")
     try:
-        return {"devices": _devices, "train": _train}[args.command](args)
+        return {"devices": _devices, "train": _train, "bench": _bench}[args.command](args)
     except NetcoreError as exc:
         print(f"netcore: error: {exc}", file=sys.stderr)
         return 2

@@ -156,7 +156,9 @@ class Dense(Layer):
         n = x.shape[0]
         z = self.buffer("z", n, self.units, x.dtype)
         backend.matmul(x, self.params["W"], out=z)
-        y = self.buffer("y", n, self.units, x.dtype) if act.needs_preactivation else z
+        # The output gets its own buffer: in-place element-wise kernels cannot be vectorised by a compiler that must
+        # assume the input and output overlap.
+        y = z if act.kind == "linear" else self.buffer("y", n, self.units, x.dtype)
         backend.bias_activation(z, self.params.get("b"), act.kind, act.alpha, y)
         if training:
             if not act.differentiable:
@@ -170,7 +172,11 @@ class Dense(Layer):
     def backward(self, dy, need_dx):
         backend = self.backend
         x, y, z, act = self._cache
-        dz = backend.activation_backward(dy, y, z, act.kind, act.alpha, out=dy)
+        if act.kind == "linear":
+            dz = dy
+        else:
+            dz = self.buffer("dz", dy.shape[0], self.units, dy.dtype)
+            backend.activation_backward(dy, y, z, act.kind, act.alpha, dz)
         backend.matmul(x.T, dz, out=self.grads["W"])
         if self.use_bias:
             backend.column_sum(dz, out=self.grads["b"])
@@ -210,7 +216,8 @@ class Activation(Layer):
         act = self.activation
         if self.emit_logits:
             return dy
-        return self.backend.activation_backward(dy, y, x, act.kind, act.alpha, out=dy)
+        dx = self.buffer("dx", dy.shape[0], self.n_in, dy.dtype)
+        return self.backend.activation_backward(dy, y, x, act.kind, act.alpha, dx)
 
 
 class Dropout(Layer):

@@ -1,0 +1,2 @@
+"""netcore's benchmark suite (``pytest benchmarks/ --benchmark-only``) and side-by-side comparison harness
+(``netcore bench`` / ``python -m benchmarks.compare``)."""

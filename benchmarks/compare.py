@@ -1,0 +1,235 @@
+"""Side-by-side comparison of one workload in one process: netcore on each backend, PyTorch with the same thread
+count, scikit-learn (W1), plain NumPy/CuPy, and the GEMM floor. ``netcore bench`` and ``python -m benchmarks.compare``.
+
+Repetitions are interleaved (every contender once, then again), so a noisy neighbour slows all of them alike, and
+each contender's median is reported with its ratios to PyTorch and to the floors measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+from benchmarks import contenders as c
+from benchmarks.workloads import WORKLOADS, Workload
+
+#: Seconds of quiet before each timed run, so the thread pools of the previous contender (OpenBLAS, OpenMP, Numba)
+#: have stopped spinning and do not steal the cores from the next one.
+PAUSE = 0.5
+
+
+def contender_table(workload: Workload) -> dict:
+    """Name -> setup for every contender of this workload, in display order."""
+    if workload.device == "cpu":
+        return {
+            "netcore numba": c.netcore_runner("numba"),
+            "netcore numpy": c.netcore_runner("numpy"),
+            "pytorch": c.torch_runner(),
+            "plain numpy": c.plain_array_runner("numpy"),
+            "scikit-learn": c.sklearn_runner,
+            "gemm at workload shapes": c.gemm_at_shapes_runner,
+        }
+    return {
+        "netcore cupy": c.netcore_runner("cupy"),
+        "netcore cupy graph": c.netcore_runner("cupy", graph=True),
+        "pytorch eager": c.torch_runner(),
+        "pytorch cuda graph": c.torch_runner(graph=True),
+        "pytorch eager tf32": c.torch_runner(tf32=True),
+        "plain cupy": c.plain_array_runner("cupy"),
+        "gemm at workload shapes": c.gemm_at_shapes_runner,
+    }
+
+
+def machine() -> dict:
+    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(), "python": platform.python_version()}  # fmt: skip
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    info["processor"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        import cupy
+
+        info["gpu"] = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    except Exception:  # no GPU or no cupy: the report simply has no gpu entry
+        pass
+    return info
+
+
+def measure(workload: Workload, names: list[str] | None = None, repeats: int = 3, log=print) -> dict:
+    """Time every contender ``repeats`` times, interleaved; return the report (also what ``--json`` writes)."""
+    threads = c.os_threads()
+    table = contender_table(workload)
+    selected = {k: v for k, v in table.items() if names is None or k in names}
+    runs, notes = {}, {}
+    for name, setup in selected.items():
+        try:
+            runs[name] = setup(workload, threads)
+        except c.Skip as exc:
+            notes[name] = str(exc)
+            log(f"  skipped {name}: {exc}")
+    per_unit = c.GPU_BLOCK if workload.device == "gpu" else 1
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    rates = []
+    for _ in range(repeats):
+        rates.append(c.square_gemm_rate(workload))
+        for name, run in runs.items():
+            time.sleep(PAUSE)
+            started = time.perf_counter()
+            run()
+            times[name].append((time.perf_counter() - started) / per_unit)
+    rate = statistics.median(rates)
+    floor = workload.flops() / rate
+    shapes = statistics.median(times["gemm at workload shapes"]) if "gemm at workload shapes" in times else None
+    torch_name = "pytorch" if "pytorch" in times else "pytorch eager"
+    reference = statistics.median(times[torch_name]) if torch_name in times else None
+    rows = []
+    for name, samples in times.items():
+        median = statistics.median(samples)
+        rows.append({
+            "name": name, "median_s": median, "min_s": min(samples), "samples_s": samples,
+            "vs_pytorch": median / reference if reference else None, "vs_floor": median / floor,
+            "vs_gemm_at_shapes": median / shapes if shapes else None,
+        })  # fmt: skip
+    return {
+        "workload": workload.name, "sizes": list(workload.sizes), "batch": workload.batch, "rows": workload.rows,
+        "unit": workload.unit, "threads": threads, "repeats": repeats, "machine": machine(),
+        "sgemm_flops": rate, "gemm_floor_s": floor, "gemm_at_shapes_s": shapes,
+        "gemm_at_shapes_flops": workload.flops() / shapes if shapes else None, "results": rows, "skipped": notes,
+    }  # fmt: skip
+
+
+def format_table(report: dict) -> str:
+    gpu = report["unit"] == "step"
+    unit, scale = ("ms/step", 1e3) if gpu else ("s/epoch", 1.0)
+    lines = [
+        f"{report['workload']} {'-'.join(map(str, report['sizes']))}, batch {report['batch']}"
+        + ("" if gpu else f", {report['rows']} rows") + f"; {report['machine'].get('processor', '')}"
+        + f"; {report['threads']} BLAS threads; median of {report['repeats']}",
+        f"sgemm {report['sgemm_flops'] / 1e9:.1f} GFLOP/s; GEMM floor {report['gemm_floor_s'] * scale:.3f} {unit}"
+        + (f"; GEMMs at the workload's shapes {report['gemm_at_shapes_s'] * scale:.3f} {unit} "
+           f"({report['gemm_at_shapes_flops'] / 1e9:.1f} GFLOP/s)" if report["gemm_at_shapes_s"] else ""),
+        f"{'contender':26} {unit:>10} {'x pytorch':>10} {'x floor':>9} {'x gemm@shapes':>14}",
+    ]  # fmt: skip
+    for row in report["results"]:
+        fmt = lambda v: f"{v:.2f}" if v is not None else "-"  # noqa: E731
+        lines.append(f"{row['name']:26} {row['median_s'] * scale:10.3f} {fmt(row['vs_pytorch']):>10} "
+                     f"{row['vs_floor']:9.2f} {fmt(row['vs_gemm_at_shapes']):>14}")  # fmt: skip
+    for name, why in report["skipped"].items():
+        lines.append(f"{name:26} skipped: {why}")
+    return "\n".join(lines)
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SystemExit("netcore: error: plotting needs matplotlib: pip install 'netcore-nn[plot]'") from None
+    return plt
+
+
+def plot_bars(report: dict, path: str) -> None:
+    plt = _pyplot()
+    gpu = report["unit"] == "step"
+    scale, unit = (1e3, "ms per step") if gpu else (1.0, "seconds per epoch")
+    names = [row["name"] for row in report["results"]] + ["GEMM floor"]
+    values = [row["median_s"] * scale for row in report["results"]] + [report["gemm_floor_s"] * scale]
+    colours = ["tab:blue" if n.startswith("netcore") else "tab:orange" if n.startswith("pytorch") else "tab:gray"
+               for n in names]  # fmt: skip
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(names) + 1.5))
+    ax.barh(names[::-1], values[::-1], color=colours[::-1])
+    for y, v in enumerate(values[::-1]):
+        ax.text(v, y, f" {v:.3g}", va="center")
+    ax.set_xlabel(unit)
+    ax.set_title(f"{report['workload']} ({report['machine'].get('processor', '')})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def sweep(workload: Workload, repeats: int, log=print) -> list[dict]:
+    """Cost against work: batch sizes and widths around the workload, netcore and PyTorch side by side."""
+    points = []
+    hidden = workload.sizes[1:-1]
+    variants = [(b, hidden) for b in (32, 64, 128, 256, 512)] + [
+        (workload.batch, tuple(max(1, h * f // 4) for h in hidden)) for f in (1, 2, 8)
+    ]
+    names = [n for n in contender_table(workload) if n.startswith(("netcore", "pytorch")) and "tf32" not in n]
+    rows = min(workload.rows, 20_000) if workload.unit == "epoch" else None
+    for batch, widths in variants:
+        scaled = workload.scaled(rows=rows, batch=batch, hidden=widths)
+        log(f"  sweep: batch {batch}, hidden {widths}")
+        report = measure(scaled, names + ["gemm at workload shapes"], repeats, log=lambda *_: None)
+        points.append({"batch": batch, "hidden": list(widths), "gflop": scaled.flops() / 1e9,
+                       "results": {r["name"]: r["median_s"] for r in report["results"]}})  # fmt: skip
+    return points
+
+
+def plot_sweep(points: list[dict], path: str, unit: str) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name in points[0]["results"]:
+        xs = [p["gflop"] for p in points if name in p["results"]]
+        ys = [p["results"][name] for p in points if name in p["results"]]
+        ax.loglog(xs, ys, "o-", label=name)
+    ax.set_xlabel("GFLOP of matrix products per " + unit)
+    ax.set_ylabel(f"seconds per {unit}")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__)
+    parser.add_argument("--workload", default="W1", choices=sorted(WORKLOADS))
+    parser.add_argument("--rows", type=int, default=None, help="rows per epoch (W1; default 60000)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", default=None, help="comma-separated contender names")
+    parser.add_argument("--json", dest="json_path", default=None, help="write the report as JSON here")
+    parser.add_argument("--plot", dest="plot_path", default=None, help="write a PNG bar chart here")
+    parser.add_argument("--sweep", action="store_true", help="also vary batch size and width; plot cost vs work")
+    return parser
+
+
+def run(args) -> int:
+    workload = WORKLOADS[args.workload]
+    if args.rows:
+        workload = workload.scaled(rows=args.rows)
+    if args.repeats < 1:
+        raise SystemExit("netcore: error: --repeats must be at least 1")
+    names = [n.strip() for n in args.only.split(",")] if args.only else None
+    report = measure(workload, names, args.repeats, log=lambda msg: print(msg, file=sys.stderr))
+    print(format_table(report))
+    if args.sweep:
+        report["sweep"] = sweep(workload, args.repeats, log=lambda msg: print(msg, file=sys.stderr))
+        path = (args.plot_path or f"{workload.name}.png").removesuffix(".png") + "-sweep.png"
+        plot_sweep(report["sweep"], path, workload.unit)
+        print(f"sweep plot written to {path}")
+    if args.json_path:
+        with open(args.json_path, "w") as handle:
+            json.dump(report, handle, indent=2)
+    if args.plot_path:
+        plot_bars(report, args.plot_path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,282 @@
+"""Everything the comparison harness times, each as ``setup(workload, threads) -> run`` where ``run()`` performs one
+timed unit (an epoch on the CPU, a block of steps on the GPU) and returns only when the work is done.
+
+A contender that cannot run here raises :class:`Skip` with the reason, which the harness prints as a note.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+
+import numpy as np
+
+from benchmarks.workloads import Workload
+
+#: GPU steps per timed block (time per step = block time / this).
+GPU_BLOCK = 100
+
+
+class Skip(Exception):  # noqa: N818 - it is not an error: the contender is skipped
+    """This contender cannot run here; the message says why."""
+
+
+def os_threads() -> int:
+    """Threads NumPy's BLAS uses (PyTorch is given the same count)."""
+    try:
+        from threadpoolctl import threadpool_info
+
+        counts = [info["num_threads"] for info in threadpool_info() if info.get("user_api") == "blas"]
+        if counts:
+            return max(counts)
+    except ImportError:
+        pass
+    return os.cpu_count() or 1
+
+
+# ----------------------------------------------------------------------------------------------- netcore
+def netcore_runner(device: str, graph: bool = False):
+    def setup(workload: Workload, threads: int):
+        import netcore
+        from backends.registry import backend_class, resolve
+        from netcore.layers import Dense
+
+        name = device.split(":")[0]
+        reason = backend_class(resolve(name).split(":")[0]).unavailable_reason()
+        if reason is not None:
+            raise Skip(reason)
+        layers = [Dense(w, "relu") for w in workload.sizes[1:-1]] + [Dense(workload.sizes[-1], "softmax")]
+        model = netcore.Sequential(layers, input_dim=workload.sizes[0], device=device, seed=0)
+        model.compile(netcore.optimizers.Adam(lr=1e-3), "cross_entropy")
+        X, y = workload.data()
+        if workload.unit == "epoch":
+            warm = workload.batch * 3 + workload.rows % workload.batch  # both batch sizes the epoch will see
+            model.fit(X[:warm], y[:warm], epochs=1, batch_size=workload.batch, verbose=0)
+
+            def run():
+                model.fit(X, y, epochs=1, batch_size=workload.batch, verbose=0)
+
+            return run
+        backend = model.backend
+        with backend.scope():
+            Xd, yd = model._features(X), model._targets(y, X.shape[0])
+            step = model.compiled_step(Xd, yd) if graph else (lambda: model.train_step(Xd, yd))
+            for _ in range(10):
+                step()
+            backend.synchronize()
+
+        def run():
+            with backend.scope():
+                for _ in range(GPU_BLOCK):
+                    step()
+                backend.synchronize()
+
+        return run
+
+    return setup
+
+
+# ----------------------------------------------------------------------------------------------- PyTorch
+def torch_runner(graph: bool = False, tf32: bool = False):
+    def setup(workload: Workload, threads: int):
+        try:
+            import torch
+        except ImportError:
+            raise Skip("PyTorch is not installed (pip install torch==2.13.0)") from None
+        cuda = workload.device == "gpu"
+        if cuda and not torch.cuda.is_available():
+            raise Skip("PyTorch sees no CUDA device")
+        torch.set_num_threads(threads)
+        torch.manual_seed(0)
+        dev = "cuda" if cuda else "cpu"
+        if cuda:
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+        layers = []
+        for i, (a, b) in enumerate(zip(workload.sizes[:-1], workload.sizes[1:], strict=True)):
+            layers.append(torch.nn.Linear(a, b))
+            if i < len(workload.sizes) - 2:
+                layers.append(torch.nn.ReLU())
+        net = torch.nn.Sequential(*layers).to(dev)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3, capturable=graph)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        X, y = workload.data()
+        Xt, yt = torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev)
+
+        def step(xb, yb):
+            opt.zero_grad(set_to_none=not graph)
+            loss_fn(net(xb), yb).backward()
+            opt.step()
+
+        if not cuda:
+
+            def run():
+                order = torch.randperm(workload.rows)
+                for start in range(0, workload.rows, workload.batch):
+                    index = order[start : start + workload.batch]
+                    step(Xt[index], yt[index])
+
+            step(Xt[: workload.batch], yt[: workload.batch])
+            return run
+        if graph:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(3):
+                    step(Xt, yt)
+            torch.cuda.current_stream().wait_stream(side)
+            captured = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(captured):
+                step(Xt, yt)
+            one = captured.replay
+        else:
+            for _ in range(5):
+                step(Xt, yt)
+            one = lambda: step(Xt, yt)  # noqa: E731
+
+        def run():
+            for _ in range(GPU_BLOCK):
+                one()
+            torch.cuda.synchronize()
+
+        return run
+
+    return setup
+
+
+# ----------------------------------------------------------------------------------------------- baselines
+def plain_array_runner(xp_name: str):
+    """The same training written the obvious way with NumPy (or CuPy) expressions: what a user writes by hand."""
+
+    def setup(workload: Workload, threads: int):
+        if xp_name == "cupy":
+            from backends.registry import backend_class
+
+            reason = backend_class("cupy").unavailable_reason()
+            if reason is not None:
+                raise Skip(reason)
+            import cupy as xp
+        else:
+            xp = np
+        rng = np.random.default_rng(0)
+        sizes = workload.sizes
+        weights = [xp.asarray((rng.standard_normal((a, b)) * np.sqrt(2 / a)).astype(np.float32))
+                   for a, b in zip(sizes[:-1], sizes[1:], strict=True)]  # fmt: skip
+        biases = [xp.zeros(b, np.float32) for b in sizes[1:]]
+        params = weights + biases
+        moments = [[xp.zeros_like(p) for p in params] for _ in range(2)]
+        X, y = (xp.asarray(a) for a in workload.data())
+        state = {"t": 0}
+
+        def step(xb, yb):
+            acts = [xb]
+            for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+                z = acts[-1] @ w + b
+                acts.append(xp.maximum(z, 0) if i < len(weights) - 1 else z)
+            z = acts[-1] - acts[-1].max(axis=1, keepdims=True)
+            g = xp.exp(z)
+            g /= g.sum(axis=1, keepdims=True)
+            g[xp.arange(len(yb)), yb] -= 1
+            g /= len(yb)
+            grads_w, grads_b = [None] * len(weights), [None] * len(weights)
+            for i in reversed(range(len(weights))):
+                grads_w[i], grads_b[i] = acts[i].T @ g, g.sum(axis=0)
+                if i:
+                    g = (g @ weights[i].T) * (acts[i] > 0)
+            state["t"] += 1
+            t = state["t"]
+            for p, gr, m, v in zip(params, grads_w + grads_b, *moments, strict=True):
+                m *= 0.9
+                m += 0.1 * gr
+                v *= 0.999
+                v += 0.001 * gr * gr
+                p -= 1e-3 * (m / (1 - 0.9**t)) / (xp.sqrt(v / (1 - 0.999**t)) + 1e-8)
+
+        if workload.unit == "epoch":
+
+            def run():
+                order = rng.permutation(workload.rows)
+                for start in range(0, workload.rows, workload.batch):
+                    index = order[start : start + workload.batch]
+                    step(X[index], y[index])
+
+            return run
+
+        def run():
+            for _ in range(GPU_BLOCK):
+                step(X, y)
+            xp.cuda.Device().synchronize()
+
+        return run
+
+    return setup
+
+
+def sklearn_runner(workload: Workload, threads: int):
+    if workload.device != "cpu":
+        raise Skip("scikit-learn runs on the CPU only")
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    X, y = workload.data()
+
+    def run():
+        clf = MLPClassifier(hidden_layer_sizes=workload.sizes[1:-1], solver="adam", learning_rate_init=1e-3,
+                            batch_size=workload.batch, max_iter=1, shuffle=True, random_state=0)  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(X, y)
+
+    return run
+
+
+# ----------------------------------------------------------------------------------------------- the floor
+def gemm_at_shapes_runner(workload: Workload, threads: int):
+    """Only the workload's matrix products, with preallocated outputs: the cost no implementation can avoid."""
+    xp = _array_module(workload)
+    rng = np.random.default_rng(0)
+    operands = [(xp.asarray(rng.standard_normal((m, k), dtype=np.float32)),
+                 xp.asarray(rng.standard_normal((k, n), dtype=np.float32)), xp.empty((m, n), np.float32))
+                for m, k, n in workload.gemm_shapes()]  # fmt: skip
+    steps = workload.steps if workload.unit == "epoch" else GPU_BLOCK
+
+    def run():
+        for _ in range(steps):
+            for a, b, out in operands:
+                xp.matmul(a, b, out=out)
+        _sync(xp)
+
+    return run
+
+
+def square_gemm_rate(workload: Workload, size: int | None = None, repeats: int = 10) -> float:
+    """FLOP/s of a large square float32 matrix product on the workload's device."""
+    xp = _array_module(workload)
+    size = size or (2048 if workload.device == "cpu" else 8192)
+    a = xp.asarray(np.random.default_rng(0).standard_normal((size, size), dtype=np.float32))
+    out = xp.empty_like(a)
+    xp.matmul(a, a, out=out)
+    _sync(xp)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        xp.matmul(a, a, out=out)
+    _sync(xp)
+    return 2 * size**3 * repeats / (time.perf_counter() - started)
+
+
+def _array_module(workload: Workload):
+    if workload.device == "cpu":
+        return np
+    from backends.registry import backend_class
+
+    reason = backend_class("cupy").unavailable_reason()
+    if reason is not None:
+        raise Skip(reason)
+    import cupy
+
+    return cupy
+
+
+def _sync(xp) -> None:
+    if xp is not np:
+        xp.cuda.Device().synchronize()

@@ -1,0 +1,43 @@
+"""End-to-end benchmarks of the reference workloads: W1 (one CPU epoch), W2 and W3 (GPU steps)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import contenders
+from benchmarks.conftest import TINY
+from benchmarks.workloads import WORKLOADS
+
+
+def workload(name):
+    w = WORKLOADS[name]
+    if TINY:
+        return w.scaled(rows=300 if w.unit == "epoch" else None, batch=32, hidden=(16, 8))
+    return w
+
+
+def run_contender(benchmark, setup, name):
+    try:
+        run = setup(workload(name), contenders.os_threads())
+    except contenders.Skip as exc:
+        pytest.skip(str(exc))
+    if TINY:
+        return benchmark.pedantic(run, rounds=1, iterations=1)
+    return benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=1)
+
+
+@pytest.mark.parametrize("device", ["numpy", "numba"])
+def test_w1_netcore_epoch(benchmark, device):
+    run_contender(benchmark, contenders.netcore_runner(device), "W1")
+
+
+def test_w1_pytorch_epoch(benchmark):
+    pytest.importorskip("torch")
+    run_contender(benchmark, contenders.torch_runner(), "W1")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("workload_name", ["W2", "W3"])
+@pytest.mark.parametrize("graph", [False, True], ids=["eager", "graph"])
+def test_gpu_netcore_steps(benchmark, workload_name, graph):
+    run_contender(benchmark, contenders.netcore_runner("cupy", graph=graph), workload_name)
