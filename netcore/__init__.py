@@ -9,7 +9,18 @@ Numba-compiled kernels, or CuPy on CUDA GPUs.
 """
 
 from backends import DeviceInfo, device, devices, get_device, set_device
-from netcore import activations, initializers, layers, losses, metrics, optimizers, regularizers, schedules
+from netcore import (
+    activations,
+    callbacks,
+    datasets,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    optimizers,
+    regularizers,
+    schedules,
+)
 from netcore.errors import (
     BackendUnavailableError,
     CheckpointError,
@@ -25,6 +36,14 @@ from netcore.model import History, Sequential
 
 __version__ = "0.1.0"
 
+
+def load(path, device=None) -> Sequential:
+    """A model saved with :meth:`Sequential.save`, restored onto ``device`` (default: the device it was saved on)."""
+    from netcore.saving import load_model
+
+    return load_model(path, device)
+
+
 __all__ = [
     "BackendUnavailableError",
     "CheckpointError",
@@ -39,12 +58,15 @@ __all__ = [
     "Sequential",
     "ShapeError",
     "activations",
+    "callbacks",
+    "datasets",
     "check_gradients",
     "device",
     "devices",
     "get_device",
     "initializers",
     "layers",
+    "load",
     "losses",
     "metrics",
     "optimizers",

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 
 from backends import get_backend
 from netcore import layers as layers_mod
 from netcore import losses as losses_mod
 from netcore import metrics as metrics_mod
 from netcore import optimizers as optimizers_mod
+from netcore import training
 from netcore.errors import ConfigurationError, DTypeError, NetcoreError, ShapeError
 
 log = logging.getLogger("netcore")
@@ -24,6 +24,7 @@ class History:
         self.history: dict[str, list[float]] = {}
         self.epoch: list[int] = []
         self.interrupted = False
+        self.stop_reason: str | None = None
 
     def record(self, epoch: int, logs: dict) -> None:
         self.epoch.append(epoch)
@@ -314,14 +315,22 @@ class Sequential:
 
     # ----------------------------------------------------------------- fit / evaluate / predict
     def fit(self, X, y, epochs: int = 1, batch_size: int | None = 32, shuffle: bool = True, verbose: int = 1,
-            validation_data=None, validation_split: float = 0.0, class_weight=None,
-            sample_weight=None) -> History:  # fmt: skip
-        """Train for ``epochs`` passes over ``(X, y)`` in mini-batches (``batch_size=None``: full batch)."""
+            validation_data=None, validation_split: float = 0.0, class_weight=None, sample_weight=None,
+            callbacks=None) -> History:  # fmt: skip
+        """Train for ``epochs`` passes over ``(X, y)`` in mini-batches (``batch_size=None``: full batch).
+
+        ``validation_split`` holds out the last fraction of the rows (before shuffling), or ``validation_data=(X, y)``
+        is evaluated after every epoch (``val_*`` in the history). ``class_weight`` maps a class to a weight and
+        ``sample_weight`` weights rows. ``callbacks`` are :mod:`netcore.callbacks` objects. ``verbose``: 1 a
+        progress bar per epoch, 2 one line per epoch, 0 silent. Ctrl-C stops at the next step boundary and returns
+        the history with ``interrupted=True``.
+        """
         if self.optimizer is None:
             raise ConfigurationError("call compile() before fit()")
-        if not isinstance(epochs, int) or epochs < 0:
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
             raise ConfigurationError(f"epochs must be a non-negative integer, got {epochs!r}")
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size <= 0):
+        if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool)
+                                       or batch_size <= 0):  # fmt: skip
             raise ConfigurationError(f"batch_size must be a positive integer or None, got {batch_size!r}")
         with self.backend.scope():
             X = self._features(X)
@@ -329,52 +338,36 @@ class Sequential:
             Y = self._targets(y, n)
             self._check_finite(X, "X")
             weights = self._sample_weights(Y, n, class_weight, sample_weight)
+            validation = None
             if validation_data is None and validation_split:
                 if not 0 < validation_split < 1:
                     raise ConfigurationError(f"validation_split must be in (0, 1), got {validation_split}")
                 cut = n - int(round(n * validation_split))
-                validation_data = (X[cut:], Y[cut:])
+                if cut < 1 or cut == n:
+                    raise ConfigurationError(f"validation_split={validation_split} leaves no rows on one side")
+                validation = (X[cut:], Y[cut:])
                 X, Y, n = X[:cut], Y[:cut], cut
                 weights = None if weights is None else weights[:cut]
-            if validation_data is not None:
+            elif validation_data is not None:
+                if len(validation_data) != 2:
+                    raise ConfigurationError("validation_data must be a pair (X_val, y_val)")
                 val_X = self._features(validation_data[0])
-                val_Y = self._targets(validation_data[1], val_X.shape[0])
+                validation = (val_X, self._targets(validation_data[1], val_X.shape[0]))
             batch = n if batch_size is None else min(batch_size, n)
-            history = History()
-            for epoch in range(epochs):
-                started = time.perf_counter()
-                if self.schedule is not None and self.schedule.per == "epoch":
-                    self.optimizer.lr = self.schedule.lr(self.optimizer.initial_lr, self.epochs_trained)
-                train_loss = self._run_epoch(X, Y, weights, batch, shuffle)
-                logs = {"loss": train_loss}
-                if self.metric_names:
-                    logs.update(self._metrics(self._predict_native(X), Y))
-                if validation_data is not None:
-                    logs.update({f"val_{k}": v for k, v in self._evaluate_native(val_X, val_Y).items()})
-                logs["lr"] = self.optimizer.lr
-                logs["epoch_time"] = time.perf_counter() - started
-                self.epochs_trained += 1
-                history.record(epoch, logs)
-                if verbose:
-                    shown = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items() if k not in ("lr", "epoch_time"))
-                    print(f"epoch {epoch + 1}/{epochs} - {logs['epoch_time']:.2f}s - {shown}", flush=True)
-        return history
+            return training.run(self, (X, Y, weights, validation), epochs, batch, shuffle, list(callbacks or []),
+                                verbose, History())  # fmt: skip
 
-    def _run_epoch(self, X, Y, weights, batch: int, shuffle: bool) -> float:
-        backend, n = self.backend, X.shape[0]
-        order = backend.permutation(self.rng, n) if shuffle else backend.arange(n)
-        total = 0.0
-        for start in range(0, n, batch):
-            index = order[start : start + batch]
-            rows = index.shape[0]
-            xb = backend.take_rows(X, index, self._batch_buffer("x", X, rows))
-            yb = backend.take_rows(Y, index, self._batch_buffer("y", Y, rows))
-            wb = None if weights is None else backend.take_rows(weights, index, self._batch_buffer("w", weights, rows))
-            total = total + self.train_step(xb, yb, wb) * rows
-        value = backend.to_float(total) / n
-        if not math.isfinite(value):
-            log.warning("training loss is not finite (%s)", value)
-        return value
+    def _restore_callback_state(self, callbacks) -> None:
+        """Hand callbacks the state a loaded checkpoint carried for them (matched by class, in order)."""
+        pending = getattr(self, "_pending_callback_state", None)
+        if not pending:
+            return
+        for cb in callbacks:
+            key = type(cb).__name__
+            if pending.get(key):
+                values, arrays = pending[key].pop(0)
+                cb.set_state(values, arrays)
+        self._pending_callback_state = None
 
     def _sample_weights(self, Y, n: int, class_weight, sample_weight):
         """Per-row weights combining ``sample_weight`` and ``class_weight`` (a dict class -> weight), or None."""
@@ -400,7 +393,7 @@ class Sequential:
             raise ShapeError(f"{what} contains NaN or infinity")
 
     def _metrics(self, pred, Y) -> dict:
-        return {name: metrics_mod.get(name)(pred, Y) for name in self.metric_names}
+        return {name: metrics_mod.get(name)(self.backend, pred, Y) for name in self.metric_names}
 
     def _predict_native(self, X, batch_size: int = 1024, logits: bool = False):
         out = self.backend.empty((X.shape[0], self.n_outputs), self.dtype)
@@ -489,6 +482,33 @@ class Sequential:
             optimizer = type(self.optimizer)(**self.optimizer.hyperparameters())
             twin.compile(optimizer, losses_mod.from_config(self.loss.name, self.loss.config()), self.metric_names)
         return twin
+
+    def save(self, path) -> None:
+        """Write the model, its training state and (during fit) its callbacks' state to one checkpoint file."""
+        from netcore.saving import save_model
+
+        save_model(self, path)
+
+    def summary(self, print_fn=print) -> str:
+        """A table of layers, output shapes and parameter counts, with the device and dtype; printed and returned."""
+        self._require_built()
+        rows = [("layer", "output shape", "params")]
+        trainable = 0
+        for layer in self.layers:
+            count = sum(_prod(spec.shape) for spec in layer.param_specs())
+            trainable += count
+            rows.append((f"{layer.name} ({type(layer).__name__})", f"(None, {layer.n_out})", f"{count:,}"))
+        frozen = sum(_prod(spec.shape) for _, spec in self._state_specs)
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        line = "-" * (sum(widths) + 4)
+        text = [line] + [f"{a:{widths[0]}}  {b:{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows[:1]] + [line]
+        text += [f"{a:{widths[0]}}  {b:{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows[1:]] + [line]
+        text += [f"trainable parameters: {trainable:,}", f"non-trainable parameters: {frozen:,}",
+                 f"device: {self.device}, dtype: {self.dtype_name}, input_dim: {self.input_dim}"]  # fmt: skip
+        result = "\n".join(text)
+        if print_fn is not None:
+            print_fn(result)
+        return result
 
     def count_params(self) -> int:
         self._require_built()

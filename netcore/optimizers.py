@@ -61,6 +61,15 @@ class Optimizer:
     def active_state_names(self) -> tuple[str, ...]:
         return self.state_names
 
+    def scalar_state(self) -> dict:
+        """Step counter and learning rates (checkpoints); subclasses add their own scalars."""
+        return {"step_count": self.step_count, "lr": self.lr, "initial_lr": self.initial_lr}
+
+    def load_scalar_state(self, values: dict) -> None:
+        self.step_count = int(values["step_count"])
+        self.lr = values["lr"]
+        self.initial_lr = float(values["initial_lr"])
+
     def step(self, params, grads) -> None:
         """One in-place update of ``params`` from ``grads`` (``grads`` may be overwritten)."""
         self.step_count += 1
@@ -241,6 +250,13 @@ class NAdam(Optimizer):
         return dict(lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay,
                     momentum_decay=self.momentum_decay, decoupled_weight_decay=self.decoupled_weight_decay)  # fmt: skip
 
+    def scalar_state(self):
+        return {**super().scalar_state(), "mu_product": self.mu_product}
+
+    def load_scalar_state(self, values):
+        super().load_scalar_state(values)
+        self.mu_product = float(values["mu_product"])
+
     def _update(self, params, grads):
         t, beta1 = self.step_count, self.betas[0]
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * self.momentum_decay))
@@ -258,6 +274,14 @@ _FACTORIES = {
     "sgd": SGD, "adam": Adam, "adamw": AdamW, "adagrad": Adagrad, "rmsprop": RMSprop, "adadelta": Adadelta,
     "nadam": NAdam,
 }  # fmt: skip
+
+
+def from_config(name: str, hyperparameters: dict) -> Optimizer:
+    """Rebuild an optimizer from its class name and :meth:`Optimizer.hyperparameters`."""
+    options = dict(hyperparameters)
+    if "betas" in options:
+        options["betas"] = tuple(options["betas"])
+    return {cls.__name__: cls for cls in _FACTORIES.values()}[name](**options)
 
 
 def get(spec, **kwargs) -> Optimizer:

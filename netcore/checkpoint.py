@@ -1,0 +1,144 @@
+"""Checkpoint files (``.ncz``): one ZIP archive holding a JSON manifest and arrays in NumPy's ``.npy`` format.
+
+Never pickle: arrays are written and read with ``allow_pickle=False``, every array's SHA-256 is in the manifest and
+checked on load, and a file is rejected with :class:`CheckpointError` when it is truncated, altered, has members
+missing or extra, declares shapes or dtypes its arrays do not have, is of an unknown format version, or is larger
+than it says. Saving is atomic: a temporary file next to the target, flushed and fsynced, then renamed.
+
+Besides the architecture and weights, a checkpoint holds everything exact resumption needs: optimizer state and
+step counter, learning rate and schedule, epochs trained, the random generator's state and the state of the
+callbacks that were training the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from netcore.errors import CheckpointError
+
+FORMAT = "netcore-checkpoint"
+VERSION = 1
+MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 16 * 2**20
+#: npy header allowance per array (the format pads headers to 64 bytes; large shapes need a little more).
+HEADER_BYTES = 4096
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def write(path, manifest: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``manifest`` (arrays' shapes, dtypes and hashes added) and ``arrays`` to ``path``, atomically."""
+    path = os.fspath(path)
+    blobs = {name: _npy_bytes(np.asarray(a)) for name, a in arrays.items()}
+    manifest = dict(manifest, format=FORMAT, version=VERSION)
+    manifest["arrays"] = {
+        name: {"shape": list(np.asarray(arrays[name]).shape), "dtype": np.asarray(arrays[name]).dtype.str,
+               "sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
+        for name, blob in blobs.items()
+    }  # fmt: skip
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix=".ncz-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as raw:
+            with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as archive:
+                archive.writestr(MANIFEST, json.dumps(manifest, indent=1))
+                for name, blob in blobs.items():
+                    archive.writestr(f"arrays/{name}.npy", blob)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def read(path) -> tuple[dict, dict[str, np.ndarray]]:
+    """The manifest and the verified arrays of a checkpoint file; :class:`CheckpointError` on any problem."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a netcore checkpoint ({exc})") from None
+    with archive:
+        manifest = _manifest(path, archive)
+        declared = manifest["arrays"]
+        members = {info.filename: info for info in archive.infolist()}
+        expected = {f"arrays/{name}.npy" for name in declared} | {MANIFEST}
+        if set(members) != expected:
+            missing, extra = sorted(expected - set(members)), sorted(set(members) - expected)
+            raise CheckpointError(f"{path}: members do not match the manifest (missing {missing}, extra {extra})")
+        arrays = {name: _array(path, archive, members[f"arrays/{name}.npy"], name, spec)
+                  for name, spec in declared.items()}  # fmt: skip
+    return manifest, arrays
+
+
+def _manifest(path: str, archive: zipfile.ZipFile) -> dict:
+    try:
+        info = archive.getinfo(MANIFEST)
+    except KeyError:
+        raise CheckpointError(f"{path}: not a netcore checkpoint (no {MANIFEST})") from None
+    if info.file_size > MAX_MANIFEST_BYTES:
+        raise CheckpointError(f"{path}: manifest of {info.file_size} bytes is larger than any netcore writes")
+    try:
+        manifest = json.loads(_member(path, archive, info, MAX_MANIFEST_BYTES))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: unreadable manifest ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a netcore checkpoint")
+    if manifest.get("version") != VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {manifest.get('version')!r} is not supported "
+                              f"(this netcore reads version {VERSION})")  # fmt: skip
+    if not isinstance(manifest.get("arrays"), dict):
+        raise CheckpointError(f"{path}: manifest lists no arrays")
+    return manifest
+
+
+def _member(path: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    """A member's bytes, refusing anything that claims or expands past ``limit`` (zip bombs)."""
+    if info.file_size > limit:
+        raise CheckpointError(f"{path}: {info.filename} is {info.file_size} bytes, more than its {limit} allowed")
+    try:
+        with archive.open(info) as handle:
+            data = handle.read(limit + 1)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        raise CheckpointError(f"{path}: {info.filename} is damaged ({exc})") from None
+    if len(data) > limit:
+        raise CheckpointError(f"{path}: {info.filename} expands past its declared size")
+    return data
+
+
+def _array(path, archive, info, name, spec) -> np.ndarray:
+    try:
+        shape = tuple(int(d) for d in spec["shape"])
+        dtype = np.dtype(spec["dtype"])
+        digest = str(spec["sha256"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: manifest entry of array {name!r} is malformed ({exc})") from None
+    if dtype.hasobject or any(d < 0 for d in shape):
+        raise CheckpointError(f"{path}: array {name!r} declares an unsupported dtype or shape")
+    limit = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize + HEADER_BYTES
+    blob = _member(path, archive, info, limit)
+    if hashlib.sha256(blob).hexdigest() != digest:
+        raise CheckpointError(f"{path}: array {name!r} fails its checksum (the file was altered or damaged)")
+    try:
+        array = np.lib.format.read_array(io.BytesIO(blob), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise CheckpointError(f"{path}: array {name!r} is unreadable ({exc})") from None
+    if array.shape != shape or array.dtype != dtype:
+        raise CheckpointError(f"{path}: array {name!r} is {array.dtype}{array.shape}, the manifest says "
+                              f"{dtype}{shape}")  # fmt: skip
+    return array

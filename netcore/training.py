@@ -1,0 +1,153 @@
+"""The training loop behind :meth:`netcore.Sequential.fit`: epochs, batches, callbacks, progress and Ctrl-C."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+import time
+
+from netcore.errors import ConfigurationError
+
+
+class Progress:
+    """``verbose=1``: a tqdm bar per epoch with the live loss; ``2``: one line per epoch; ``0``: silent."""
+
+    def __init__(self, verbose: int, epochs: int, steps: int):
+        if verbose not in (0, 1, 2):
+            raise ConfigurationError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+        self.verbose, self.epochs, self.steps = verbose, epochs, steps
+        self.bar = None
+
+    @property
+    def wants_batch_loss(self) -> bool:
+        return self.verbose == 1
+
+    def start_epoch(self, epoch: int) -> None:
+        if self.verbose == 1:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch", leave=True,
+                            dynamic_ncols=True)  # fmt: skip
+
+    def batch(self, loss: float | None) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            if loss is not None and self.bar.n % 10 == 0:
+                self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+
+    def end_epoch(self, epoch: int, logs: dict) -> None:
+        shown = {k: v for k, v in logs.items() if k not in ("lr", "epoch_time")}
+        if self.bar is not None:
+            self.bar.set_postfix({k: f"{v:.4f}" for k, v in shown.items()})
+            self.bar.close()
+            self.bar = None
+        elif self.verbose == 2:
+            text = " - ".join(f"{k}: {v:.4f}" for k, v in shown.items())
+            print(f"epoch {epoch + 1}/{self.epochs} - {logs['epoch_time']:.2f}s - {text}", flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@contextlib.contextmanager
+def interrupt_guard():
+    """Turn the first Ctrl-C during training into a flag checked between steps, so training stops at a step
+    boundary with the model consistent; a second Ctrl-C interrupts at once. Only in the main thread."""
+    state = {"interrupted": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        if state["interrupted"]:
+            raise KeyboardInterrupt
+        state["interrupted"] = True
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _overrides(callback, hook: str) -> bool:
+    from netcore.callbacks import Callback
+
+    return getattr(type(callback), hook) is not getattr(Callback, hook)
+
+
+def run(model, data, epochs: int, batch: int, shuffle: bool, callbacks, verbose: int, history):
+    """Train ``model`` on prepared device arrays ``data = (X, Y, weights, validation)``; fill ``history``."""
+    X, Y, weights, validation = data
+    backend, n = model.backend, X.shape[0]
+    steps = -(-n // batch)
+    progress = Progress(verbose, epochs, steps)
+    batch_hooks = [cb for cb in callbacks if _overrides(cb, "on_batch_begin") or _overrides(cb, "on_batch_end")]
+    need_batch_loss = progress.wants_batch_loss or bool(batch_hooks)
+    model.stop_training = False
+    model.stop_reason = None
+    model._active_callbacks = callbacks
+    for cb in callbacks:
+        cb.set_model(model)
+        cb.on_train_begin({})
+    model._restore_callback_state(callbacks)
+    try:
+        with interrupt_guard() as interrupt:
+            for epoch in range(epochs):
+                started = time.perf_counter()
+                for cb in callbacks:
+                    cb.on_epoch_begin(epoch, {})
+                if model.schedule is not None and model.schedule.per == "epoch":
+                    model.optimizer.lr = model.schedule.lr(model.optimizer.initial_lr, model.epochs_trained)
+                progress.start_epoch(epoch)
+                order = backend.permutation(model.rng, n) if shuffle else backend.arange(n)
+                total, seen = 0.0, 0
+                for step, start in enumerate(range(0, n, batch)):
+                    index = order[start : start + batch]
+                    rows = index.shape[0]
+                    xb = backend.take_rows(X, index, model._batch_buffer("x", X, rows))
+                    yb = backend.take_rows(Y, index, model._batch_buffer("y", Y, rows))
+                    wb = None if weights is None else backend.take_rows(
+                        weights, index, model._batch_buffer("w", weights, rows))  # fmt: skip
+                    for cb in batch_hooks:
+                        cb.on_batch_begin(step, {})
+                    loss = model.train_step(xb, yb, wb)
+                    total = total + loss * rows
+                    seen += rows
+                    batch_loss = backend.to_float(loss) if need_batch_loss else None
+                    for cb in batch_hooks:
+                        cb.on_batch_end(step, {"loss": batch_loss, "size": rows})
+                    progress.batch(batch_loss)
+                    if interrupt["interrupted"] or model.stop_training:
+                        break
+                logs = {"loss": backend.to_float(total) / max(seen, 1)}
+                if interrupt["interrupted"]:
+                    history.interrupted = True
+                    progress.close()
+                    break
+                if model.metric_names:
+                    logs.update(model._metrics(model._predict_native(X), Y))
+                if validation is not None:
+                    logs.update({f"val_{k}": v for k, v in model._evaluate_native(*validation).items()})
+                logs["lr"] = model.optimizer.lr
+                logs["epoch_time"] = time.perf_counter() - started
+                model.epochs_trained += 1
+                history.record(epoch, logs)
+                for cb in callbacks:
+                    cb.on_epoch_end(epoch, logs)
+                progress.end_epoch(epoch, logs)
+                if not math.isfinite(logs["loss"]) and model.stop_reason is None:
+                    model.stop_reason = f"epoch {epoch}: loss is {logs['loss']}"
+                if model.stop_training:
+                    break
+    finally:
+        progress.close()
+    for cb in callbacks:
+        cb.on_train_end({})
+    model._active_callbacks = None
+    history.stop_reason = model.stop_reason
+    return history
