@@ -13,9 +13,7 @@ import math
 #: Activations whose derivative needs the pre-activation ``z`` rather than the output ``y``.
 NEEDS_PREACTIVATION = frozenset({"gelu", "gelu_tanh"})
 #: Every activation the kernels know (``step`` has no backward: it is not differentiable).
-KINDS = (
-    "linear", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "softplus", "gelu", "gelu_tanh", "softmax", "step"
-)  # fmt: skip
+KINDS = ("linear", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "softplus", "gelu", "gelu_tanh", "softmax", "step")
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_TANH_C = 0.044715

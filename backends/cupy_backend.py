@@ -206,10 +206,21 @@ class CupyBackend(Backend):
         y = target.astype(np.int64, copy=False)
         threads = 128
         kernel(
-            ((n + threads - 1) // threads,), (threads,),
-            (logits, y, grad, loss_rows, w, np.int32(weights is not None), np.float64(scale),
-             np.float64(label_smoothing), np.int32(n), np.int32(c)),
-        )  # fmt: skip
+            ((n + threads - 1) // threads,),
+            (threads,),
+            (
+                logits,
+                y,
+                grad,
+                loss_rows,
+                w,
+                np.int32(weights is not None),
+                np.float64(scale),
+                np.float64(label_smoothing),
+                np.int32(n),
+                np.int32(c),
+            ),
+        )
         return loss_rows.sum()
 
     def sgd_step(self, p, g, buf, tmp, *, lr, momentum, dampening, weight_decay, nesterov, first_step):

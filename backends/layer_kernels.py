@@ -46,8 +46,21 @@ class LayerKernels:
         w *= xp.minimum(1, max_value / xp.maximum(norms, 1e-12))
 
     # ----------------------------------------------------------------- batch normalisation
-    def batchnorm_forward_train(self, x, gamma, beta, running_mean, running_var, out, xhat, inv_std, *,
-                                eps: float, new_weight: float, unbiased_running_var: bool):  # fmt: skip
+    def batchnorm_forward_train(
+        self,
+        x,
+        gamma,
+        beta,
+        running_mean,
+        running_var,
+        out,
+        xhat,
+        inv_std,
+        *,
+        eps: float,
+        new_weight: float,
+        unbiased_running_var: bool,
+    ):
         """Normalise with the batch's statistics and update the running ones.
 
         ``xhat = (x - mean) / sqrt(var + eps)`` with the biased batch variance; ``out = gamma xhat + beta``;

@@ -14,9 +14,16 @@ import math
 from backends.numpy_backend import NumpyBackend
 
 _KIND_CODES = {
-    "linear": 0, "relu": 1, "leaky_relu": 2, "elu": 3, "sigmoid": 4, "tanh": 5, "softplus": 6, "gelu": 7,
+    "linear": 0,
+    "relu": 1,
+    "leaky_relu": 2,
+    "elu": 3,
+    "sigmoid": 4,
+    "tanh": 5,
+    "softplus": 6,
+    "gelu": 7,
     "gelu_tanh": 8,
-}  # fmt: skip
+}
 _kernels = None
 
 
@@ -133,8 +140,26 @@ class NumbaBackend(NumpyBackend):
     def adadelta_step(self, p, g, square_avg, acc_delta, tmp, *, lr, rho, eps, weight_decay):
         self.k.adadelta_step(p, g, square_avg, acc_delta, *self._scalars(p, lr, rho, eps, weight_decay))
 
-    def nadam_step(self, p, g, m, v, tmp, *, lr, beta1, beta2, eps, weight_decay, decoupled, step, mu, mu_next,
-                   mu_product, mu_product_next):  # fmt: skip
+    def nadam_step(
+        self,
+        p,
+        g,
+        m,
+        v,
+        tmp,
+        *,
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
+        decoupled,
+        step,
+        mu,
+        mu_next,
+        mu_product,
+        mu_product_next,
+    ):
         decay = 1 - lr * weight_decay if decoupled else 1.0
         l2 = 0.0 if decoupled else weight_decay
         g_coef = lr * (1 - mu) / (1 - mu_product)

@@ -131,8 +131,26 @@ class OptimizerKernels:
         xp.multiply(g, lr, out=tmp)
         p -= tmp
 
-    def nadam_step(self, p, g, m, v, tmp, *, lr, beta1, beta2, eps, weight_decay, decoupled, step, mu, mu_next,
-                   mu_product, mu_product_next):  # fmt: skip
+    def nadam_step(
+        self,
+        p,
+        g,
+        m,
+        v,
+        tmp,
+        *,
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
+        decoupled,
+        step,
+        mu,
+        mu_next,
+        mu_product,
+        mu_product_next,
+    ):
         """NAdam: ``m``, ``v`` as Adam; ``denom = sqrt(v / (1 - b2^t)) + eps``;
         ``p -= lr (1 - mu) / (1 - prod mu) * g / denom + lr mu' / (1 - prod mu * mu') * m / denom``."""
         xp = self.xp

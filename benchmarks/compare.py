@@ -46,8 +46,12 @@ def contender_table(workload: Workload) -> dict:
 
 
 def machine() -> dict:
-    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(), "python": platform.python_version()}  # fmt: skip
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
@@ -95,17 +99,33 @@ def measure(workload: Workload, names: list[str] | None = None, repeats: int = 3
     rows = []
     for name, samples in times.items():
         median = statistics.median(samples)
-        rows.append({
-            "name": name, "median_s": median, "min_s": min(samples), "samples_s": samples,
-            "vs_pytorch": median / reference if reference else None, "vs_floor": median / floor,
-            "vs_gemm_at_shapes": median / shapes if shapes else None,
-        })  # fmt: skip
+        rows.append(
+            {
+                "name": name,
+                "median_s": median,
+                "min_s": min(samples),
+                "samples_s": samples,
+                "vs_pytorch": median / reference if reference else None,
+                "vs_floor": median / floor,
+                "vs_gemm_at_shapes": median / shapes if shapes else None,
+            }
+        )
     return {
-        "workload": workload.name, "sizes": list(workload.sizes), "batch": workload.batch, "rows": workload.rows,
-        "unit": workload.unit, "threads": threads, "repeats": repeats, "machine": machine(),
-        "sgemm_flops": rate, "gemm_floor_s": floor, "gemm_at_shapes_s": shapes,
-        "gemm_at_shapes_flops": workload.flops() / shapes if shapes else None, "results": rows, "skipped": notes,
-    }  # fmt: skip
+        "workload": workload.name,
+        "sizes": list(workload.sizes),
+        "batch": workload.batch,
+        "rows": workload.rows,
+        "unit": workload.unit,
+        "threads": threads,
+        "repeats": repeats,
+        "machine": machine(),
+        "sgemm_flops": rate,
+        "gemm_floor_s": floor,
+        "gemm_at_shapes_s": shapes,
+        "gemm_at_shapes_flops": workload.flops() / shapes if shapes else None,
+        "results": rows,
+        "skipped": notes,
+    }
 
 
 def format_table(report: dict) -> str:
@@ -113,17 +133,24 @@ def format_table(report: dict) -> str:
     unit, scale = ("ms/step", 1e3) if gpu else ("s/epoch", 1.0)
     lines = [
         f"{report['workload']} {'-'.join(map(str, report['sizes']))}, batch {report['batch']}"
-        + ("" if gpu else f", {report['rows']} rows") + f"; {report['machine'].get('processor', '')}"
+        + ("" if gpu else f", {report['rows']} rows")
+        + f"; {report['machine'].get('processor', '')}"
         + f"; {report['threads']} BLAS threads; median of {report['repeats']}",
         f"sgemm {report['sgemm_flops'] / 1e9:.1f} GFLOP/s; GEMM floor {report['gemm_floor_s'] * scale:.3f} {unit}"
-        + (f"; GEMMs at the workload's shapes {report['gemm_at_shapes_s'] * scale:.3f} {unit} "
-           f"({report['gemm_at_shapes_flops'] / 1e9:.1f} GFLOP/s)" if report["gemm_at_shapes_s"] else ""),
+        + (
+            f"; GEMMs at the workload's shapes {report['gemm_at_shapes_s'] * scale:.3f} {unit} "
+            f"({report['gemm_at_shapes_flops'] / 1e9:.1f} GFLOP/s)"
+            if report["gemm_at_shapes_s"]
+            else ""
+        ),
         f"{'contender':26} {unit:>10} {'x pytorch':>10} {'x floor':>9} {'x gemm@shapes':>14}",
-    ]  # fmt: skip
+    ]
     for row in report["results"]:
         fmt = lambda v: f"{v:.2f}" if v is not None else "-"  # noqa: E731
-        lines.append(f"{row['name']:26} {row['median_s'] * scale:10.3f} {fmt(row['vs_pytorch']):>10} "
-                     f"{row['vs_floor']:9.2f} {fmt(row['vs_gemm_at_shapes']):>14}")  # fmt: skip
+        lines.append(
+            f"{row['name']:26} {row['median_s'] * scale:10.3f} {fmt(row['vs_pytorch']):>10} "
+            f"{row['vs_floor']:9.2f} {fmt(row['vs_gemm_at_shapes']):>14}"
+        )
     for name, why in report["skipped"].items():
         lines.append(f"{name:26} skipped: {why}")
     return "\n".join(lines)
@@ -146,8 +173,10 @@ def plot_bars(report: dict, path: str) -> None:
     scale, unit = (1e3, "ms per step") if gpu else (1.0, "seconds per epoch")
     names = [row["name"] for row in report["results"]] + ["GEMM floor"]
     values = [row["median_s"] * scale for row in report["results"]] + [report["gemm_floor_s"] * scale]
-    colours = ["tab:blue" if n.startswith("netcore") else "tab:orange" if n.startswith("pytorch") else "tab:gray"
-               for n in names]  # fmt: skip
+    colours = [
+        "tab:blue" if n.startswith("netcore") else "tab:orange" if n.startswith("pytorch") else "tab:gray"
+        for n in names
+    ]
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(names) + 1.5))
     ax.barh(names[::-1], values[::-1], color=colours[::-1])
     for y, v in enumerate(values[::-1]):
@@ -172,8 +201,14 @@ def sweep(workload: Workload, repeats: int, log=print) -> list[dict]:
         scaled = workload.scaled(rows=rows, batch=batch, hidden=widths)
         log(f"  sweep: batch {batch}, hidden {widths}")
         report = measure(scaled, names + ["gemm at workload shapes"], repeats, log=lambda *_: None)
-        points.append({"batch": batch, "hidden": list(widths), "gflop": scaled.flops() / 1e9,
-                       "results": {r["name"]: r["median_s"] for r in report["results"]}})  # fmt: skip
+        points.append(
+            {
+                "batch": batch,
+                "hidden": list(widths),
+                "gflop": scaled.flops() / 1e9,
+                "results": {r["name"]: r["median_s"] for r in report["results"]},
+            }
+        )
     return points
 
 

@@ -160,8 +160,10 @@ def plain_array_runner(xp_name: str):
             xp = np
         rng = np.random.default_rng(0)
         sizes = workload.sizes
-        weights = [xp.asarray((rng.standard_normal((a, b)) * np.sqrt(2 / a)).astype(np.float32))
-                   for a, b in zip(sizes[:-1], sizes[1:], strict=True)]  # fmt: skip
+        weights = [
+            xp.asarray((rng.standard_normal((a, b)) * np.sqrt(2 / a)).astype(np.float32))
+            for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+        ]
         biases = [xp.zeros(b, np.float32) for b in sizes[1:]]
         params = weights + biases
         moments = [[xp.zeros_like(p) for p in params] for _ in range(2)]
@@ -221,8 +223,15 @@ def sklearn_runner(workload: Workload, threads: int):
     X, y = workload.data()
 
     def run():
-        clf = MLPClassifier(hidden_layer_sizes=workload.sizes[1:-1], solver="adam", learning_rate_init=1e-3,
-                            batch_size=workload.batch, max_iter=1, shuffle=True, random_state=0)  # fmt: skip
+        clf = MLPClassifier(
+            hidden_layer_sizes=workload.sizes[1:-1],
+            solver="adam",
+            learning_rate_init=1e-3,
+            batch_size=workload.batch,
+            max_iter=1,
+            shuffle=True,
+            random_state=0,
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             clf.fit(X, y)
@@ -235,9 +244,14 @@ def gemm_at_shapes_runner(workload: Workload, threads: int):
     """Only the workload's matrix products, with preallocated outputs: the cost no implementation can avoid."""
     xp = _array_module(workload)
     rng = np.random.default_rng(0)
-    operands = [(xp.asarray(rng.standard_normal((m, k), dtype=np.float32)),
-                 xp.asarray(rng.standard_normal((k, n), dtype=np.float32)), xp.empty((m, n), np.float32))
-                for m, k, n in workload.gemm_shapes()]  # fmt: skip
+    operands = [
+        (
+            xp.asarray(rng.standard_normal((m, k), dtype=np.float32)),
+            xp.asarray(rng.standard_normal((k, n), dtype=np.float32)),
+            xp.empty((m, n), np.float32),
+        )
+        for m, k, n in workload.gemm_shapes()
+    ]
     steps = workload.steps if workload.unit == "epoch" else GPU_BLOCK
 
     def run():

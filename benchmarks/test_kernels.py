@@ -64,8 +64,12 @@ def test_optimizer_update(benchmark, backend, kernel, size):
     states = [backend.zeros((size,), p.dtype) for _ in range(STATE_BUFFERS[kernel])]
     tmp = backend.empty((size,), p.dtype)
     options = dict(OPTIMIZER_OPTIONS[kernel][0])
-    extra = {"adam_step": dict(step=10), "adagrad_step": dict(step=10), "sgd_step": dict(first_step=False),
-             "nadam_step": dict(step=10, mu=0.9, mu_next=0.9, mu_product=0.5, mu_product_next=0.45)}  # fmt: skip
+    extra = {
+        "adam_step": dict(step=10),
+        "adagrad_step": dict(step=10),
+        "sgd_step": dict(first_step=False),
+        "nadam_step": dict(step=10, mu=0.9, mu_next=0.9, mu_product=0.5, mu_product_next=0.45),
+    }
     options.update(extra.get(kernel, {}))
     timed(benchmark, backend, lambda: getattr(backend, kernel)(p, g, *states, tmp, **options))
 
@@ -88,8 +92,9 @@ def test_batchnorm_forward_backward(benchmark, backend, shape):
     inv_std, dgamma, dbeta = (backend.empty((c,), x.dtype) for _ in range(3))
 
     def step():
-        backend.batchnorm_forward_train(x, gamma, beta, mean, var, out, xhat, inv_std, eps=1e-5, new_weight=0.1,
-                                        unbiased_running_var=True)  # fmt: skip
+        backend.batchnorm_forward_train(
+            x, gamma, beta, mean, var, out, xhat, inv_std, eps=1e-5, new_weight=0.1, unbiased_running_var=True
+        )
         backend.batchnorm_backward(dy, xhat, inv_std, gamma, dx, dgamma, dbeta)
 
     timed(benchmark, backend, step)

@@ -100,10 +100,21 @@ def step() -> Activation:
 
 
 _FACTORIES = {
-    "linear": linear, "identity": linear, "none": linear, "relu": relu, "leaky_relu": leaky_relu, "elu": elu,
-    "sigmoid": sigmoid, "logistic": sigmoid, "tanh": tanh, "softplus": softplus, "gelu": gelu,
-    "gelu_tanh": lambda: gelu("tanh"), "softmax": softmax, "step": step,
-}  # fmt: skip
+    "linear": linear,
+    "identity": linear,
+    "none": linear,
+    "relu": relu,
+    "leaky_relu": leaky_relu,
+    "elu": elu,
+    "sigmoid": sigmoid,
+    "logistic": sigmoid,
+    "tanh": tanh,
+    "softplus": softplus,
+    "gelu": gelu,
+    "gelu_tanh": lambda: gelu("tanh"),
+    "softmax": softmax,
+    "step": step,
+}
 
 
 def get(spec) -> Activation:

@@ -12,7 +12,7 @@ import math
 import os
 import warnings
 
-from netcore.errors import ConfigurationError, DivergenceError
+from netcore.errors import ConfigurationError
 
 
 class Callback:
@@ -66,8 +66,11 @@ class _Monitor(Callback):
     def _current(self, logs):
         value = (logs or {}).get(self.monitor)
         if value is None and not self._warned:
-            warnings.warn(f"{type(self).__name__}: {self.monitor!r} is not logged (available: "
-                          f"{', '.join(sorted(logs or {}))}); it does nothing", stacklevel=3)  # fmt: skip
+            warnings.warn(
+                f"{type(self).__name__}: {self.monitor!r} is not logged (available: "
+                f"{', '.join(sorted(logs or {}))}); it does nothing",
+                stacklevel=3,
+            )
             self._warned = True
         return value
 
@@ -87,8 +90,14 @@ class EarlyStopping(_Monitor):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs; by default put back the
     weights of the best epoch."""
 
-    def __init__(self, monitor: str = "val_loss", mode: str = "auto", patience: int = 0, min_delta: float = 0.0,
-                 restore_best_weights: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        mode: str = "auto",
+        patience: int = 0,
+        min_delta: float = 0.0,
+        restore_best_weights: bool = True,
+    ):
         super().__init__(monitor, mode, min_delta)
         if patience < 0:
             raise ConfigurationError(f"patience must be >= 0, got {patience}")
@@ -130,8 +139,14 @@ class ModelCheckpoint(_Monitor):
     """Save the model (``model.save``) after every epoch, or only when ``monitor`` improves (``save_best_only``).
     ``filepath`` may hold ``{epoch}`` and any logged name, e.g. ``"ckpt-{epoch:02d}-{val_loss:.3f}.ncz"``."""
 
-    def __init__(self, filepath: str, monitor: str = "val_loss", mode: str = "auto", save_best_only: bool = False,
-                 min_delta: float = 0.0):  # fmt: skip
+    def __init__(
+        self,
+        filepath: str,
+        monitor: str = "val_loss",
+        mode: str = "auto",
+        save_best_only: bool = False,
+        min_delta: float = 0.0,
+    ):
         super().__init__(monitor, mode, min_delta)
         self.filepath = str(filepath)
         self.save_best_only = save_best_only
@@ -164,8 +179,16 @@ class ReduceLROnPlateau(_Monitor):
     """Multiply the learning rate by ``factor`` when ``monitor`` has not improved for ``patience`` epochs, then wait
     ``cooldown`` epochs; never below ``min_lr``."""
 
-    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, mode: str = "auto",
-                 min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0):  # fmt: skip
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        factor: float = 0.1,
+        patience: int = 10,
+        mode: str = "auto",
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+    ):
         super().__init__(monitor, mode, min_delta)
         if not 0 < factor < 1:
             raise ConfigurationError(f"factor must be in (0, 1), got {factor}")
@@ -223,22 +246,18 @@ class CSVLogger(Callback):
 
 
 class TerminateOnNaN(Callback):
-    """Stop training, with a :class:`DivergenceError`-worthy message in the history, when the loss is NaN or inf."""
+    """Stop training as soon as a batch loss is NaN or infinite; ``history.stop_reason`` says where."""
 
     def on_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(loss):
+        if loss is not None and not math.isfinite(loss) and not self.model.stop_training:
             self.model.stop_training = True
             self.model.stop_reason = f"batch {batch}: loss is {loss}"
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.on_batch_end(-1, logs)
 
 
 __all__ = [
     "CSVLogger",
     "Callback",
-    "DivergenceError",
     "EarlyStopping",
     "LearningRateScheduler",
     "ModelCheckpoint",

@@ -43,10 +43,14 @@ def write(path, manifest: dict, arrays: dict[str, np.ndarray]) -> None:
     blobs = {name: _npy_bytes(np.asarray(a)) for name, a in arrays.items()}
     manifest = dict(manifest, format=FORMAT, version=VERSION)
     manifest["arrays"] = {
-        name: {"shape": list(np.asarray(arrays[name]).shape), "dtype": np.asarray(arrays[name]).dtype.str,
-               "sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
+        name: {
+            "shape": list(np.asarray(arrays[name]).shape),
+            "dtype": np.asarray(arrays[name]).dtype.str,
+            "sha256": hashlib.sha256(blob).hexdigest(),
+            "bytes": len(blob),
+        }
         for name, blob in blobs.items()
-    }  # fmt: skip
+    }
     directory = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(prefix=".ncz-", suffix=".tmp", dir=directory)
     try:
@@ -81,8 +85,9 @@ def read(path) -> tuple[dict, dict[str, np.ndarray]]:
         if set(members) != expected:
             missing, extra = sorted(expected - set(members)), sorted(set(members) - expected)
             raise CheckpointError(f"{path}: members do not match the manifest (missing {missing}, extra {extra})")
-        arrays = {name: _array(path, archive, members[f"arrays/{name}.npy"], name, spec)
-                  for name, spec in declared.items()}  # fmt: skip
+        arrays = {
+            name: _array(path, archive, members[f"arrays/{name}.npy"], name, spec) for name, spec in declared.items()
+        }
     return manifest, arrays
 
 
@@ -100,8 +105,10 @@ def _manifest(path: str, archive: zipfile.ZipFile) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a netcore checkpoint")
     if manifest.get("version") != VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {manifest.get('version')!r} is not supported "
-                              f"(this netcore reads version {VERSION})")  # fmt: skip
+        raise CheckpointError(
+            f"{path}: checkpoint format version {manifest.get('version')!r} is not supported "
+            f"(this netcore reads version {VERSION})"
+        )
     if not isinstance(manifest.get("arrays"), dict):
         raise CheckpointError(f"{path}: manifest lists no arrays")
     return manifest
@@ -139,6 +146,5 @@ def _array(path, archive, info, name, spec) -> np.ndarray:
     except (ValueError, OSError, EOFError) as exc:
         raise CheckpointError(f"{path}: array {name!r} is unreadable ({exc})") from None
     if array.shape != shape or array.dtype != dtype:
-        raise CheckpointError(f"{path}: array {name!r} is {array.dtype}{array.shape}, the manifest says "
-                              f"{dtype}{shape}")  # fmt: skip
+        raise CheckpointError(f"{path}: array {name!r} is {array.dtype}{array.shape}, the manifest says {dtype}{shape}")
     return array

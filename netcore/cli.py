@@ -1,19 +1,23 @@
-"""The ``netcore`` command line: ``devices`` and ``train`` (host side: parses arguments, prints results).
-
-Bad arguments and every netcore error exit with status 2 and one line on stderr, never a traceback.
+"""The ``netcore`` command line (host side): ``train``, ``evaluate``, ``predict``, ``summary``, ``devices``,
+``bench``. Bad arguments and every netcore error exit with status 2 and one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import csv
 import json
 import logging
+import math
 import sys
 import time
 
+import numpy as np
+
 import netcore
 from netcore import datasets
-from netcore.errors import NetcoreError
+from netcore.errors import ConfigurationError, NetcoreError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,34 +27,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"netcore: error: {message}\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _number(kind, check, description):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {description}, got {text!r}") from None
+        if not check(value):
+            raise argparse.ArgumentTypeError(f"expected {description}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return value
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a rate in [0, 1), got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a rate in [0, 1), got {text!r}")
-    return value
+_positive_int = _number(int, lambda v: v > 0, "a positive integer")
+_positive_float = _number(float, lambda v: v > 0 and math.isfinite(v), "a positive finite number")
+_rate = _number(float, lambda v: 0 <= v < 1, "a rate in [0, 1)")
+_fraction = _number(float, lambda v: 0 < v < 1, "a fraction in (0, 1)")
+_non_negative = _number(float, lambda v: v >= 0 and math.isfinite(v), "a non-negative number")
 
 
 def _hidden(text: str) -> list[int]:
@@ -63,20 +57,24 @@ def _hidden(text: str) -> list[int]:
     return sizes
 
 
+def _data_options(parser, default_dataset=None):
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--dataset", default=default_dataset, choices=datasets.NAMES)
+    source.add_argument("--csv", help="a CSV file with a header row")
+    source.add_argument("--mnist", help="a folder with MNIST's IDX files (train-images-idx3-ubyte[.gz], ...)")
+    parser.add_argument("--target", help="the label column of --csv")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="netcore", description="Train and inspect netcore models.")
+    parser = _Parser(prog="netcore", description="Train, evaluate and benchmark netcore models.")
     parser.add_argument("--version", action="version", version=f"netcore {netcore.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     commands.add_parser("devices", help="list the backends and whether each can run here")
 
-    bench = commands.add_parser("bench", help="compare netcore with PyTorch and the GEMM floor on a workload")
-    from benchmarks.compare import build_parser as bench_parser
-
-    bench_parser(bench)
-
-    train = commands.add_parser("train", help="train a dense network on a bundled data set")
-    train.add_argument("--dataset", default="digits", choices=datasets.NAMES)
+    train = commands.add_parser("train", help="train a dense network on a data set or CSV file")
+    _data_options(train)
     train.add_argument("--device", default=None, help="numpy, numba, cupy[:N], cpu, gpu or auto (default: auto)")
     train.add_argument("--hidden", type=_hidden, default=[128, 64], help="hidden layer widths, e.g. 128,64")
     train.add_argument("--activation", default="relu")
@@ -86,13 +84,75 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_positive_int, default=32)
     train.add_argument("--dropout", type=_rate, default=0.0)
     train.add_argument("--batchnorm", action="store_true")
-    train.add_argument("--l2", type=float, default=0.0)
+    train.add_argument("--l2", type=_non_negative, default=0.0)
+    train.add_argument(
+        "--early-stopping",
+        type=_positive_int,
+        default=None,
+        metavar="PATIENCE",
+        help="stop when validation loss has not improved for PATIENCE epochs",
+    )
+    train.add_argument(
+        "--validation-split",
+        type=_fraction,
+        default=None,
+        help="share of the training rows held out for validation (0.1 with --early-stopping)",
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    train.add_argument("--json", action="store_true", help="print one JSON object instead of progress lines")
+    train.add_argument("--save", help="write the trained model to this checkpoint file (.ncz)")
+    train.add_argument("--plot", help="write loss and accuracy curves to this PNG file")
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a saved model on its test split or other data")
+    evaluate.add_argument("model")
+    _data_options(evaluate)
+    evaluate.add_argument("--device", default=None)
+
+    predict = commands.add_parser("predict", help="predict the rows of a CSV file with a saved model")
+    predict.add_argument("model")
+    predict.add_argument("--csv", required=True)
+    predict.add_argument("--output", help="write predictions as CSV here (default: standard output)")
+    predict.add_argument("--device", default=None)
+
+    summary = commands.add_parser("summary", help="print a saved model's layers and parameter counts")
+    summary.add_argument("model")
+
+    bench = commands.add_parser("bench", help="compare netcore with PyTorch and the GEMM floor on a workload")
+    from benchmarks.compare import build_parser as bench_parser
+
+    bench_parser(bench)
     return parser
 
 
+# ----------------------------------------------------------------------------------------------- data
+def _load_data(args, seed: int, validation_size: float = 0.0, dtype: str = "float32"):
+    options = dict(seed=seed, validation_size=validation_size, dtype=dtype)
+    if args.csv:
+        if not args.target:
+            raise ConfigurationError("--csv needs --target COLUMN")
+        return datasets.load_csv(args.csv, args.target, **options), {"csv": args.csv, "target": args.target}
+    if args.target:
+        raise ConfigurationError("--target only goes with --csv")
+    if args.mnist:
+        return datasets.load_mnist(args.mnist, **options), {"mnist": args.mnist}
+    name = args.dataset or "digits"
+    return datasets.load(name, **options), {"dataset": name}
+
+
+def _data_record(data, source: dict, seed: int, validation_size: float) -> dict:
+    return {
+        **source,
+        "seed": seed,
+        "validation_size": validation_size,
+        "task": data.task,
+        "classes": [c if isinstance(c, (int, str)) else str(c) for c in data.classes],
+        "features": data.feature_names,
+        "mean": data.feature_mean.tolist(),
+        "std": data.feature_std.tolist(),
+    }
+
+
+# ----------------------------------------------------------------------------------------------- commands
 def _devices(args) -> int:
     rows = netcore.devices()
     width = max(len(row.name) for row in rows)
@@ -102,49 +162,152 @@ def _devices(args) -> int:
     return 0
 
 
-def _model(args, n_features: int, n_classes: int) -> netcore.Sequential:
-    from netcore.layers import BatchNorm, Dense, Dropout
+def _build_model(args, data) -> netcore.Sequential:
+    from netcore.layers import Activation, BatchNorm, Dense, Dropout
 
+    regularizer = netcore.regularizers.L2(args.l2) if args.l2 else None
     layers = []
     for width in args.hidden:
-        regularizer = netcore.regularizers.L2(args.l2) if args.l2 else None
-        layers.append(Dense(width, None if args.batchnorm else args.activation, kernel_regularizer=regularizer))
         if args.batchnorm:
-            layers += [BatchNorm(), netcore.layers.Activation(args.activation)]
+            layers += [
+                Dense(width, use_bias=False, kernel_regularizer=regularizer),
+                BatchNorm(),
+                Activation(args.activation),
+            ]
+        else:
+            layers.append(Dense(width, args.activation, kernel_regularizer=regularizer))
         if args.dropout:
             layers.append(Dropout(args.dropout))
-    layers.append(Dense(n_classes, "softmax"))
-    return netcore.Sequential(layers, input_dim=n_features, device=args.device, dtype=args.dtype, seed=args.seed)
+    classification = data.task == "classification"
+    layers.append(Dense(data.n_classes, "softmax") if classification else Dense(1))
+    model = netcore.Sequential(layers, input_dim=data.n_features, device=args.device, dtype=args.dtype, seed=args.seed)
+    model.compile(
+        netcore.optimizers.get(args.optimizer, lr=args.lr),
+        "cross_entropy" if classification else "mse",
+        ["accuracy"] if classification else ["mae", "r2"],
+    )
+    return model
+
+
+def _targets(data, y):
+    return y if data.task == "classification" else y.reshape(-1, 1)
 
 
 def _train(args) -> int:
-    data = datasets.load(args.dataset, seed=args.seed, dtype=args.dtype)
-    model = _model(args, data.n_features, data.n_classes)
-    model.compile(optimizer=netcore.optimizers.get(args.optimizer, lr=args.lr), loss="cross_entropy",
-                  metrics=["accuracy"])  # fmt: skip
+    validation_size = 0.0
+    data, source = _load_data(args, args.seed, validation_size, args.dtype)
+    model = _build_model(args, data)
+    split = args.validation_split or (0.1 if args.early_stopping else 0.0)
+    callbacks = []
+    if args.early_stopping:
+        callbacks.append(netcore.callbacks.EarlyStopping(monitor="val_loss", patience=args.early_stopping))
     started = time.perf_counter()
-    history = model.fit(data.X_train, data.y_train, epochs=args.epochs, batch_size=args.batch_size,
-                        verbose=0 if args.json else 2)  # fmt: skip
+    history = model.fit(
+        data.X_train,
+        _targets(data, data.y_train),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_split=split,
+        callbacks=callbacks,
+        verbose=0 if args.json else 2,
+    )
     seconds = time.perf_counter() - started
-    test = model.evaluate(data.X_test, data.y_test)
+    test = model.evaluate(data.X_test, _targets(data, data.y_test))
+    model.metadata["data"] = _data_record(data, source, args.seed, validation_size)
+    if args.save:
+        model.save(args.save)
+    if args.plot:
+        from netcore import plot
+
+        plot.history(history, args.plot, title=f"{data.name} on {model.device}")
     result = {
         "device": model.device,
         "dataset": data.name,
+        "task": data.task,
         "epochs": args.epochs,
+        "epochs_run": len(history.epoch),
         "train_loss": history["loss"][-1] if history.epoch else None,
-        "train_accuracy": history["accuracy"][-1] if history.epoch else None,
-        "test_loss": test["loss"],
-        "test_accuracy": test["accuracy"],
+        **{
+            (k if k.startswith("val_") else f"train_{k}"): v[-1]
+            for k, v in history.history.items()
+            if k not in ("loss", "lr", "epoch_time")
+        },
+        **{f"test_{k}": v for k, v in test.items()},
         "seconds": round(seconds, 3),
         "seed": args.seed,
         "hidden": args.hidden,
         "parameters": model.count_params(),
         "dtype": args.dtype,
+        "saved": args.save,
+        "plot": args.plot,
     }
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"test accuracy {test['accuracy']:.4f} (loss {test['loss']:.4f}) on {model.device} in {seconds:.1f}s")
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in test.items())
+        print(f"test {shown} on {model.device} in {seconds:.1f}s")
+    return 0
+
+
+def _evaluate(args) -> int:
+    model = netcore.load(args.model, device=args.device)
+    record = model.metadata.get("data", {})
+    if not (args.dataset or args.csv or args.mnist):
+        if not record:
+            raise ConfigurationError("the model does not say what it was trained on; pass --dataset or --csv")
+        args.dataset, args.csv, args.mnist = record.get("dataset"), record.get("csv"), record.get("mnist")
+        args.target = args.target or record.get("target")
+    seed = record.get("seed", 0)
+    data, _ = _load_data(args, seed, record.get("validation_size", 0.0), model.dtype_name)
+    if data.n_features != model.input_dim:
+        raise ConfigurationError(f"the data has {data.n_features} features, the model takes {model.input_dim}")
+    result = {
+        "model": args.model,
+        "device": model.device,
+        "dataset": data.name,
+        "rows": int(data.X_test.shape[0]),
+        **{f"test_{k}": v for k, v in model.evaluate(data.X_test, _targets(data, data.y_test)).items()},
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()))
+    return 0
+
+
+def _predict(args) -> int:
+    model = netcore.load(args.model, device=args.device)
+    record = model.metadata.get("data")
+    if not record or "mean" not in record:
+        raise ConfigurationError("the model carries no feature scaling; train it with `netcore train --save`")
+    header, columns = datasets.read_csv_columns(args.csv)
+    names = record.get("features") or [h for h in header if h != record.get("target")]
+    missing = [name for name in names if name not in columns]
+    if missing:
+        raise datasets.DataError(f"{args.csv}: missing feature columns {missing}")
+    X = np.column_stack([datasets._numeric(args.csv, name, columns[name]) for name in names])
+    X = (X - np.asarray(record["mean"])) / np.asarray(record["std"])
+    out = model.predict(X.astype(model.dtype_name))
+    rows = []
+    if record.get("task") == "classification":
+        classes = record["classes"]
+        labels = model.predict_classes(X.astype(model.dtype_name))
+        for label, probabilities in zip(labels, out, strict=True):
+            rows.append([classes[label], *(f"{p:.6g}" for p in probabilities)])
+        head = ["prediction", *(f"p_{c}" for c in classes)]
+    else:
+        rows = [[f"{v:.6g}"] for v in out[:, 0]]
+        head = ["prediction"]
+    with contextlib.ExitStack() as stack:
+        handle = stack.enter_context(open(args.output, "w", newline="")) if args.output else sys.stdout
+        writer = csv.writer(handle)
+        writer.writerow(head)
+        writer.writerows(rows)
+    return 0
+
+
+def _summary(args) -> int:
+    netcore.load(args.model, device="numpy").summary()
     return 0
 
 
@@ -154,11 +317,22 @@ def _bench(args) -> int:
     return run(args)
 
 
+COMMANDS = {
+    "devices": _devices,
+    "train": _train,
+    "evaluate": _evaluate,
+    "predict": _predict,
+    "summary": _summary,
+    "bench": _bench,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="netcore: %(message)s")
     try:
-        return {"devices": _devices, "train": _train, "bench": _bench}[args.command](args)
+        return COMMANDS[args.command](args)
     except NetcoreError as exc:
-        print(f"netcore: error: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split())
+        print(f"netcore: error: {message}", file=sys.stderr)
         return 2

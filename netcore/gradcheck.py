@@ -22,8 +22,9 @@ class GradientReport(dict):
         return self
 
 
-def check_gradients(model, X, y, eps: float = 1e-6, max_entries: int = 50, sample_weight=None,
-                    seed: int = 0) -> GradientReport:  # fmt: skip
+def check_gradients(
+    model, X, y, eps: float = 1e-6, max_entries: int = 50, sample_weight=None, seed: int = 0
+) -> GradientReport:
     """Compare backpropagated gradients with central differences ``(L(p + eps) - L(p - eps)) / (2 eps)``.
 
     Runs on a float64 copy of ``model`` (same device, weights and loss), in training mode with the random generator

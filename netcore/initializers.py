@@ -115,11 +115,21 @@ def lecun_uniform() -> Uniform:
 
 
 _FACTORIES = {
-    "zeros": zeros, "ones": ones, "random_normal": random_normal, "random_uniform": random_uniform,
-    "he_normal": he_normal, "kaiming_normal": he_normal, "he_uniform": he_uniform, "kaiming_uniform": he_uniform,
-    "xavier_normal": xavier_normal, "glorot_normal": xavier_normal, "xavier_uniform": xavier_uniform,
-    "glorot_uniform": xavier_uniform, "lecun_normal": lecun_normal, "lecun_uniform": lecun_uniform,
-}  # fmt: skip
+    "zeros": zeros,
+    "ones": ones,
+    "random_normal": random_normal,
+    "random_uniform": random_uniform,
+    "he_normal": he_normal,
+    "kaiming_normal": he_normal,
+    "he_uniform": he_uniform,
+    "kaiming_uniform": he_uniform,
+    "xavier_normal": xavier_normal,
+    "glorot_normal": xavier_normal,
+    "xavier_uniform": xavier_uniform,
+    "glorot_uniform": xavier_uniform,
+    "lecun_normal": lecun_normal,
+    "lecun_uniform": lecun_uniform,
+}
 
 
 def get(spec) -> Initializer:

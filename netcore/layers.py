@@ -105,9 +105,18 @@ class Dense(Layer):
     ``kernel_initializer`` defaults to He for the ReLU family and Xavier for the rest; ``bias_initializer`` to zeros.
     """
 
-    def __init__(self, units: int, activation=None, use_bias: bool = True, kernel_initializer=None,
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
-                 name: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        units: int,
+        activation=None,
+        use_bias: bool = True,
+        kernel_initializer=None,
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        name: str | None = None,
+    ):
         super().__init__(name)
         if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
             raise ConfigurationError(f"Dense units must be a positive integer, got {units!r}")
@@ -133,21 +142,36 @@ class Dense(Layer):
         return self.units
 
     def param_specs(self):
-        specs = [ParamSpec("W", (self.n_in, self.units), self.kernel_initializer, self.kernel_regularizer,
-                           self.kernel_constraint, (self.n_in, self.units))]  # fmt: skip
+        specs = [
+            ParamSpec(
+                "W",
+                (self.n_in, self.units),
+                self.kernel_initializer,
+                self.kernel_regularizer,
+                self.kernel_constraint,
+                (self.n_in, self.units),
+            )
+        ]
         if self.use_bias:
-            specs.append(ParamSpec("b", (self.units,), self.bias_initializer, self.bias_regularizer, None,
-                                   (self.n_in, self.units)))  # fmt: skip
+            specs.append(
+                ParamSpec(
+                    "b", (self.units,), self.bias_initializer, self.bias_regularizer, None, (self.n_in, self.units)
+                )
+            )
         return specs
 
     def config(self):
         act = self.activation
         return {
-            "units": self.units, "activation": act.kind, "activation_alpha": act.alpha, "use_bias": self.use_bias,
+            "units": self.units,
+            "activation": act.kind,
+            "activation_alpha": act.alpha,
+            "use_bias": self.use_bias,
             "kernel_regularizer": regularizers.to_config(self.kernel_regularizer),
             "bias_regularizer": regularizers.to_config(self.bias_regularizer),
-            "kernel_constraint": regularizers.to_config(self.kernel_constraint), "name": self.name,
-        }  # fmt: skip
+            "kernel_constraint": regularizers.to_config(self.kernel_constraint),
+            "name": self.name,
+        }
 
     def forward(self, x, training, logits: bool = False):
         backend, act = self.backend, self.activation
@@ -293,8 +317,13 @@ class BatchNorm(Layer):
     override the convention's defaults and keep its meaning.
     """
 
-    def __init__(self, momentum: float | None = None, eps: float | None = None, convention: str = "torch",
-                 name: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        momentum: float | None = None,
+        eps: float | None = None,
+        convention: str = "torch",
+        name: str | None = None,
+    ):
         super().__init__(name)
         if convention not in ("torch", "keras"):
             raise ConfigurationError(f"BatchNorm convention must be 'torch' or 'keras', got {convention!r}")
@@ -311,8 +340,10 @@ class BatchNorm(Layer):
 
     def param_specs(self):
         fan = (self.n_in, self.n_in)
-        return [ParamSpec("gamma", (self.n_in,), initializers.ones(), fan=fan),
-                ParamSpec("beta", (self.n_in,), initializers.zeros(), fan=fan)]  # fmt: skip
+        return [
+            ParamSpec("gamma", (self.n_in,), initializers.ones(), fan=fan),
+            ParamSpec("beta", (self.n_in,), initializers.zeros(), fan=fan),
+        ]
 
     def state_specs(self):
         return [StateSpec("running_mean", (self.n_in,), 0.0), StateSpec("running_var", (self.n_in,), 1.0)]
@@ -322,24 +353,35 @@ class BatchNorm(Layer):
         n = x.shape[0]
         out = self.buffer("y", n, self.n_in, x.dtype)
         if not training:
-            return backend.batchnorm_forward_eval(x, p["gamma"], p["beta"], s["running_mean"], s["running_var"], out,
-                                                  eps=self.eps)  # fmt: skip
+            return backend.batchnorm_forward_eval(
+                x, p["gamma"], p["beta"], s["running_mean"], s["running_var"], out, eps=self.eps
+            )
         if n < 2:
             raise ConfigurationError(f"{self.name}: batch normalisation needs at least 2 rows per training batch")
         xhat = self.buffer("xhat", n, self.n_in, x.dtype)
         inv_std = self.buffer("inv_std", 1, self.n_in, x.dtype)[0]
         backend.batchnorm_forward_train(
-            x, p["gamma"], p["beta"], s["running_mean"], s["running_var"], out, xhat, inv_std, eps=self.eps,
-            new_weight=self.new_weight, unbiased_running_var=self.convention == "torch",
-        )  # fmt: skip
+            x,
+            p["gamma"],
+            p["beta"],
+            s["running_mean"],
+            s["running_var"],
+            out,
+            xhat,
+            inv_std,
+            eps=self.eps,
+            new_weight=self.new_weight,
+            unbiased_running_var=self.convention == "torch",
+        )
         self._cache = (xhat, inv_std)
         return out
 
     def backward(self, dy, need_dx):
         xhat, inv_std = self._cache
         dx = dy if need_dx else None
-        self.backend.batchnorm_backward(dy, xhat, inv_std, self.params["gamma"], dx, self.grads["gamma"],
-                                        self.grads["beta"])  # fmt: skip
+        self.backend.batchnorm_backward(
+            dy, xhat, inv_std, self.params["gamma"], dx, self.grads["gamma"], self.grads["beta"]
+        )
         return dx
 
 

@@ -180,13 +180,25 @@ class KLDivergence(Loss):
 
 
 _FACTORIES = {
-    "cross_entropy": CrossEntropy, "categorical_crossentropy": CrossEntropy, "categorical_cross_entropy": CrossEntropy,
-    "sparse_categorical_crossentropy": CrossEntropy, "ce": CrossEntropy, "binary_crossentropy": BinaryCrossEntropy,
-    "binary_cross_entropy": BinaryCrossEntropy, "bce": BinaryCrossEntropy, "mse": MeanSquaredError,
-    "mean_squared_error": MeanSquaredError, "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
-    "huber": Huber, "hinge": Hinge, "multiclass_hinge": MultiClassHinge, "multi_margin": MultiClassHinge,
-    "kl_divergence": KLDivergence, "kld": KLDivergence,
-}  # fmt: skip
+    "cross_entropy": CrossEntropy,
+    "categorical_crossentropy": CrossEntropy,
+    "categorical_cross_entropy": CrossEntropy,
+    "sparse_categorical_crossentropy": CrossEntropy,
+    "ce": CrossEntropy,
+    "binary_crossentropy": BinaryCrossEntropy,
+    "binary_cross_entropy": BinaryCrossEntropy,
+    "bce": BinaryCrossEntropy,
+    "mse": MeanSquaredError,
+    "mean_squared_error": MeanSquaredError,
+    "mae": MeanAbsoluteError,
+    "mean_absolute_error": MeanAbsoluteError,
+    "huber": Huber,
+    "hinge": Hinge,
+    "multiclass_hinge": MultiClassHinge,
+    "multi_margin": MultiClassHinge,
+    "kl_divergence": KLDivergence,
+    "kld": KLDivergence,
+}
 _BY_CLASS = {cls.__name__: cls for cls in _FACTORIES.values()}
 
 

@@ -114,10 +114,20 @@ def r2(backend, pred, target) -> float:
 
 
 _METRICS = {
-    "accuracy": accuracy, "acc": accuracy, "top_3_accuracy": top_3_accuracy, "top_5_accuracy": top_5_accuracy,
-    "precision": precision, "recall": recall, "f1": f1, "macro_precision": macro_precision,
-    "macro_recall": macro_recall, "macro_f1": macro_f1, "mse": mse, "mae": mae, "r2": r2,
-}  # fmt: skip
+    "accuracy": accuracy,
+    "acc": accuracy,
+    "top_3_accuracy": top_3_accuracy,
+    "top_5_accuracy": top_5_accuracy,
+    "precision": precision,
+    "recall": recall,
+    "f1": f1,
+    "macro_precision": macro_precision,
+    "macro_recall": macro_recall,
+    "macro_f1": macro_f1,
+    "mse": mse,
+    "mae": mae,
+    "r2": r2,
+}
 
 
 def get(name: str):

@@ -60,8 +60,9 @@ class Sequential:
     ``dtype`` is ``"float32"`` (default) or ``"float64"``; ``seed`` fixes weights, shuffles and dropout masks.
     """
 
-    def __init__(self, layers, input_dim: int | None = None, device=None, dtype: str = "float32",
-                 seed: int | None = None):  # fmt: skip
+    def __init__(
+        self, layers, input_dim: int | None = None, device=None, dtype: str = "float32", seed: int | None = None
+    ):
         self.layers = list(layers)
         if not self.layers or not all(isinstance(layer, layers_mod.Layer) for layer in self.layers):
             raise ConfigurationError("Sequential needs a non-empty list of netcore layers")
@@ -78,6 +79,8 @@ class Sequential:
         self.loss = None
         self.schedule = None
         self.epochs_trained = 0
+        #: JSON-able notes saved with the model (the command line keeps the data set and its scaling here).
+        self.metadata: dict = {}
         self.metric_names: list[str] = []
         self.training = True
         self._fused = False
@@ -113,8 +116,9 @@ class Sequential:
         self._bind()
         for layer, spec in self._specs:
             fan_in, fan_out = spec.fan
-            layer.params[spec.name][...] = spec.initializer(self.backend, self.rng, spec.shape, fan_in, fan_out,
-                                                            self.dtype)  # fmt: skip
+            layer.params[spec.name][...] = spec.initializer(
+                self.backend, self.rng, spec.shape, fan_in, fan_out, self.dtype
+            )
         for layer, spec in self._state_specs:
             layer.state[spec.name][...] = spec.initial
 
@@ -259,9 +263,11 @@ class Sequential:
     def _forward(self, x, training: bool, logits: bool = False):
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            x = layer.forward(x, training, logits) if i == last and hasattr(layer, "emit_logits") else (
-                layer.forward(x, training)
-            )  # fmt: skip
+            x = (
+                layer.forward(x, training, logits)
+                if i == last and hasattr(layer, "emit_logits")
+                else (layer.forward(x, training))
+            )
         return x
 
     def _backward(self, grad) -> None:
@@ -314,9 +320,20 @@ class Sequential:
             return self.backend.to_float(self.train_step(X, Y, weights))
 
     # ----------------------------------------------------------------- fit / evaluate / predict
-    def fit(self, X, y, epochs: int = 1, batch_size: int | None = 32, shuffle: bool = True, verbose: int = 1,
-            validation_data=None, validation_split: float = 0.0, class_weight=None, sample_weight=None,
-            callbacks=None) -> History:  # fmt: skip
+    def fit(
+        self,
+        X,
+        y,
+        epochs: int = 1,
+        batch_size: int | None = 32,
+        shuffle: bool = True,
+        verbose: int = 1,
+        validation_data=None,
+        validation_split: float = 0.0,
+        class_weight=None,
+        sample_weight=None,
+        callbacks=None,
+    ) -> History:
         """Train for ``epochs`` passes over ``(X, y)`` in mini-batches (``batch_size=None``: full batch).
 
         ``validation_split`` holds out the last fraction of the rows (before shuffling), or ``validation_data=(X, y)``
@@ -329,8 +346,9 @@ class Sequential:
             raise ConfigurationError("call compile() before fit()")
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
             raise ConfigurationError(f"epochs must be a non-negative integer, got {epochs!r}")
-        if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool)
-                                       or batch_size <= 0):  # fmt: skip
+        if batch_size is not None and (
+            not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0
+        ):
             raise ConfigurationError(f"batch_size must be a positive integer or None, got {batch_size!r}")
         with self.backend.scope():
             X = self._features(X)
@@ -354,8 +372,9 @@ class Sequential:
                 val_X = self._features(validation_data[0])
                 validation = (val_X, self._targets(validation_data[1], val_X.shape[0]))
             batch = n if batch_size is None else min(batch_size, n)
-            return training.run(self, (X, Y, weights, validation), epochs, batch, shuffle, list(callbacks or []),
-                                verbose, History())  # fmt: skip
+            return training.run(
+                self, (X, Y, weights, validation), epochs, batch, shuffle, list(callbacks or []), verbose, History()
+            )
 
     def _restore_callback_state(self, callbacks) -> None:
         """Hand callbacks the state a loaded checkpoint carried for them (matched by class, in order)."""
@@ -475,8 +494,13 @@ class Sequential:
         compiled with the same loss and a fresh optimizer of the same kind."""
         self._require_built()
         layers = [layers_mod.from_config(type(layer).__name__, layer.config()) for layer in self.layers]
-        twin = Sequential(layers, input_dim=self.input_dim, device=device or self.backend,
-                          dtype=dtype or self.dtype_name, seed=self.seed)  # fmt: skip
+        twin = Sequential(
+            layers,
+            input_dim=self.input_dim,
+            device=device or self.backend,
+            dtype=dtype or self.dtype_name,
+            seed=self.seed,
+        )
         twin.set_weights(self.get_weights())
         if self.loss is not None:
             optimizer = type(self.optimizer)(**self.optimizer.hyperparameters())
@@ -503,8 +527,11 @@ class Sequential:
         line = "-" * (sum(widths) + 4)
         text = [line] + [f"{a:{widths[0]}}  {b:{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows[:1]] + [line]
         text += [f"{a:{widths[0]}}  {b:{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows[1:]] + [line]
-        text += [f"trainable parameters: {trainable:,}", f"non-trainable parameters: {frozen:,}",
-                 f"device: {self.device}, dtype: {self.dtype_name}, input_dim: {self.input_dim}"]  # fmt: skip
+        text += [
+            f"trainable parameters: {trainable:,}",
+            f"non-trainable parameters: {frozen:,}",
+            f"device: {self.device}, dtype: {self.dtype_name}, input_dim: {self.input_dim}",
+        ]
         result = "\n".join(text)
         if print_fn is not None:
             print_fn(result)

@@ -18,8 +18,9 @@ def _check(name: str, value, low: float = 0.0, high: float = math.inf, low_open:
     bad = not math.isfinite(value) or value > high or (value <= low if low_open else value < low)
     if bad:
         bound = f"> {low}" if low_open else f">= {low}"
-        raise ConfigurationError(f"{name} must be finite and {bound}" + (f" and <= {high}" if high < math.inf else "")
-                                 + f", got {value}")  # fmt: skip
+        raise ConfigurationError(
+            f"{name} must be finite and {bound}" + (f" and <= {high}" if high < math.inf else "") + f", got {value}"
+        )
     return value
 
 
@@ -86,8 +87,14 @@ class SGD(Optimizer):
     Nesterov, else ``p -= lr b``. Full-batch gradient descent is ``fit(..., batch_size=None)``.
     """
 
-    def __init__(self, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0, weight_decay: float = 0.0,
-                 nesterov: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+    ):
         super().__init__(lr)
         self.momentum = _check("momentum", momentum)
         self.dampening = _check("dampening", dampening)
@@ -97,18 +104,30 @@ class SGD(Optimizer):
             raise ConfigurationError("Nesterov momentum requires a momentum and zero dampening")
 
     def hyperparameters(self):
-        return dict(lr=self.lr, momentum=self.momentum, dampening=self.dampening, weight_decay=self.weight_decay,
-                    nesterov=self.nesterov)  # fmt: skip
+        return dict(
+            lr=self.lr,
+            momentum=self.momentum,
+            dampening=self.dampening,
+            weight_decay=self.weight_decay,
+            nesterov=self.nesterov,
+        )
 
     def active_state_names(self):
         return ("momentum_buffer",) if self.momentum else ()
 
     def _update(self, params, grads):
         self.backend.sgd_step(
-            params, grads, self.state.get("momentum_buffer"), self.tmp, lr=self.lr, momentum=self.momentum,
-            dampening=self.dampening, weight_decay=self.weight_decay, nesterov=self.nesterov,
+            params,
+            grads,
+            self.state.get("momentum_buffer"),
+            self.tmp,
+            lr=self.lr,
+            momentum=self.momentum,
+            dampening=self.dampening,
+            weight_decay=self.weight_decay,
+            nesterov=self.nesterov,
             first_step=self.step_count == 1,
-        )  # fmt: skip
+        )
 
 
 class Adam(Optimizer):
@@ -116,8 +135,14 @@ class Adam(Optimizer):
 
     decoupled = False
 
-    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+    ):
         super().__init__(lr)
         self.betas = (_check("betas[0]", betas[0], high=1.0), _check("betas[1]", betas[1], high=1.0))
         self.eps = _check("eps", eps)
@@ -133,10 +158,21 @@ class Adam(Optimizer):
     def _update(self, params, grads):
         s = self.state
         self.backend.adam_step(
-            params, grads, s["exp_avg"], s["exp_avg_sq"], s.get("max_exp_avg_sq"), self.tmp, lr=self.lr,
-            beta1=self.betas[0], beta2=self.betas[1], eps=self.eps, weight_decay=self.weight_decay,
-            decoupled=self.decoupled, amsgrad=self.amsgrad, step=self.step_count,
-        )  # fmt: skip
+            params,
+            grads,
+            s["exp_avg"],
+            s["exp_avg_sq"],
+            s.get("max_exp_avg_sq"),
+            self.tmp,
+            lr=self.lr,
+            beta1=self.betas[0],
+            beta2=self.betas[1],
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            decoupled=self.decoupled,
+            amsgrad=self.amsgrad,
+            step=self.step_count,
+        )
 
 
 class AdamW(Adam):
@@ -144,8 +180,14 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+    ):
         super().__init__(lr, betas, eps, weight_decay, amsgrad)
 
 
@@ -154,8 +196,14 @@ class Adagrad(Optimizer):
 
     state_names = ("sum",)
 
-    def __init__(self, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
-                 initial_accumulator_value: float = 0.0, eps: float = 1e-10):  # fmt: skip
+    def __init__(
+        self,
+        lr: float = 1e-2,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps: float = 1e-10,
+    ):
         super().__init__(lr)
         self.lr_decay = _check("lr_decay", lr_decay)
         self.weight_decay = _check("weight_decay", weight_decay)
@@ -163,8 +211,13 @@ class Adagrad(Optimizer):
         self.eps = _check("eps", eps)
 
     def hyperparameters(self):
-        return dict(lr=self.lr, lr_decay=self.lr_decay, weight_decay=self.weight_decay,
-                    initial_accumulator_value=self.initial_accumulator_value, eps=self.eps)  # fmt: skip
+        return dict(
+            lr=self.lr,
+            lr_decay=self.lr_decay,
+            weight_decay=self.weight_decay,
+            initial_accumulator_value=self.initial_accumulator_value,
+            eps=self.eps,
+        )
 
     def bind(self, backend, params):
         super().bind(backend, params)
@@ -172,16 +225,30 @@ class Adagrad(Optimizer):
 
     def _update(self, params, grads):
         self.backend.adagrad_step(
-            params, grads, self.state["sum"], self.tmp, lr=self.lr, lr_decay=self.lr_decay,
-            weight_decay=self.weight_decay, eps=self.eps, step=self.step_count,
-        )  # fmt: skip
+            params,
+            grads,
+            self.state["sum"],
+            self.tmp,
+            lr=self.lr,
+            lr_decay=self.lr_decay,
+            weight_decay=self.weight_decay,
+            eps=self.eps,
+            step=self.step_count,
+        )
 
 
 class RMSprop(Optimizer):
     """``s = alpha s + (1 - alpha) g^2``; ``p -= lr g / (sqrt(s) + eps)``, optionally centered and with momentum."""
 
-    def __init__(self, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
-                 momentum: float = 0.0, centered: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+    ):
         super().__init__(lr)
         self.alpha = _check("alpha", alpha, high=1.0)
         self.eps = _check("eps", eps)
@@ -190,8 +257,14 @@ class RMSprop(Optimizer):
         self.centered = bool(centered)
 
     def hyperparameters(self):
-        return dict(lr=self.lr, alpha=self.alpha, eps=self.eps, weight_decay=self.weight_decay,
-                    momentum=self.momentum, centered=self.centered)  # fmt: skip
+        return dict(
+            lr=self.lr,
+            alpha=self.alpha,
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            momentum=self.momentum,
+            centered=self.centered,
+        )
 
     def active_state_names(self):
         names = ("square_avg",)
@@ -201,10 +274,19 @@ class RMSprop(Optimizer):
     def _update(self, params, grads):
         s = self.state
         self.backend.rmsprop_step(
-            params, grads, s["square_avg"], s.get("grad_avg"), s.get("momentum_buffer"), self.tmp, lr=self.lr,
-            alpha=self.alpha, eps=self.eps, weight_decay=self.weight_decay, momentum=self.momentum,
+            params,
+            grads,
+            s["square_avg"],
+            s.get("grad_avg"),
+            s.get("momentum_buffer"),
+            self.tmp,
+            lr=self.lr,
+            alpha=self.alpha,
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            momentum=self.momentum,
             centered=self.centered,
-        )  # fmt: skip
+        )
 
 
 class Adadelta(Optimizer):
@@ -225,9 +307,16 @@ class Adadelta(Optimizer):
     def _update(self, params, grads):
         s = self.state
         self.backend.adadelta_step(
-            params, grads, s["square_avg"], s["acc_delta"], self.tmp, lr=self.lr, rho=self.rho, eps=self.eps,
+            params,
+            grads,
+            s["square_avg"],
+            s["acc_delta"],
+            self.tmp,
+            lr=self.lr,
+            rho=self.rho,
+            eps=self.eps,
             weight_decay=self.weight_decay,
-        )  # fmt: skip
+        )
 
 
 class NAdam(Optimizer):
@@ -235,9 +324,15 @@ class NAdam(Optimizer):
 
     state_names = ("exp_avg", "exp_avg_sq")
 
-    def __init__(self, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, momentum_decay: float = 4e-3,
-                 decoupled_weight_decay: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        lr: float = 2e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum_decay: float = 4e-3,
+        decoupled_weight_decay: bool = False,
+    ):
         super().__init__(lr)
         self.betas = (_check("betas[0]", betas[0], high=1.0), _check("betas[1]", betas[1], high=1.0))
         self.eps = _check("eps", eps)
@@ -247,8 +342,14 @@ class NAdam(Optimizer):
         self.mu_product = 1.0
 
     def hyperparameters(self):
-        return dict(lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay,
-                    momentum_decay=self.momentum_decay, decoupled_weight_decay=self.decoupled_weight_decay)  # fmt: skip
+        return dict(
+            lr=self.lr,
+            betas=self.betas,
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            momentum_decay=self.momentum_decay,
+            decoupled_weight_decay=self.decoupled_weight_decay,
+        )
 
     def scalar_state(self):
         return {**super().scalar_state(), "mu_product": self.mu_product}
@@ -264,16 +365,34 @@ class NAdam(Optimizer):
         self.mu_product *= mu
         s = self.state
         self.backend.nadam_step(
-            params, grads, s["exp_avg"], s["exp_avg_sq"], self.tmp, lr=self.lr, beta1=beta1, beta2=self.betas[1],
-            eps=self.eps, weight_decay=self.weight_decay, decoupled=self.decoupled_weight_decay, step=t, mu=mu,
-            mu_next=mu_next, mu_product=self.mu_product, mu_product_next=self.mu_product * mu_next,
-        )  # fmt: skip
+            params,
+            grads,
+            s["exp_avg"],
+            s["exp_avg_sq"],
+            self.tmp,
+            lr=self.lr,
+            beta1=beta1,
+            beta2=self.betas[1],
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            decoupled=self.decoupled_weight_decay,
+            step=t,
+            mu=mu,
+            mu_next=mu_next,
+            mu_product=self.mu_product,
+            mu_product_next=self.mu_product * mu_next,
+        )
 
 
 _FACTORIES = {
-    "sgd": SGD, "adam": Adam, "adamw": AdamW, "adagrad": Adagrad, "rmsprop": RMSprop, "adadelta": Adadelta,
+    "sgd": SGD,
+    "adam": Adam,
+    "adamw": AdamW,
+    "adagrad": Adagrad,
+    "rmsprop": RMSprop,
+    "adadelta": Adadelta,
     "nadam": NAdam,
-}  # fmt: skip
+}
 
 
 def from_config(name: str, hyperparameters: dict) -> Optimizer:

@@ -28,11 +28,16 @@ def save_model(model, path) -> None:
         "optimizer": None,
         "schedule": None,
         "callbacks": {},
+        "metadata": model.metadata,
     }
     optimizer = model.optimizer
     if optimizer is not None:
-        manifest["optimizer"] = {"class": type(optimizer).__name__, "hyperparameters": optimizer.hyperparameters(),
-                                 "scalars": optimizer.scalar_state(), "buffers": sorted(optimizer.state)}  # fmt: skip
+        manifest["optimizer"] = {
+            "class": type(optimizer).__name__,
+            "hyperparameters": optimizer.hyperparameters(),
+            "scalars": optimizer.scalar_state(),
+            "buffers": sorted(optimizer.state),
+        }
         for name, buffer in optimizer.state.items():
             arrays[f"optimizer.{name}"] = backend.to_numpy(buffer)
     if model.schedule is not None:
@@ -53,19 +58,26 @@ def load_model(path, device=None):
     except CheckpointError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        raise CheckpointError(f"{path}: the manifest does not describe a loadable model ({type(exc).__name__}: "
-                              f"{exc})") from None  # fmt: skip
+        raise CheckpointError(
+            f"{path}: the manifest does not describe a loadable model ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _rebuild(manifest: dict, arrays: dict, device):
     built = [layers.from_config(entry["class"], entry["config"]) for entry in manifest["layers"]]
-    model = netcore.Sequential(built, input_dim=int(manifest["input_dim"]), device=device or manifest["device"],
-                               dtype=manifest["dtype"], seed=manifest["seed"])  # fmt: skip
+    model = netcore.Sequential(
+        built,
+        input_dim=int(manifest["input_dim"]),
+        device=device or manifest["device"],
+        dtype=manifest["dtype"],
+        seed=manifest["seed"],
+    )
     backend = model.backend
     for name, target in (("params", model._params), ("state", model._state)):
         if arrays[name].shape != tuple(target.shape):
-            raise CheckpointError(f"array {name!r} has {arrays[name].shape[0]} entries; the architecture needs "
-                                  f"{target.shape[0]}")  # fmt: skip
+            raise CheckpointError(
+                f"array {name!r} has {arrays[name].shape[0]} entries; the architecture needs {target.shape[0]}"
+            )
         target[...] = backend.asarray(arrays[name], model.dtype)
     backend.set_rng_state(model.rng, manifest["rng_state"])
     model.epochs_trained = int(manifest["epochs_trained"])
@@ -87,6 +99,8 @@ def _rebuild(manifest: dict, arrays: dict, device):
         for i, entry in enumerate(entries):
             prefix = f"callback.{cls}.{i}"
             pending.setdefault(cls, []).append(
-                (entry["values"], {key: arrays[f"{prefix}.{key}"] for key in entry["arrays"]}))  # fmt: skip
+                (entry["values"], {key: arrays[f"{prefix}.{key}"] for key in entry["arrays"]})
+            )
     model._pending_callback_state = pending
+    model.metadata = dict(manifest.get("metadata") or {})
     return model

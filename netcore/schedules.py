@@ -71,8 +71,14 @@ class LinearWarmup(Schedule):
     """Linear warm-up from ``start_factor * base_lr`` to ``end_factor * base_lr`` over ``warmup`` epochs or steps
     (PyTorch's LinearLR), then ``after`` (another schedule, counted from the end of the warm-up) or constant."""
 
-    def __init__(self, warmup: int, start_factor: float = 1 / 3, end_factor: float = 1.0,
-                 after: Schedule | None = None, per: str = "epoch"):  # fmt: skip
+    def __init__(
+        self,
+        warmup: int,
+        start_factor: float = 1 / 3,
+        end_factor: float = 1.0,
+        after: Schedule | None = None,
+        per: str = "epoch",
+    ):
         super().__init__(per)
         if warmup <= 0 or not 0 < start_factor <= 1 or not 0 < end_factor <= 1:
             raise ConfigurationError("LinearWarmup needs warmup > 0 and factors in (0, 1]")

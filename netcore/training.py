@@ -28,8 +28,9 @@ class Progress:
         if self.verbose == 1:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch", leave=True,
-                            dynamic_ncols=True)  # fmt: skip
+            self.bar = tqdm(
+                total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch", leave=True, dynamic_ncols=True
+            )
 
     def batch(self, loss: float | None) -> None:
         if self.bar is not None:
@@ -111,8 +112,11 @@ def run(model, data, epochs: int, batch: int, shuffle: bool, callbacks, verbose:
                     rows = index.shape[0]
                     xb = backend.take_rows(X, index, model._batch_buffer("x", X, rows))
                     yb = backend.take_rows(Y, index, model._batch_buffer("y", Y, rows))
-                    wb = None if weights is None else backend.take_rows(
-                        weights, index, model._batch_buffer("w", weights, rows))  # fmt: skip
+                    wb = (
+                        None
+                        if weights is None
+                        else backend.take_rows(weights, index, model._batch_buffer("w", weights, rows))
+                    )
                     for cb in batch_hooks:
                         cb.on_batch_begin(step, {})
                     loss = model.train_step(xb, yb, wb)

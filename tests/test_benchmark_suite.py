@@ -14,8 +14,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def test_every_benchmark_runs_once_at_tiny_size():
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "benchmarks", "-q", "--benchmark-disable", "-p", "no:cacheprovider"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "NETCORE_BENCH_SIZE": "tiny"},
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "NETCORE_BENCH_SIZE": "tiny"},
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert " passed" in result.stdout
 
@@ -23,10 +27,27 @@ def test_every_benchmark_runs_once_at_tiny_size():
 def test_compare_harness_prints_a_table_and_writes_json(tmp_path):
     out = tmp_path / "w1.json"
     result = subprocess.run(
-        [sys.executable, "-m", "netcore", "bench", "--workload", "W1", "--rows", "600", "--repeats", "1",
-         "--only", "netcore numba,netcore numpy,gemm at workload shapes", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "netcore",
+            "bench",
+            "--workload",
+            "W1",
+            "--rows",
+            "600",
+            "--repeats",
+            "1",
+            "--only",
+            "netcore numba,netcore numpy,gemm at workload shapes",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     assert "netcore numba" in result.stdout and "x floor" in result.stdout
     report = json.loads(out.read_text())

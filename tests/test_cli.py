@@ -13,8 +13,13 @@ from netcore.cli import main
 
 
 def netcore_cmd(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "netcore", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "netcore", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_devices_table(capsys):
@@ -55,5 +60,91 @@ def test_environment_chooses_the_device():
 def test_bad_arguments_exit_2_with_one_line(args):
     result = netcore_cmd(*args)
     assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_train_save_plot_then_evaluate_predict_and_summary(tmp_path):
+    model, picture = tmp_path / "m.ncz", tmp_path / "h.png"
+    result = netcore_cmd(
+        "train",
+        "--dataset",
+        "digits",
+        "--hidden",
+        "128,64",
+        "--dropout",
+        "0.2",
+        "--batchnorm",
+        "--early-stopping",
+        "5",
+        "--save",
+        str(model),
+        "--plot",
+        str(picture),
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    trained = json.loads(result.stdout)
+    assert trained["test_accuracy"] >= 0.97 and model.stat().st_size > 0 and picture.stat().st_size > 10_000
+    evaluated = netcore_cmd("evaluate", str(model), "--dataset", "digits", "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["test_accuracy"] == trained["test_accuracy"]
+    summary = netcore_cmd("summary", str(model))
+    assert summary.returncode == 0 and "batchnorm (BatchNorm)" in summary.stdout
+
+
+def test_csv_train_and_predict(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 3))
+    label = np.where(X[:, 0] + X[:, 1] > 0, "up", "down")
+    lines = ["f0,f1,f2,label"] + [f"{a:.4f},{b:.4f},{c:.4f},{lab}" for (a, b, c), lab in zip(X, label, strict=True)]
+    data = tmp_path / "d.csv"
+    data.write_text("\n".join(lines))
+    model = tmp_path / "m.ncz"
+    result = netcore_cmd(
+        "train",
+        "--csv",
+        str(data),
+        "--target",
+        "label",
+        "--hidden",
+        "16",
+        "--epochs",
+        "40",
+        "--lr",
+        "0.01",
+        "--save",
+        str(model),
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["test_accuracy"] >= 0.85
+    new = tmp_path / "new.csv"
+    new.write_text("f0,f1,f2\n3,3,0\n-3,-3,0\n")
+    predicted = netcore_cmd("predict", str(model), "--csv", str(new))
+    assert predicted.returncode == 0, predicted.stderr
+    rows = predicted.stdout.strip().splitlines()
+    assert rows[0] == "prediction,p_down,p_up" and rows[1].startswith("up,") and rows[2].startswith("down,")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--csv", "missing.csv", "--target", "y"],
+        ["train", "--csv", "x.csv"],
+        ["evaluate", "missing.ncz"],
+        ["summary", "missing.ncz"],
+        ["predict", "missing.ncz", "--csv", "x.csv"],
+        ["train", "--early-stopping", "0"],
+        ["train", "--l2", "-1"],
+        ["bench", "--workload", "W9"],
+    ],
+)
+def test_more_error_paths_exit_2_with_one_line(args):
+    result = netcore_cmd(*args)
+    assert result.returncode == 2, result.stdout + result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "Traceback" not in result.stderr

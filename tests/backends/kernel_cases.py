@@ -97,9 +97,11 @@ def loss_case(kernel, targets, weights=False, **options):
     def case(backend, rng, n, c, dtype, contiguous):
         if kernel in ("binary_cross_entropy", "categorical_cross_entropy", "kl_divergence"):
             logits = rng.standard_normal((n, c))
-            pred = np.exp(logits) / np.exp(logits).sum(1, keepdims=True) if kernel != "binary_cross_entropy" else (
-                1 / (1 + np.exp(-logits))
-            )  # fmt: skip
+            pred = (
+                np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+                if kernel != "binary_cross_entropy"
+                else (1 / (1 + np.exp(-logits)))
+            )
         else:
             pred = rng.standard_normal((n, c)) * 3
         if targets == "index":
@@ -112,8 +114,9 @@ def loss_case(kernel, targets, weights=False, **options):
             t = rng.random((n, c)) + 0.1
             target = backend.asarray((t / t.sum(1, keepdims=True)).astype(dtype))
         else:
-            target = backend.asarray(rng.random((n, c)).astype(dtype) if targets == "unit" else rng.standard_normal(
-                (n, c)).astype(dtype))  # fmt: skip
+            target = backend.asarray(
+                rng.random((n, c)).astype(dtype) if targets == "unit" else rng.standard_normal((n, c)).astype(dtype)
+            )
         w = backend.asarray(rng.random(n).astype(dtype) + 0.5) if weights else None
         p = put(backend, pred.astype(dtype), contiguous)
         grad = backend.empty((n, c), p.dtype)
@@ -154,8 +157,9 @@ def batchnorm(backend, rng, n, c, dtype, contiguous):
     rvar = backend.asarray(np.ones(c, dtype))
     out, xhat = backend.empty((n, c), x.dtype), backend.empty((n, c), x.dtype)
     inv_std = backend.empty((c,), x.dtype)
-    backend.batchnorm_forward_train(x, gamma, beta, rmean, rvar, out, xhat, inv_std, eps=1e-5, new_weight=0.1,
-                                    unbiased_running_var=True)  # fmt: skip
+    backend.batchnorm_forward_train(
+        x, gamma, beta, rmean, rvar, out, xhat, inv_std, eps=1e-5, new_weight=0.1, unbiased_running_var=True
+    )
     dy = backend.asarray(rng.standard_normal((n, c)).astype(dtype))
     dx, dgamma, dbeta = backend.empty((n, c), x.dtype), backend.empty((c,), x.dtype), backend.empty((c,), x.dtype)
     backend.batchnorm_backward(dy, xhat, inv_std, gamma, dx, dgamma, dbeta)
@@ -193,8 +197,14 @@ OPTIMIZER_OPTIONS = {
         dict(lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1, decoupled=True),
     ],
 }
-STATE_BUFFERS = {"sgd_step": 1, "adam_step": 3, "adagrad_step": 1, "rmsprop_step": 3, "adadelta_step": 2,
-                 "nadam_step": 2}  # fmt: skip
+STATE_BUFFERS = {
+    "sgd_step": 1,
+    "adam_step": 3,
+    "adagrad_step": 1,
+    "rmsprop_step": 3,
+    "adadelta_step": 2,
+    "nadam_step": 2,
+}
 
 
 def optimizer_case(kernel, options):

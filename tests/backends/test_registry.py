@@ -98,8 +98,9 @@ def test_model_is_created_on_the_active_device_and_moves():
 def _run(code: str, **env):
     import os
 
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}, timeout=120
+    )
 
 
 def test_environment_variable_sets_the_default():

@@ -72,6 +72,7 @@ def test_probability_losses_survive_exact_zeros_and_ones(backend):
     pred = backend.asarray(np.array([[0.0, 1.0], [1.0, 0.0]], "float32"))
     grad = backend.empty(pred.shape, pred.dtype)
     for kernel, target in [("binary_cross_entropy", [[1.0, 0.0], [1.0, 1.0]]), ("categorical_cross_entropy", [0, 1])]:
-        loss = getattr(backend, kernel)(pred, backend.asarray(np.array(target, "float32" if kernel[0] == "b" else
-                                                                         "int64")), grad, 0.5)  # fmt: skip
+        loss = getattr(backend, kernel)(
+            pred, backend.asarray(np.array(target, "float32" if kernel[0] == "b" else "int64")), grad, 0.5
+        )
         assert np.isfinite(backend.to_float(loss)) and finite(backend, grad)

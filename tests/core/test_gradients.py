@@ -103,11 +103,11 @@ def test_sample_weights(backend):
         pytest.param(lambda: [GaussianNoise(0.3), Dense(5, "tanh"), Dense(2)], id="gaussian-noise"),
         pytest.param(
             lambda: [Dense(5, "tanh", kernel_regularizer=L2(0.1)), Dense(2, kernel_regularizer=L1(0.05))], id="l1-l2"
-        ),  # fmt: skip
+        ),
         pytest.param(
             lambda: [Dense(5, "tanh", kernel_regularizer=L1L2(0.01, 0.1), bias_regularizer=L2(0.2)), Dense(2)],
             id="l1l2-bias",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_layer(backend, layers):
@@ -122,8 +122,7 @@ def test_report_names_the_failing_layer():
 
 
 def test_float32_models_are_checked_in_float64(backend):
-    model = netcore.Sequential([Dense(4, "tanh"), Dense(2, "softmax")], input_dim=FEATURES, device=backend.name,
-                               seed=0)  # fmt: skip
+    model = netcore.Sequential([Dense(4, "tanh"), Dense(2, "softmax")], input_dim=FEATURES, device=backend.name, seed=0)
     model.compile("adam", "cross_entropy")
     X, y = data(2, "index")
     netcore.check_gradients(model, X.astype("float32"), y).raise_if_above(TOLERANCE)

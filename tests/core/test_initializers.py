@@ -13,10 +13,15 @@ from netcore import initializers
 from netcore.layers import Dense
 
 SCALES = {
-    "he_normal": math.sqrt(2 / 400), "he_uniform": math.sqrt(2 / 400), "xavier_normal": math.sqrt(2 / 700),
-    "xavier_uniform": math.sqrt(2 / 700), "lecun_normal": math.sqrt(1 / 400), "lecun_uniform": math.sqrt(1 / 400),
-    "random_normal": 0.01, "random_uniform": 0.01 / math.sqrt(3),
-}  # fmt: skip
+    "he_normal": math.sqrt(2 / 400),
+    "he_uniform": math.sqrt(2 / 400),
+    "xavier_normal": math.sqrt(2 / 700),
+    "xavier_uniform": math.sqrt(2 / 700),
+    "lecun_normal": math.sqrt(1 / 400),
+    "lecun_uniform": math.sqrt(1 / 400),
+    "random_normal": 0.01,
+    "random_uniform": 0.01 / math.sqrt(3),
+}
 
 
 @pytest.mark.parametrize("name", list(SCALES))

@@ -32,15 +32,27 @@ def assert_same(other, layers, loss, optimizer, targets, n_out, device_random=Fa
 @pytest.mark.parametrize("case", list(LOSS_CASES))
 def test_every_loss(other_backend, case):
     final, loss, targets, n_out = LOSS_CASES[case]
-    assert_same(other_backend, lambda: [Dense(5, "tanh"), Dense(n_out, final)], loss,
-                lambda: netcore.optimizers.SGD(lr=0.1), targets, n_out)  # fmt: skip
+    assert_same(
+        other_backend,
+        lambda: [Dense(5, "tanh"), Dense(n_out, final)],
+        loss,
+        lambda: netcore.optimizers.SGD(lr=0.1),
+        targets,
+        n_out,
+    )
 
 
 @pytest.mark.parametrize("case", list(OPTIMIZERS))
 def test_every_optimizer(other_backend, case):
     cls, options = OPTIMIZERS[case]
-    assert_same(other_backend, lambda: [Dense(6, "relu"), Dense(3, "softmax")], "cross_entropy",
-                lambda: cls(**options), "index", 3)  # fmt: skip
+    assert_same(
+        other_backend,
+        lambda: [Dense(6, "relu"), Dense(3, "softmax")],
+        "cross_entropy",
+        lambda: cls(**options),
+        "index",
+        3,
+    )
 
 
 LAYERS = {
@@ -57,5 +69,12 @@ LAYERS = {
 
 @pytest.mark.parametrize("case", list(LAYERS))
 def test_every_layer(other_backend, case):
-    assert_same(other_backend, LAYERS[case], "mse", lambda: netcore.optimizers.Adam(lr=1e-2), "real", 2,
-                device_random=case == "dropout")  # fmt: skip
+    assert_same(
+        other_backend,
+        LAYERS[case],
+        "mse",
+        lambda: netcore.optimizers.Adam(lr=1e-2),
+        "real",
+        2,
+        device_random=case == "dropout",
+    )

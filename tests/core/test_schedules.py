@@ -26,11 +26,15 @@ def torch_lrs(make, epochs=30, lr=0.1):
 CASES = {
     "step": (schedules.StepLR(7, 0.5), lambda o: torch.optim.lr_scheduler.StepLR(o, 7, 0.5)),
     "exponential": (schedules.ExponentialLR(0.9), lambda o: torch.optim.lr_scheduler.ExponentialLR(o, 0.9)),
-    "cosine": (schedules.CosineAnnealingLR(20, 0.001),
-               lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 20, 0.001)),
-    "warmup": (schedules.LinearWarmup(5, start_factor=0.2),
-               lambda o: torch.optim.lr_scheduler.LinearLR(o, start_factor=0.2, total_iters=5)),
-}  # fmt: skip
+    "cosine": (
+        schedules.CosineAnnealingLR(20, 0.001),
+        lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 20, 0.001),
+    ),
+    "warmup": (
+        schedules.LinearWarmup(5, start_factor=0.2),
+        lambda o: torch.optim.lr_scheduler.LinearLR(o, start_factor=0.2, total_iters=5),
+    ),
+}
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -29,11 +29,17 @@ def assert_close(got, want, dtype, what):
 
 
 TORCH_ACTIVATIONS = {
-    "linear": lambda a: nn.Identity(), "relu": lambda a: nn.ReLU(), "leaky_relu": lambda a: nn.LeakyReLU(a),
-    "elu": lambda a: nn.ELU(a), "sigmoid": lambda a: nn.Sigmoid(), "tanh": lambda a: nn.Tanh(),
-    "softplus": lambda a: nn.Softplus(), "gelu": lambda a: nn.GELU(), "gelu_tanh": lambda a: nn.GELU("tanh"),
+    "linear": lambda a: nn.Identity(),
+    "relu": lambda a: nn.ReLU(),
+    "leaky_relu": lambda a: nn.LeakyReLU(a),
+    "elu": lambda a: nn.ELU(a),
+    "sigmoid": lambda a: nn.Sigmoid(),
+    "tanh": lambda a: nn.Tanh(),
+    "softplus": lambda a: nn.Softplus(),
+    "gelu": lambda a: nn.GELU(),
+    "gelu_tanh": lambda a: nn.GELU("tanh"),
     "softmax": lambda a: nn.Softmax(dim=1),
-}  # fmt: skip
+}
 
 
 class SharedMaskDropout(nn.Module):
@@ -175,22 +181,42 @@ def _multi_margin(out, target, weight):
 
 LOSSES = {
     "cross_entropy": ("softmax", losses.CrossEntropy(), "index", 3, unweighted(nn.CrossEntropyLoss())),
-    "cross_entropy smoothing": ("softmax", losses.CrossEntropy(label_smoothing=0.1), "index", 3,
-                                unweighted(nn.CrossEntropyLoss(label_smoothing=0.1))),
-    "cross_entropy sum": ("softmax", losses.CrossEntropy(reduction="sum"), "index", 3,
-                          unweighted(nn.CrossEntropyLoss(reduction="sum"))),
+    "cross_entropy smoothing": (
+        "softmax",
+        losses.CrossEntropy(label_smoothing=0.1),
+        "index",
+        3,
+        unweighted(nn.CrossEntropyLoss(label_smoothing=0.1)),
+    ),
+    "cross_entropy sum": (
+        "softmax",
+        losses.CrossEntropy(reduction="sum"),
+        "index",
+        3,
+        unweighted(nn.CrossEntropyLoss(reduction="sum")),
+    ),
     "bce fused": ("sigmoid", losses.BinaryCrossEntropy(), "binary", 2, unweighted(nn.BCEWithLogitsLoss())),
-    "bce logits pos_weight": ("linear", losses.BinaryCrossEntropy(from_logits=True, pos_weight=2.0), "binary", 2,
-                              unweighted(nn.BCEWithLogitsLoss(pos_weight=torch.tensor(2.0)))),
+    "bce logits pos_weight": (
+        "linear",
+        losses.BinaryCrossEntropy(from_logits=True, pos_weight=2.0),
+        "binary",
+        2,
+        unweighted(nn.BCEWithLogitsLoss(pos_weight=torch.tensor(2.0))),
+    ),
     "bce probabilities": ("softmax", losses.BinaryCrossEntropy(), "binary", 2, unweighted(nn.BCELoss())),
     "mse": ("linear", losses.MeanSquaredError(), "real", 2, unweighted(nn.MSELoss())),
     "mae": ("linear", losses.MeanAbsoluteError(), "real", 2, unweighted(nn.L1Loss())),
     "huber": ("linear", losses.Huber(delta=0.7), "real", 2, unweighted(nn.HuberLoss(delta=0.7))),
     "hinge": ("linear", losses.Hinge(), "sign", 1, lambda o, t, w: torch.clamp(1 - t * o, min=0).mean()),
     "multiclass_hinge": ("linear", losses.MultiClassHinge(), "index", 3, _multi_margin),
-    "kl_divergence": ("softmax", losses.KLDivergence(), "distribution", 3,
-                      lambda o, t, w: (t * (torch.log(t) - torch.log(o))).sum(1).mean()),
-}  # fmt: skip
+    "kl_divergence": (
+        "softmax",
+        losses.KLDivergence(),
+        "distribution",
+        3,
+        lambda o, t, w: (t * (torch.log(t) - torch.log(o))).sum(1).mean(),
+    ),
+}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -211,8 +237,16 @@ def test_class_weights_match_torch_weighted_mean(dtype):
     twin = torch_twin(model, dtype)
     X, y = problem(3, "index", dtype)
     torch_loss = nn.CrossEntropyLoss(weight=torch.from_numpy(class_weight.astype(dtype)))
-    compare(model, twin, unweighted(torch_loss), torch.optim.SGD(twin.parameters(), lr=0.1), X, y, dtype,
-            sample_weight=class_weight[y].astype(dtype))  # fmt: skip
+    compare(
+        model,
+        twin,
+        unweighted(torch_loss),
+        torch.optim.SGD(twin.parameters(), lr=0.1),
+        X,
+        y,
+        dtype,
+        sample_weight=class_weight[y].astype(dtype),
+    )
 
 
 OPTIMIZERS = {
@@ -224,12 +258,14 @@ OPTIMIZERS = {
     "adamw": (optimizers.AdamW, dict(lr=1e-2, weight_decay=0.1)),
     "adagrad": (optimizers.Adagrad, dict(lr=0.05, lr_decay=0.01, weight_decay=0.01, initial_accumulator_value=0.1)),
     "rmsprop": (optimizers.RMSprop, dict(lr=1e-3)),
-    "rmsprop centered momentum": (optimizers.RMSprop, dict(lr=1e-3, alpha=0.9, momentum=0.9, centered=True,
-                                                           weight_decay=0.01)),
+    "rmsprop centered momentum": (
+        optimizers.RMSprop,
+        dict(lr=1e-3, alpha=0.9, momentum=0.9, centered=True, weight_decay=0.01),
+    ),
     "adadelta": (optimizers.Adadelta, dict(lr=1.0, rho=0.95, weight_decay=0.01)),
     "nadam": (optimizers.NAdam, dict(lr=2e-3)),
     "nadam decoupled": (optimizers.NAdam, dict(lr=2e-3, weight_decay=0.1, decoupled_weight_decay=True)),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -240,14 +276,23 @@ def test_optimizer(case, dtype, device):
     model = build([Dense(8, "tanh"), Dense(3, "softmax")], "cross_entropy", cls(**options), dtype, device)
     twin = torch_twin(model, dtype)
     X, y = problem(3, "index", dtype)
-    compare(model, twin, unweighted(nn.CrossEntropyLoss()), getattr(torch.optim, cls.__name__)(twin.parameters(),
-            **options), X, y, dtype, batch=8)  # fmt: skip
+    compare(
+        model,
+        twin,
+        unweighted(nn.CrossEntropyLoss()),
+        getattr(torch.optim, cls.__name__)(twin.parameters(), **options),
+        X,
+        y,
+        dtype,
+        batch=8,
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_dropout_with_a_shared_mask(dtype):
-    model = build([Dense(16, "relu"), Dropout(0.3), Dense(3, "softmax")], "cross_entropy", optimizers.SGD(lr=0.1),
-                  dtype)  # fmt: skip
+    model = build(
+        [Dense(16, "relu"), Dropout(0.3), Dense(3, "softmax")], "cross_entropy", optimizers.SGD(lr=0.1), dtype
+    )
     twin = torch_twin(model, dtype)
     X, y = problem(3, "index", dtype)
     compare(model, twin, unweighted(nn.CrossEntropyLoss()), torch.optim.SGD(twin.parameters(), lr=0.1), X, y, dtype)
@@ -255,12 +300,24 @@ def test_dropout_with_a_shared_mask(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_batchnorm_train_and_eval(dtype):
-    model = build([Dense(8, use_bias=False), BatchNorm(), Activation("relu"), Dense(3, "softmax")], "cross_entropy",
-                  optimizers.SGD(lr=0.1, momentum=0.5), dtype)  # fmt: skip
+    model = build(
+        [Dense(8, use_bias=False), BatchNorm(), Activation("relu"), Dense(3, "softmax")],
+        "cross_entropy",
+        optimizers.SGD(lr=0.1, momentum=0.5),
+        dtype,
+    )
     twin = torch_twin(model, dtype)
     X, y = problem(3, "index", dtype)
-    compare(model, twin, unweighted(nn.CrossEntropyLoss()), torch.optim.SGD(twin.parameters(), lr=0.1, momentum=0.5),
-            X, y, dtype, batch=8)  # fmt: skip
+    compare(
+        model,
+        twin,
+        unweighted(nn.CrossEntropyLoss()),
+        torch.optim.SGD(twin.parameters(), lr=0.1, momentum=0.5),
+        X,
+        y,
+        dtype,
+        batch=8,
+    )
     twin.eval()
     with torch.no_grad():
         expected = torch.softmax(twin(torch.from_numpy(X)), dim=1).numpy()
@@ -269,8 +326,10 @@ def test_batchnorm_train_and_eval(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_l1_and_l2_penalties(dtype):
-    layers = [Dense(8, "tanh", kernel_regularizer=L2(0.01), bias_regularizer=L1(0.02)),
-              Dense(3, "softmax", kernel_regularizer=L1(0.005))]  # fmt: skip
+    layers = [
+        Dense(8, "tanh", kernel_regularizer=L2(0.01), bias_regularizer=L1(0.02)),
+        Dense(3, "softmax", kernel_regularizer=L1(0.005)),
+    ]
     model = build(layers, "cross_entropy", optimizers.SGD(lr=0.1), dtype)
     twin = torch_twin(model, dtype)
     X, y = problem(3, "index", dtype)

@@ -13,8 +13,9 @@ from tests.conftest import require
 
 def train_digits(device: str, epochs: int = 30):
     data = datasets.load("digits", seed=0)
-    model = netcore.Sequential([Dense(128, "relu"), Dense(64, "relu"), Dense(10, "softmax")],
-                               input_dim=data.n_features, device=device, seed=0)  # fmt: skip
+    model = netcore.Sequential(
+        [Dense(128, "relu"), Dense(64, "relu"), Dense(10, "softmax")], input_dim=data.n_features, device=device, seed=0
+    )
     model.compile(netcore.optimizers.Adam(lr=1e-3), "cross_entropy", metrics=["accuracy"])
     history = model.fit(data.X_train, data.y_train, epochs=epochs, batch_size=32, verbose=0)
     return history, model.evaluate(data.X_test, data.y_test), model
@@ -64,8 +65,9 @@ def test_same_seed_same_training_on_a_backend(backend):
 
 def test_float64_models_train(backend):
     data = datasets.load("iris", seed=0)
-    model = netcore.Sequential([Dense(16, "tanh"), Dense(3, "softmax")], input_dim=4, device=backend.name,
-                               dtype="float64", seed=0)  # fmt: skip
+    model = netcore.Sequential(
+        [Dense(16, "tanh"), Dense(3, "softmax")], input_dim=4, device=backend.name, dtype="float64", seed=0
+    )
     model.compile(netcore.optimizers.Adam(lr=1e-2), "cross_entropy", metrics=["accuracy"])
     model.fit(data.X_train, data.y_train, epochs=40, batch_size=16, verbose=0)
     assert all(w.dtype == np.float64 for w in model.get_weights())

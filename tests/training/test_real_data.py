@@ -32,8 +32,13 @@ def test_logistic_regression_is_one_sigmoid_neuron(device):
 
 @pytest.mark.parametrize("device", CPU)
 def test_small_net_with_dropout_and_batchnorm_on_breast_cancer(device):
-    layers = [Dense(32, use_bias=False), BatchNorm(), netcore.layers.Activation("relu"), Dropout(0.2),
-              Dense(1, "sigmoid")]  # fmt: skip
+    layers = [
+        Dense(32, use_bias=False),
+        BatchNorm(),
+        netcore.layers.Activation("relu"),
+        Dropout(0.2),
+        Dense(1, "sigmoid"),
+    ]
     assert accuracy(device, "breast_cancer", layers, netcore.optimizers.Adam(lr=1e-3), epochs=50) >= 0.97
 
 
