@@ -1,0 +1,26 @@
+"""The README's code runs as written."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import pytest
+
+README = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def test_readme_opens_with_the_two_setup_commands():
+    first_block = re.search(r"```bash\n(.*?)```", README, re.S).group(1).strip().splitlines()
+    assert first_block == ["pip install -e . && netcore train --dataset digits", 'pip install -e ".[test]" && pytest']
+
+
+@pytest.mark.slow
+def test_the_tour_runs(tmp_path, monkeypatch):
+    tour = README.split("## A tour", 1)[1]
+    code = re.search(r"```python\n(.*?)```", tour, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(code.replace("verbose=1", "verbose=0"), "README tour", "exec"), namespace)
+    assert (tmp_path / "digits.ncz").exists()
+    assert namespace["model"].evaluate(namespace["data"].X_test, namespace["data"].y_test)["accuracy"] > 0.9
