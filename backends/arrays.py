@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,8 @@ class ArrayOps:
     """Array plumbing over ``self.xp``; see :class:`backends.base.Backend`."""
 
     xp: Any = None
+    #: Exception types this device raises when it runs out of memory (the model reports them with context).
+    out_of_memory_errors: tuple = ()
 
     # ----------------------------------------------------------------- dtypes and allocation
     def float_dtype(self, name: str):
@@ -45,6 +48,24 @@ class ArrayOps:
         """``x`` (host data or a native array) as a C-contiguous array of this backend, copied only if needed."""
         return self.xp.ascontiguousarray(self.xp.asarray(x, dtype=dtype))
 
+    def device_of(self, x) -> str | None:
+        """For a native array on another device of this backend (another GPU), that device's name; else None."""
+        return None
+
+    def foreign_device(self, x) -> str | None:
+        """For an array that lives on a device this backend cannot read directly, a name for it; else None."""
+        if hasattr(x, "__cuda_array_interface__"):
+            return f"a CUDA device ({type(x).__module__.split('.')[0]} array)"
+        return None
+
+    def from_foreign(self, x):
+        """Copy another device's array into this backend (the ``auto_transfer=True`` path)."""
+        for host in ("get", "cpu"):  # cupy arrays have .get(); torch tensors .cpu()
+            if hasattr(x, host):
+                x = getattr(x, host)()
+                break
+        return self.asarray(np.asarray(x))
+
     def to_numpy(self, x) -> np.ndarray:
         """A NumPy copy (or view, on the CPU) of a native array."""
         return np.asarray(x)
@@ -52,6 +73,14 @@ class ArrayOps:
     def to_float(self, x) -> float:
         """A 0-d array or number as a Python float (synchronises on a GPU)."""
         return float(x)
+
+    def memory_info(self) -> tuple[int, int]:
+        """(bytes in use, bytes in total) on the device; (0, 0) where nobody counts (host memory)."""
+        return 0, 0
+
+    def is_finite(self, value) -> bool:
+        """Whether a scalar (a Python number or a 0-d array of this backend) is finite; synchronises a GPU."""
+        return math.isfinite(float(value))
 
     def copy(self, x):
         return self.xp.array(x, copy=True)

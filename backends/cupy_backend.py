@@ -92,6 +92,7 @@ class CupyBackend(Backend):
         self.index = index
         self.device = cupy.cuda.Device(index)
         self.name = "cupy" if index == 0 else f"cupy:{index}"
+        self.out_of_memory_errors = (cupy.cuda.memory.OutOfMemoryError,)
 
     def scope(self):
         return self.device
@@ -99,8 +100,28 @@ class CupyBackend(Backend):
     def synchronize(self) -> None:
         self.device.synchronize()
 
+    def memory_info(self) -> tuple[int, int]:
+        with self.device:
+            free, total = self.xp.cuda.runtime.memGetInfo()
+        return total - free, total
+
     def to_numpy(self, x) -> np.ndarray:
         return self.xp.asnumpy(x)
+
+    def device_of(self, x) -> str | None:
+        return None if x.device.id == self.index else f"cupy:{x.device.id}"
+
+    def foreign_device(self, x) -> str | None:
+        # Other libraries' CUDA arrays are readable in place on the same GPU; anything else is host data.
+        if hasattr(x, "__cuda_array_interface__"):
+            pointer = x.__cuda_array_interface__["data"][0]
+            attributes = self.xp.cuda.runtime.pointerGetAttributes(pointer)
+            return None if attributes.device == self.index else f"CUDA device {attributes.device}"
+        return None
+
+    def from_foreign(self, x):
+        with self.device:
+            return self.xp.array(x, copy=True)
 
     def asarray(self, x, dtype=None):
         with self.device:

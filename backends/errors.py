@@ -23,3 +23,7 @@ class ShapeError(NetcoreError, ValueError):
 
 class DTypeError(NetcoreError, TypeError):
     """An array has a dtype netcore cannot compute with."""
+
+
+class OutOfMemoryError(NetcoreError, MemoryError):
+    """The device ran out of memory; the message names the layer, the batch size and the memory in use."""

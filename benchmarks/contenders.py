@@ -60,7 +60,7 @@ def netcore_runner(device: str, graph: bool = False):
             return run
         backend = model.backend
         with backend.scope():
-            Xd, yd = model._features(X), model._targets(y, X.shape[0])
+            Xd, yd, _ = model._prepare(X, y)
             step = model.compiled_step(Xd, yd) if graph else (lambda: model.train_step(Xd, yd))
             for _ in range(10):
                 step()

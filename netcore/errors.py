@@ -1,6 +1,13 @@
 """netcore's error hierarchy (the backend-level classes live in :mod:`backends.errors` and are re-exported here)."""
 
-from backends.errors import BackendUnavailableError, DeviceError, DTypeError, NetcoreError, ShapeError
+from backends.errors import (
+    BackendUnavailableError,
+    DeviceError,
+    DTypeError,
+    NetcoreError,
+    OutOfMemoryError,
+    ShapeError,
+)
 
 
 class CheckpointError(NetcoreError, ValueError):
@@ -23,5 +30,6 @@ __all__ = [
     "DeviceError",
     "DivergenceError",
     "NetcoreError",
+    "OutOfMemoryError",
     "ShapeError",
 ]

@@ -36,9 +36,7 @@ def check_gradients(
     backend = twin.backend
     pick = backend.rng(seed)
     with backend.scope():
-        X = twin._features(X)
-        Y = twin._targets(y, X.shape[0])
-        weights = twin._sample_weights(Y, X.shape[0], None, sample_weight)
+        X, Y, weights = twin._prepare(X, y, sample_weight=sample_weight)
         start = backend.rng_state(twin.rng)
 
         def loss() -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import math
 
 from backends import get_backend
@@ -10,10 +10,8 @@ from netcore import layers as layers_mod
 from netcore import losses as losses_mod
 from netcore import metrics as metrics_mod
 from netcore import optimizers as optimizers_mod
-from netcore import training
-from netcore.errors import ConfigurationError, DTypeError, NetcoreError, ShapeError
-
-log = logging.getLogger("netcore")
+from netcore import training, validation
+from netcore.errors import ConfigurationError, NetcoreError, OutOfMemoryError, ShapeError
 
 
 class History:
@@ -61,7 +59,13 @@ class Sequential:
     """
 
     def __init__(
-        self, layers, input_dim: int | None = None, device=None, dtype: str = "float32", seed: int | None = None
+        self,
+        layers,
+        input_dim: int | None = None,
+        device=None,
+        dtype: str = "float32",
+        seed: int | None = None,
+        auto_transfer: bool = False,
     ):
         self.layers = list(layers)
         if not self.layers or not all(isinstance(layer, layers_mod.Layer) for layer in self.layers):
@@ -84,6 +88,9 @@ class Sequential:
         self.metric_names: list[str] = []
         self.training = True
         self._fused = False
+        self._current_layer = None
+        #: Copy arrays of another device in (True) or refuse them with a DeviceError (False, the default).
+        self.auto_transfer = bool(auto_transfer)
         if input_dim is not None:
             self.build(input_dim)
 
@@ -98,11 +105,7 @@ class Sequential:
 
     def build(self, input_dim: int) -> None:
         """Fix the input width, allocate the flat buffers and draw the initial weights."""
-        if not isinstance(input_dim, int) or input_dim <= 0:
-            raise ConfigurationError(f"input_dim must be a positive integer, got {input_dim!r}")
-        width = input_dim
-        for layer in self.layers:
-            width = layer.build(width)
+        self._infer_shapes(input_dim)
         self.input_dim = input_dim
         self._specs = [(layer, spec) for layer in self.layers for spec in layer.param_specs()]
         self._state_specs = [(layer, spec) for layer in self.layers for spec in layer.state_specs()]
@@ -121,6 +124,15 @@ class Sequential:
             )
         for layer, spec in self._state_specs:
             layer.state[spec.name][...] = spec.initial
+
+    def _infer_shapes(self, input_dim: int) -> int:
+        """Fix every layer's input and output width (no allocation); returns the output width."""
+        if not isinstance(input_dim, int) or isinstance(input_dim, bool) or input_dim <= 0:
+            raise ConfigurationError(f"input_dim must be a positive integer, got {input_dim!r}")
+        width = input_dim
+        for layer in self.layers:
+            width = layer.build(width)
+        return width
 
     def _bind(self) -> None:
         """Hand every layer its views into the flat buffers (after build and after a device move)."""
@@ -204,53 +216,21 @@ class Sequential:
         return self
 
     # ----------------------------------------------------------------- data
-    def _features(self, X):
-        """``X`` as a 2-D array of the model's device and dtype, building the model on first sight."""
-        try:
-            X = self.backend.asarray(X, self.dtype)
-        except (TypeError, ValueError) as exc:
-            raise DTypeError(f"X must be numeric, convertible to {self.dtype_name}: {exc}") from None
-        if X.ndim == 1:
-            X = X.reshape(-1, 1)
-        if X.ndim != 2:
-            raise ShapeError(f"X must be 2-D (rows, features), got shape {tuple(X.shape)}")
-        if X.shape[0] == 0:
-            raise ShapeError("X is empty")
+    def _prepare(self, X, y=None, class_weight=None, sample_weight=None, need_targets=True):
+        """Validate inputs (nothing changes if they are bad), then build the model on first sight of data."""
+        X = validation.features(self, X)
+        n_outputs = self.n_outputs if self.built else self._infer_shapes(int(X.shape[1]))
+        Y = weights = None
+        if need_targets:
+            if self.loss is None:
+                raise ConfigurationError("call compile() before fit(), evaluate() or train_on_batch()")
+            Y = validation.targets(self, self.loss, y, X.shape[0], n_outputs)
+            weights = validation.sample_weights(self, Y, X.shape[0], n_outputs, class_weight, sample_weight)
         if not self.built:
             self.build(int(X.shape[1]))
             if self.optimizer is not None:
                 self.optimizer.bind(self.backend, self._params)
-        if X.shape[1] != self.input_dim:
-            raise ShapeError(
-                f"X has {X.shape[1]} features but the first layer ({self.layers[0].name}) expects {self.input_dim}"
-            )
-        return X
-
-    def _targets(self, y, n_rows: int):
-        """Targets prepared for the loss: int64 class indices, or float arrays shaped like the output."""
-        if self.loss is None:
-            raise ConfigurationError("call compile() before fit() or evaluate()")
-        y = self.backend.asarray(y) if not self.backend.is_native(y) else y
-        if y.shape[0] != n_rows:
-            raise ShapeError(f"X has {n_rows} rows but y has {y.shape[0]}")
-        if self.loss.class_index_targets(self.n_outputs) and y.ndim == 1:
-            if y.dtype.kind == "f":
-                if not bool((y == y.astype("int64")).all()):
-                    raise DTypeError("class labels must be integers")
-                y = y.astype("int64")
-            elif y.dtype.kind not in "iu":
-                raise DTypeError(f"class labels must be integers, got dtype {y.dtype}")
-            y = y.astype("int64", copy=False)
-            low, high = int(y.min()), int(y.max())
-            if low < 0 or high >= self.n_outputs:
-                raise ShapeError(f"class labels must lie in [0, {self.n_outputs - 1}], found {low}..{high}")
-            return self.backend.asarray(y)
-        y = self.backend.asarray(y, self.dtype)
-        if y.ndim == 1:
-            y = y.reshape(-1, 1)
-        if tuple(y.shape[1:]) != (self.n_outputs,):
-            raise ShapeError(f"y must have shape (n, {self.n_outputs}) for this model, got {tuple(y.shape)}")
-        return y
+        return X, Y, weights
 
     def _batch_buffer(self, key: str, like, rows: int):
         slot = (key, rows)
@@ -263,6 +243,7 @@ class Sequential:
     def _forward(self, x, training: bool, logits: bool = False):
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
+            self._current_layer = layer.name
             x = (
                 layer.forward(x, training, logits)
                 if i == last and hasattr(layer, "emit_logits")
@@ -272,6 +253,7 @@ class Sequential:
 
     def _backward(self, grad) -> None:
         for i in range(len(self.layers) - 1, -1, -1):
+            self._current_layer = self.layers[i].name
             grad = self.layers[i].backward(grad, need_dx=i > 0)
 
     def _penalties(self):
@@ -299,25 +281,89 @@ class Sequential:
             loss = loss + self._penalties()
         return loss
 
-    def train_step(self, xb, yb, weights=None):
-        """One forward, backward and optimizer step on a batch already on the device; returns the batch loss."""
-        loss = self.loss_and_gradients(xb, yb, weights)
+    def apply_gradients(self) -> None:
+        """One optimizer step from the gradient buffer (then the constraints)."""
         if self.schedule is not None and self.schedule.per == "step":
             self.optimizer.lr = self.schedule.lr(self.optimizer.initial_lr, self.optimizer.step_count)
         self.optimizer.step(self._params, self._grads)
         if self._has_constraints:
             self._constrain()
+
+    def train_step(self, xb, yb, weights=None):
+        """One forward, backward and optimizer step on a batch already on the device; returns the batch loss."""
+        loss = self.loss_and_gradients(xb, yb, weights)
+        self.apply_gradients()
         return loss
+
+    def first_nonfinite_gradient(self) -> str | None:
+        """``layer.param`` of the first parameter (in forward order) whose gradient holds NaN or infinity."""
+        for layer, spec in self._specs:
+            if not self.backend.all_finite(layer.grads[spec.name]):
+                return f"{layer.name}.{spec.name}"
+        return None
 
     def train_on_batch(self, X, y, sample_weight=None) -> float:
         """One optimizer step on ``(X, y)`` as a single batch; returns the batch loss (before the step)."""
         if self.optimizer is None:
             raise ConfigurationError("call compile() before train_on_batch()")
-        with self.backend.scope():
-            X = self._features(X)
-            Y = self._targets(y, X.shape[0])
-            weights = self._sample_weights(Y, X.shape[0], None, sample_weight)
+        with self.backend.scope(), self._guarded():
+            X, Y, weights = self._prepare(X, y, sample_weight=sample_weight)
             return self.backend.to_float(self.train_step(X, Y, weights))
+
+    # ----------------------------------------------------------------- state snapshots
+    def snapshot(self) -> dict:
+        """Host copies of everything training changes: parameters, running statistics, optimizer state and
+        counters, the generator and the epoch count (what :meth:`restore` puts back)."""
+        if not self.built:
+            return {"built": False}
+        backend = self.backend
+        state = {
+            "built": True,
+            "params": backend.to_numpy(self._params).copy(),
+            "state": backend.to_numpy(self._state).copy(),
+            "rng": backend.rng_state(self.rng),
+            "epochs_trained": self.epochs_trained,
+        }
+        if self.optimizer is not None and self.optimizer.backend is not None:
+            state["optimizer"] = {k: backend.to_numpy(v).copy() for k, v in self.optimizer.state.items()}
+            state["optimizer_scalars"] = self.optimizer.scalar_state()
+        return state
+
+    def restore(self, snapshot: dict) -> None:
+        """Put back a :meth:`snapshot`, bit for bit."""
+        if not snapshot["built"]:
+            return
+        backend = self.backend
+        self._params[...] = backend.asarray(snapshot["params"])
+        self._state[...] = backend.asarray(snapshot["state"])
+        backend.set_rng_state(self.rng, snapshot["rng"])
+        self.epochs_trained = snapshot["epochs_trained"]
+        if "optimizer" in snapshot:
+            for key, value in snapshot["optimizer"].items():
+                self.optimizer.state[key][...] = backend.asarray(value)
+            self.optimizer.load_scalar_state(snapshot["optimizer_scalars"])
+
+    @contextlib.contextmanager
+    def _guarded(self):
+        """Run a call that may change the model; if it raises, put the model back as it was before the call and
+        turn a device out-of-memory error into a netcore error that says where and what to do."""
+        before = self.snapshot()
+        try:
+            yield
+        except BaseException as exc:
+            if self.built and before["built"]:
+                self.restore(before)
+            if isinstance(exc, self.backend.out_of_memory_errors):
+                raise OutOfMemoryError(self._out_of_memory_message(exc)) from exc
+            raise
+
+    def _out_of_memory_message(self, exc) -> str:
+        used, total = self.backend.memory_info()
+        rows = max((key[1] for key in self._batch_buffers), default=0)
+        return (
+            f"out of device memory in layer {self._current_layer} (batch of {rows} rows, {used / 2**20:.0f} MiB "
+            f"of {total / 2**20:.0f} MiB in use): reduce batch_size or the layer widths ({exc})"
+        )
 
     # ----------------------------------------------------------------- fit / evaluate / predict
     def fit(
@@ -333,6 +379,7 @@ class Sequential:
         class_weight=None,
         sample_weight=None,
         callbacks=None,
+        on_nonfinite: str = "raise",
     ) -> History:
         """Train for ``epochs`` passes over ``(X, y)`` in mini-batches (``batch_size=None``: full batch).
 
@@ -341,6 +388,11 @@ class Sequential:
         ``sample_weight`` weights rows. ``callbacks`` are :mod:`netcore.callbacks` objects. ``verbose``: 1 a
         progress bar per epoch, 2 one line per epoch, 0 silent. Ctrl-C stops at the next step boundary and returns
         the history with ``interrupted=True``.
+
+        Every batch's loss is checked: ``on_nonfinite="raise"`` raises :class:`DivergenceError` naming the first
+        layer whose gradient went non-finite, ``"skip_batch"`` drops that step, ``"rollback"`` goes back to the end
+        of the last good epoch and halves the learning rate (at most 3 times). If fit raises, the model is left
+        exactly as it was before the call.
         """
         if self.optimizer is None:
             raise ConfigurationError("call compile() before fit()")
@@ -350,16 +402,15 @@ class Sequential:
             not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0
         ):
             raise ConfigurationError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-        with self.backend.scope():
-            X = self._features(X)
+        if on_nonfinite not in training.NONFINITE_POLICIES:
+            raise ConfigurationError(f"on_nonfinite must be one of {training.NONFINITE_POLICIES}, got {on_nonfinite!r}")
+        if not isinstance(validation_split, (int, float)) or not 0 <= validation_split < 1:
+            raise ConfigurationError(f"validation_split must be in [0, 1), got {validation_split!r}")
+        with self.backend.scope(), self._guarded():
+            X, Y, weights = self._prepare(X, y, class_weight, sample_weight)
             n = X.shape[0]
-            Y = self._targets(y, n)
-            self._check_finite(X, "X")
-            weights = self._sample_weights(Y, n, class_weight, sample_weight)
             validation = None
             if validation_data is None and validation_split:
-                if not 0 < validation_split < 1:
-                    raise ConfigurationError(f"validation_split must be in (0, 1), got {validation_split}")
                 cut = n - int(round(n * validation_split))
                 if cut < 1 or cut == n:
                     raise ConfigurationError(f"validation_split={validation_split} leaves no rows on one side")
@@ -367,13 +418,20 @@ class Sequential:
                 X, Y, n = X[:cut], Y[:cut], cut
                 weights = None if weights is None else weights[:cut]
             elif validation_data is not None:
-                if len(validation_data) != 2:
+                if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                     raise ConfigurationError("validation_data must be a pair (X_val, y_val)")
-                val_X = self._features(validation_data[0])
-                validation = (val_X, self._targets(validation_data[1], val_X.shape[0]))
+                validation = self._prepare(*validation_data)[:2]
             batch = n if batch_size is None else min(batch_size, n)
             return training.run(
-                self, (X, Y, weights, validation), epochs, batch, shuffle, list(callbacks or []), verbose, History()
+                self,
+                (X, Y, weights, validation),
+                epochs,
+                batch,
+                shuffle,
+                list(callbacks or []),
+                verbose,
+                History(),
+                on_nonfinite,
             )
 
     def _restore_callback_state(self, callbacks) -> None:
@@ -388,29 +446,6 @@ class Sequential:
                 cb.set_state(values, arrays)
         self._pending_callback_state = None
 
-    def _sample_weights(self, Y, n: int, class_weight, sample_weight):
-        """Per-row weights combining ``sample_weight`` and ``class_weight`` (a dict class -> weight), or None."""
-        if class_weight is None and sample_weight is None:
-            return None
-        backend = self.backend
-        weights = backend.full((n,), 1.0, self.dtype)
-        if sample_weight is not None:
-            sw = backend.asarray(sample_weight, self.dtype).reshape(-1)
-            if sw.shape[0] != n:
-                raise ShapeError(f"sample_weight has {sw.shape[0]} entries for {n} rows")
-            weights = weights * sw
-        if class_weight is not None:
-            labels = Y if Y.ndim == 1 else (Y[:, 0] >= 0.5).astype("int64") if Y.shape[1] == 1 else Y.argmax(axis=1)
-            table = backend.full((max(self.n_outputs, 2),), 1.0, self.dtype)
-            for cls, w in dict(class_weight).items():
-                table[int(cls)] = float(w)
-            weights = weights * table[labels]
-        return backend.asarray(weights)
-
-    def _check_finite(self, X, what: str) -> None:
-        if not self.backend.all_finite(X):
-            raise ShapeError(f"{what} contains NaN or infinity")
-
     def _metrics(self, pred, Y) -> dict:
         return {name: metrics_mod.get(name)(self.backend, pred, Y) for name in self.metric_names}
 
@@ -420,8 +455,8 @@ class Sequential:
             out[start : start + batch_size] = self._forward(X[start : start + batch_size], False, logits)
         return out
 
-    def _evaluate_native(self, X, Y) -> dict:
-        raw = self._predict_native(X, logits=self._fused)
+    def _evaluate_native(self, X, Y, batch_size: int = 1024) -> dict:
+        raw = self._predict_native(X, batch_size, logits=self._fused)
         grad = self.backend.empty(raw.shape, raw.dtype)
         results = {"loss": self.backend.to_float(self._train_loss(self.backend, raw, Y, grad))}
         pred = raw
@@ -431,17 +466,24 @@ class Sequential:
         results.update(self._metrics(pred, Y))
         return results
 
+    @staticmethod
+    def _check_batch_size(batch_size) -> None:
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
+            raise ConfigurationError(f"batch_size must be a positive integer, got {batch_size!r}")
+
     def evaluate(self, X, y, batch_size: int = 1024) -> dict:
         """Loss (mean over ``X``) and every compiled metric, as a dict of floats."""
-        with self.backend.scope():
-            X = self._features(X)
-            Y = self._targets(y, X.shape[0])
-            return self._evaluate_native(X, Y)
+        self._check_batch_size(batch_size)
+        with self.backend.scope(), self._guarded():
+            X, Y, _ = self._prepare(X, y)
+            return self._evaluate_native(X, Y, batch_size)
 
     def predict(self, X, batch_size: int = 1024):
         """The model's outputs (probabilities after softmax/sigmoid) for ``X``, as a NumPy array."""
-        with self.backend.scope():
-            return self.backend.to_numpy(self._predict_native(self._features(X), batch_size)).copy()
+        self._check_batch_size(batch_size)
+        with self.backend.scope(), self._guarded():
+            X, _, _ = self._prepare(X, need_targets=False)
+            return self.backend.to_numpy(self._predict_native(X, batch_size)).copy()
 
     def predict_proba(self, X, batch_size: int = 1024):
         """Class probabilities (the outputs of a model ending in softmax or sigmoid)."""
@@ -454,8 +496,9 @@ class Sequential:
 
     def __call__(self, X):
         """Forward pass in the current mode (:meth:`train` / :meth:`eval`), returning a native array."""
-        with self.backend.scope():
-            return self._forward(self._features(X), self.training)
+        with self.backend.scope(), self._guarded():
+            X, _, _ = self._prepare(X, need_targets=False)
+            return self._forward(X, self.training)
 
     # ----------------------------------------------------------------- weights
     def get_weights(self) -> list:

@@ -8,7 +8,12 @@ import signal
 import threading
 import time
 
-from netcore.errors import ConfigurationError
+from netcore.errors import ConfigurationError, DivergenceError
+
+#: What fit does when a batch's loss is NaN or infinite.
+NONFINITE_POLICIES = ("raise", "skip_batch", "rollback")
+#: How many times "rollback" may go back and halve the learning rate before giving up.
+MAX_ROLLBACKS = 3
 
 
 class Progress:
@@ -81,7 +86,39 @@ def _overrides(callback, hook: str) -> bool:
     return getattr(type(callback), hook) is not getattr(Callback, hook)
 
 
-def run(model, data, epochs: int, batch: int, shuffle: bool, callbacks, verbose: int, history):
+class _Divergence:
+    """Applies the ``on_nonfinite`` policy when a batch loss is not finite."""
+
+    def __init__(self, model, policy: str):
+        self.model, self.policy = model, policy
+        self.last_good = model.snapshot() if policy == "rollback" else None
+        self.rollbacks = 0
+        self.skipped = 0
+
+    def epoch_done(self) -> None:
+        if self.policy == "rollback":
+            self.last_good = self.model.snapshot()
+
+    def handle(self, epoch: int, step: int, loss) -> str:
+        """'skip' the step, or 'restart' after a rollback; raises under "raise" or when rollbacks run out."""
+        model = self.model
+        where = f"epoch {epoch + 1}, batch {step + 1}"
+        if self.policy == "skip_batch":
+            self.skipped += 1
+            return "skip"
+        culprit = model.first_nonfinite_gradient()
+        blame = f"; first non-finite gradient: {culprit}" if culprit else " (the gradients are finite)"
+        if self.policy == "raise" or self.rollbacks >= MAX_ROLLBACKS:
+            tried = f" after {self.rollbacks} rollbacks" if self.policy == "rollback" else ""
+            raise DivergenceError(f"loss is {loss} at {where}{tried}{blame}; lower the learning rate or check the data")
+        self.rollbacks += 1
+        model.restore(self.last_good)
+        model.optimizer.lr = model.optimizer.lr / 2
+        model.optimizer.initial_lr = model.optimizer.initial_lr / 2
+        return "restart"
+
+
+def run(model, data, epochs: int, batch: int, shuffle: bool, callbacks, verbose: int, history, on_nonfinite="raise"):
     """Train ``model`` on prepared device arrays ``data = (X, Y, weights, validation)``; fill ``history``."""
     X, Y, weights, validation = data
     backend, n = model.backend, X.shape[0]
@@ -96,6 +133,7 @@ def run(model, data, epochs: int, batch: int, shuffle: bool, callbacks, verbose:
         cb.set_model(model)
         cb.on_train_begin({})
     model._restore_callback_state(callbacks)
+    divergence = _Divergence(model, on_nonfinite)
     try:
         with interrupt_guard() as interrupt:
             for epoch in range(epochs):
@@ -106,7 +144,7 @@ def run(model, data, epochs: int, batch: int, shuffle: bool, callbacks, verbose:
                     model.optimizer.lr = model.schedule.lr(model.optimizer.initial_lr, model.epochs_trained)
                 progress.start_epoch(epoch)
                 order = backend.permutation(model.rng, n) if shuffle else backend.arange(n)
-                total, seen = 0.0, 0
+                total, seen, restarted = 0.0, 0, False
                 for step, start in enumerate(range(0, n, batch)):
                     index = order[start : start + batch]
                     rows = index.shape[0]
@@ -119,7 +157,18 @@ def run(model, data, epochs: int, batch: int, shuffle: bool, callbacks, verbose:
                     )
                     for cb in batch_hooks:
                         cb.on_batch_begin(step, {})
-                    loss = model.train_step(xb, yb, wb)
+                    loss = model.loss_and_gradients(xb, yb, wb)
+                    if not backend.is_finite(loss):
+                        # Callbacks see the bad batch first: TerminateOnNaN stops training instead of the policy.
+                        for cb in batch_hooks:
+                            cb.on_batch_end(step, {"loss": backend.to_float(loss), "size": rows})
+                        if model.stop_training:
+                            break
+                        restarted = divergence.handle(epoch, step, backend.to_float(loss)) == "restart"
+                        if restarted:
+                            break
+                        continue
+                    model.apply_gradients()
                     total = total + loss * rows
                     seen += rows
                     batch_loss = backend.to_float(loss) if need_batch_loss else None
@@ -128,6 +177,9 @@ def run(model, data, epochs: int, batch: int, shuffle: bool, callbacks, verbose:
                     progress.batch(batch_loss)
                     if interrupt["interrupted"] or model.stop_training:
                         break
+                if restarted:  # rolled back to the last good epoch: this one is abandoned
+                    progress.close()
+                    continue
                 logs = {"loss": backend.to_float(total) / max(seen, 1)}
                 if interrupt["interrupted"]:
                     history.interrupted = True
@@ -140,6 +192,7 @@ def run(model, data, epochs: int, batch: int, shuffle: bool, callbacks, verbose:
                 logs["lr"] = model.optimizer.lr
                 logs["epoch_time"] = time.perf_counter() - started
                 model.epochs_trained += 1
+                divergence.epoch_done()
                 history.record(epoch, logs)
                 for cb in callbacks:
                     cb.on_epoch_end(epoch, logs)
@@ -154,4 +207,6 @@ def run(model, data, epochs: int, batch: int, shuffle: bool, callbacks, verbose:
         cb.on_train_end({})
     model._active_callbacks = None
     history.stop_reason = model.stop_reason
+    history.skipped_batches = divergence.skipped
+    history.rollbacks = divergence.rollbacks
     return history

@@ -153,7 +153,7 @@ def test_terminate_on_nan_stops_training():
 
     history = m.fit(X, y, epochs=5, batch_size=8, callbacks=[Poison(), callbacks.TerminateOnNaN()], verbose=0)
     assert history.stop_reason == "batch 3: loss is nan"
-    assert m.optimizer.step_count == 4 and len(history.epoch) == 1
+    assert m.optimizer.step_count == 3 and len(history.epoch) == 1  # the NaN batch is not applied
 
 
 def test_missing_monitor_warns_once():

@@ -1,0 +1,138 @@
+"""Checks at the public boundaries (fit, evaluate, predict, train_on_batch), done once per call and before any
+state changes, so a bad input raises a :class:`~netcore.errors.NetcoreError` that says what was expected and what
+came, and the model stays exactly as it was. The hot loops do no checking."""
+
+from __future__ import annotations
+
+from netcore.errors import DeviceError, DTypeError, ShapeError
+
+#: dtype kinds that are not numbers: object, bytes, str, void, datetime, timedelta, complex.
+_NOT_REAL = set("OSUVMmc")
+
+
+def _first_bad_row(backend, array) -> int:
+    """Index of the first row holding NaN or infinity (only called once a problem is known)."""
+    bad = ~backend.xp.isfinite(array.reshape(array.shape[0], -1)).all(axis=1)
+    return int(bad.argmax())
+
+
+def _native(model, data, what: str):
+    """``data`` as an array of the model's backend: host data is copied in; another device's array is refused
+    unless the model has ``auto_transfer=True``."""
+    backend = model.backend
+    if backend.is_native(data):
+        other = backend.device_of(data)
+        if other is None:
+            return data
+    else:
+        other = backend.foreign_device(data)
+        if other is None:
+            return data
+    if not model.auto_transfer:
+        raise DeviceError(
+            f"{what} lives on {other} but the model (first layer {model.layers[0].name}) is on {model.device}; "
+            "move it, or create the model with auto_transfer=True to copy it"
+        )
+    return backend.from_foreign(data)
+
+
+def _dtype_kind(data):
+    dtype = getattr(data, "dtype", None)
+    return getattr(dtype, "kind", None)
+
+
+def features(model, X, what: str = "X"):
+    """``X`` as a finite 2-D array of the model's device and dtype with the width the first layer expects."""
+    X = _native(model, X, what)
+    if _dtype_kind(X) in _NOT_REAL:
+        raise DTypeError(f"{what} must hold real numbers, got dtype {X.dtype}")
+    try:
+        X = model.backend.asarray(X, model.dtype)
+    except (TypeError, ValueError) as exc:
+        raise DTypeError(f"{what} must be numeric, convertible to {model.dtype_name}: {exc}") from None
+    if X.ndim == 1:
+        X = X.reshape(-1, 1)
+    if X.ndim != 2:
+        raise ShapeError(f"{what} must be 2-D (rows, features), got shape {tuple(X.shape)}")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ShapeError(f"{what} is empty (shape {tuple(X.shape)})")
+    expected = model.input_dim
+    if expected is not None and X.shape[1] != expected:
+        raise ShapeError(
+            f"{what} has {X.shape[1]} features but the first layer ({model.layers[0].name}) expects {expected}"
+        )
+    if not model.backend.all_finite(X):
+        raise ShapeError(f"{what} contains NaN or infinity (first in row {_first_bad_row(model.backend, X)})")
+    return X
+
+
+def targets(model, loss, y, n_rows: int, n_outputs: int, what: str = "y"):
+    """Targets prepared for ``loss``: int64 class indices, or finite float arrays of shape ``(n, n_outputs)``."""
+    backend = model.backend
+    if y is None:
+        raise ShapeError(f"{what} is required")
+    y = _native(model, y, what)
+    if _dtype_kind(y) in _NOT_REAL:
+        raise DTypeError(f"{what} must hold numbers, got dtype {y.dtype}")
+    try:
+        y = backend.asarray(y)
+    except (TypeError, ValueError) as exc:
+        raise DTypeError(f"{what} must be numeric: {exc}") from None
+    if y.dtype.kind in _NOT_REAL:
+        raise DTypeError(f"{what} must hold numbers, got dtype {y.dtype}")
+    if y.ndim == 0 or y.shape[0] != n_rows:
+        raise ShapeError(f"X has {n_rows} rows but {what} has {0 if y.ndim == 0 else y.shape[0]}")
+    if y.dtype.kind == "f" and not backend.all_finite(y):
+        raise ShapeError(f"{what} contains NaN or infinity (first in row {_first_bad_row(backend, y)})")
+    if loss.class_index_targets(n_outputs) and y.ndim == 1:
+        if y.dtype.kind == "f" and not bool((y == y.astype("int64")).all()):
+            raise DTypeError(f"class labels in {what} must be integers")
+        if y.dtype.kind not in "iufb":
+            raise DTypeError(f"class labels in {what} must be integers, got dtype {y.dtype}")
+        y = y.astype("int64")
+        low, high = int(y.min()), int(y.max())
+        if low < 0 or high >= n_outputs:
+            raise ShapeError(
+                f"class labels must lie in [0, {n_outputs - 1}] for {n_outputs} outputs, found {low}..{high}"
+            )
+        return y
+    y = backend.asarray(y, model.dtype)
+    if y.ndim == 1:
+        y = y.reshape(-1, 1)
+    if y.ndim != 2 or y.shape[1] != n_outputs:
+        raise ShapeError(f"{what} must have shape ({n_rows}, {n_outputs}) for this model, got {tuple(y.shape)}")
+    return y
+
+
+def sample_weights(model, Y, n: int, n_outputs: int, class_weight, sample_weight):
+    """Per-row weights combining ``sample_weight`` and ``class_weight`` (class -> weight), or None."""
+    if class_weight is None and sample_weight is None:
+        return None
+    backend = model.backend
+    weights = backend.full((n,), 1.0, model.dtype)
+    if sample_weight is not None:
+        sw = _native(model, sample_weight, "sample_weight")
+        try:
+            sw = backend.asarray(sw, model.dtype).reshape(-1)
+        except (TypeError, ValueError) as exc:
+            raise DTypeError(f"sample_weight must be numeric: {exc}") from None
+        if sw.shape[0] != n:
+            raise ShapeError(f"sample_weight has {sw.shape[0]} entries for {n} rows")
+        if not backend.all_finite(sw) or bool((sw < 0).any()) or not bool((sw > 0).any()):
+            raise ShapeError("sample_weight must be finite, non-negative and not all zero")
+        weights = weights * sw
+    if class_weight is not None:
+        if not hasattr(class_weight, "items"):
+            raise DTypeError(f"class_weight must be a dict class -> weight, got {type(class_weight).__name__}")
+        labels = Y if Y.ndim == 1 else (Y[:, 0] >= 0.5).astype("int64") if Y.shape[1] == 1 else Y.argmax(axis=1)
+        table = backend.full((max(n_outputs, 2),), 1.0, model.dtype)
+        for cls, w in class_weight.items():
+            try:
+                cls, w = int(cls), float(w)
+            except (TypeError, ValueError):
+                raise DTypeError(f"class_weight maps class numbers to weights, got {cls!r} -> {w!r}") from None
+            if not 0 <= cls < table.shape[0] or not w >= 0 or w == float("inf"):
+                raise ShapeError(f"class_weight has class {cls} -> {w}; classes are 0..{table.shape[0] - 1}")
+            table[cls] = w
+        weights = weights * table[labels]
+    return backend.asarray(weights)
