@@ -17,6 +17,8 @@ import time
 
 from benchmarks import contenders as c
 from benchmarks.workloads import WORKLOADS, Workload
+from netcore.errors import NetcoreError
+from netcore.plot import load_pyplot
 
 #: Seconds of quiet before each timed run, so the thread pools of the previous contender (OpenBLAS, OpenMP, Numba)
 #: have stopped spinning and do not steal the cores from the next one.
@@ -156,19 +158,8 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _pyplot():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise SystemExit("netcore: error: plotting needs matplotlib: pip install 'netcore-nn[plot]'") from None
-    return plt
-
-
 def plot_bars(report: dict, path: str) -> None:
-    plt = _pyplot()
+    plt = load_pyplot()
     gpu = report["unit"] == "step"
     scale, unit = (1e3, "ms per step") if gpu else (1.0, "seconds per epoch")
     names = [row["name"] for row in report["results"]] + ["GEMM floor"]
@@ -213,7 +204,7 @@ def sweep(workload: Workload, repeats: int, log=print) -> list[dict]:
 
 
 def plot_sweep(points: list[dict], path: str, unit: str) -> None:
-    plt = _pyplot()
+    plt = load_pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name in points[0]["results"]:
         xs = [p["gflop"] for p in points if name in p["results"]]
@@ -228,11 +219,17 @@ def plot_sweep(points: list[dict], path: str, unit: str) -> None:
     plt.close(fig)
 
 
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__)
     parser.add_argument("--workload", default="W1", choices=sorted(WORKLOADS))
-    parser.add_argument("--rows", type=int, default=None, help="rows per epoch (W1; default 60000)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rows", type=_positive_int, default=None, help="rows per epoch (W1; default 60000)")
+    parser.add_argument("--repeats", type=_positive_int, default=3)
     parser.add_argument("--only", default=None, help="comma-separated contender names")
     parser.add_argument("--json", dest="json_path", default=None, help="write the report as JSON here")
     parser.add_argument("--plot", dest="plot_path", default=None, help="write a PNG bar chart here")
@@ -244,8 +241,6 @@ def run(args) -> int:
     workload = WORKLOADS[args.workload]
     if args.rows:
         workload = workload.scaled(rows=args.rows)
-    if args.repeats < 1:
-        raise SystemExit("netcore: error: --repeats must be at least 1")
     names = [n.strip() for n in args.only.split(",")] if args.only else None
     report = measure(workload, names, args.repeats, log=lambda msg: print(msg, file=sys.stderr))
     print(format_table(report))
@@ -263,7 +258,11 @@ def run(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
+    try:
+        return run(build_parser().parse_args(argv))
+    except NetcoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

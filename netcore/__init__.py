@@ -29,6 +29,7 @@ from netcore.errors import (
     DivergenceError,
     DTypeError,
     NetcoreError,
+    OutOfMemoryError,
     ShapeError,
 )
 from netcore.gradcheck import GradientReport, check_gradients
@@ -55,6 +56,7 @@ __all__ = [
     "GradientReport",
     "History",
     "NetcoreError",
+    "OutOfMemoryError",
     "Sequential",
     "ShapeError",
     "activations",

@@ -26,6 +26,8 @@ from netcore.errors import CheckpointError
 FORMAT = "netcore-checkpoint"
 VERSION = 1
 MANIFEST = "manifest.json"
+#: Member holding the manifest's SHA-256, so a damaged manifest is caught like a damaged array.
+MANIFEST_DIGEST = "manifest.sha256"
 MAX_MANIFEST_BYTES = 16 * 2**20
 #: npy header allowance per array (the format pads headers to 64 bytes; large shapes need a little more).
 HEADER_BYTES = 4096
@@ -56,7 +58,9 @@ def write(path, manifest: dict, arrays: dict[str, np.ndarray]) -> None:
     try:
         with os.fdopen(handle, "wb") as raw:
             with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as archive:
-                archive.writestr(MANIFEST, json.dumps(manifest, indent=1))
+                text = json.dumps(manifest, indent=1).encode()
+                archive.writestr(MANIFEST, text)
+                archive.writestr(MANIFEST_DIGEST, hashlib.sha256(text).hexdigest())
                 for name, blob in blobs.items():
                     archive.writestr(f"arrays/{name}.npy", blob)
             raw.flush()
@@ -70,7 +74,15 @@ def write(path, manifest: dict, arrays: dict[str, np.ndarray]) -> None:
 
 def read(path) -> tuple[dict, dict[str, np.ndarray]]:
     """The manifest and the verified arrays of a checkpoint file; :class:`CheckpointError` on any problem."""
-    path = os.fspath(path)
+    try:
+        return _read(os.fspath(path))
+    except CheckpointError:
+        raise
+    except Exception as exc:  # whatever a damaged archive provokes inside zipfile, json or numpy
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from None
+
+
+def _read(path: str) -> tuple[dict, dict[str, np.ndarray]]:
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
@@ -81,7 +93,7 @@ def read(path) -> tuple[dict, dict[str, np.ndarray]]:
         manifest = _manifest(path, archive)
         declared = manifest["arrays"]
         members = {info.filename: info for info in archive.infolist()}
-        expected = {f"arrays/{name}.npy" for name in declared} | {MANIFEST}
+        expected = {f"arrays/{name}.npy" for name in declared} | {MANIFEST, MANIFEST_DIGEST}
         if set(members) != expected:
             missing, extra = sorted(expected - set(members)), sorted(set(members) - expected)
             raise CheckpointError(f"{path}: members do not match the manifest (missing {missing}, extra {extra})")
@@ -98,8 +110,15 @@ def _manifest(path: str, archive: zipfile.ZipFile) -> dict:
         raise CheckpointError(f"{path}: not a netcore checkpoint (no {MANIFEST})") from None
     if info.file_size > MAX_MANIFEST_BYTES:
         raise CheckpointError(f"{path}: manifest of {info.file_size} bytes is larger than any netcore writes")
+    text = _member(path, archive, info, MAX_MANIFEST_BYTES)
     try:
-        manifest = json.loads(_member(path, archive, info, MAX_MANIFEST_BYTES))
+        digest = _member(path, archive, archive.getinfo(MANIFEST_DIGEST), 64).decode("ascii")
+    except (KeyError, UnicodeDecodeError):
+        raise CheckpointError(f"{path}: not a netcore checkpoint (no valid {MANIFEST_DIGEST})") from None
+    if hashlib.sha256(text).hexdigest() != digest:
+        raise CheckpointError(f"{path}: the manifest fails its checksum (the file was altered or damaged)")
+    try:
+        manifest = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: unreadable manifest ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:

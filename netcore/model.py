@@ -11,7 +11,7 @@ from netcore import losses as losses_mod
 from netcore import metrics as metrics_mod
 from netcore import optimizers as optimizers_mod
 from netcore import training, validation
-from netcore.errors import ConfigurationError, NetcoreError, OutOfMemoryError, ShapeError
+from netcore.errors import ConfigurationError, DTypeError, NetcoreError, OutOfMemoryError, ShapeError
 
 
 class History:
@@ -520,14 +520,24 @@ class Sequential:
         for layer in self.layers:
             targets += [(layer, layer.params, s.name, s.shape) for s in layer.param_specs()]
             targets += [(layer, layer.state, s.name, s.shape) for s in layer.state_specs()]
+        if isinstance(weights, (str, bytes)) or not hasattr(weights, "__iter__"):
+            raise DTypeError(f"set_weights takes a list of arrays, got {type(weights).__name__}")
         weights = list(weights)
         if len(weights) != len(targets):
             raise ShapeError(f"set_weights needs {len(targets)} arrays, got {len(weights)}")
         converted = []
         for (layer, _, name, shape), w in zip(targets, weights, strict=True):
-            array = self.backend.asarray(w, self.dtype)
+            where = f"{layer.name}.{name}"
+            if getattr(getattr(w, "dtype", None), "kind", "f") in "OSUVMmc":
+                raise DTypeError(f"{where} must hold real numbers, got dtype {w.dtype}")
+            try:
+                array = self.backend.asarray(w, self.dtype)
+            except (TypeError, ValueError) as exc:
+                raise DTypeError(f"{where} must be a numeric array: {exc}") from None
             if tuple(array.shape) != tuple(shape):
-                raise ShapeError(f"{layer.name}.{name} must have shape {tuple(shape)}, got {tuple(array.shape)}")
+                raise ShapeError(f"{where} must have shape {tuple(shape)}, got {tuple(array.shape)}")
+            if not self.backend.all_finite(array):
+                raise ShapeError(f"{where} contains NaN or infinity")
             converted.append(array)
         for (_, store, name, _), array in zip(targets, converted, strict=True):
             store[name][...] = array

@@ -14,7 +14,7 @@ class PlotError(NetcoreError, RuntimeError):
     """Plotting is impossible here (matplotlib missing) or the data cannot be drawn."""
 
 
-def _pyplot():
+def load_pyplot():
     try:
         import matplotlib
 
@@ -27,7 +27,7 @@ def _pyplot():
 
 def history(history, path=None, title: str | None = None):
     """Loss and every metric per epoch, training against validation; saved as PNG when ``path`` is given."""
-    plt = _pyplot()
+    plt = load_pyplot()
     logs = history.history if hasattr(history, "history") else dict(history)
     names = [k for k in logs if not k.startswith("val_") and k not in ("lr", "epoch_time")]
     if not names:
@@ -50,7 +50,7 @@ def history(history, path=None, title: str | None = None):
 
 def decision_boundary(model, X, y, path=None, resolution: int = 200, title: str | None = None):
     """The model's predicted class over the plane of 2-D data, with the points coloured by their label."""
-    plt = _pyplot()
+    plt = load_pyplot()
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y).reshape(-1)
     if X.ndim != 2 or X.shape[1] != 2:

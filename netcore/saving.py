@@ -7,7 +7,7 @@ import numpy as np
 
 import netcore
 from netcore import checkpoint, layers, losses, optimizers, schedules
-from netcore.errors import CheckpointError
+from netcore.errors import CheckpointError, NetcoreError
 
 
 def save_model(model, path) -> None:
@@ -57,7 +57,7 @@ def load_model(path, device=None):
         return _rebuild(manifest, arrays, device)
     except CheckpointError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, NetcoreError) as exc:
         raise CheckpointError(
             f"{path}: the manifest does not describe a loadable model ({type(exc).__name__}: {exc})"
         ) from None

@@ -104,7 +104,7 @@ def test_the_file_is_a_manifest_plus_npy_arrays(tmp_path):
     with zipfile.ZipFile(tmp_path / "m.ncz") as archive:
         names = archive.namelist()
         manifest = json.loads(archive.read("manifest.json"))
-    assert "manifest.json" in names and all(n.endswith(".npy") for n in names if n != "manifest.json")
+    assert names[:2] == ["manifest.json", "manifest.sha256"] and all(n.endswith(".npy") for n in names[2:])
     assert manifest["format"] == "netcore-checkpoint" and manifest["dtype"] == "float32"
     assert all(len(spec["sha256"]) == 64 for spec in manifest["arrays"].values())
     assert [layer["class"] for layer in manifest["layers"]] == ["Dense", "BatchNorm", "Activation", "Dropout", "Dense"]

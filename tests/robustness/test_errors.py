@@ -1,0 +1,82 @@
+"""The error hierarchy, and clear errors at construction time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import netcore
+from netcore.layers import Dense, Dropout
+
+
+@pytest.mark.parametrize(
+    ("error", "builtin"),
+    [
+        (netcore.ShapeError, ValueError),
+        (netcore.DTypeError, TypeError),
+        (netcore.DeviceError, ValueError),
+        (netcore.BackendUnavailableError, RuntimeError),
+        (netcore.CheckpointError, ValueError),
+        (netcore.DivergenceError, RuntimeError),
+        (netcore.ConfigurationError, ValueError),
+        (netcore.OutOfMemoryError, MemoryError),
+    ],
+)
+def test_every_error_is_a_netcore_error_and_a_builtin(error, builtin):
+    assert issubclass(error, netcore.NetcoreError) and issubclass(error, builtin)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: Dense(0), "positive integer"),
+        (lambda: Dense(3, "rleu"), "did you mean 'relu'"),
+        (lambda: Dropout(1.0), r"\[0, 1\)"),
+        (lambda: netcore.optimizers.Adam(lr=0), "lr must be"),
+        (lambda: netcore.optimizers.SGD(lr=float("nan")), "lr must be finite"),
+        (lambda: netcore.optimizers.get("adamm"), "did you mean 'adam'"),
+        (lambda: netcore.losses.get("cross_entropyy"), "did you mean 'cross_entropy'"),
+        (lambda: netcore.Sequential([Dense(2)], device="nunpy"), "did you mean 'numpy'"),
+        (lambda: netcore.Sequential([], input_dim=2), "non-empty"),
+        (lambda: netcore.Sequential([Dense(2)], input_dim=0), "input_dim"),
+    ],
+)
+def test_construction_errors_name_the_problem(make, message):
+    with pytest.raises(netcore.NetcoreError, match=message):
+        make()
+
+
+def test_feature_count_error_names_the_first_layer_and_both_sizes():
+    model = netcore.Sequential([Dense(3, name="hidden"), Dense(2, "softmax")], input_dim=4, device="numpy", seed=0)
+    with pytest.raises(netcore.ShapeError, match=r"X has 5 features but the first layer \(hidden\) expects 4"):
+        model.predict(np.ones((2, 5)))
+
+
+def test_nan_error_names_the_first_offending_row():
+    model = netcore.Sequential([Dense(2, "softmax")], input_dim=3, device="numpy", seed=0)
+    model.compile("sgd", "cross_entropy")
+    X = np.ones((6, 3))
+    X[4, 1] = np.nan
+    with pytest.raises(netcore.ShapeError, match="first in row 4"):
+        model.fit(X, np.zeros(6, int), verbose=0)
+
+
+class FakeGPUArray:
+    """Something that lives on a CUDA device, as far as a CPU backend can tell."""
+
+    def __init__(self, data):
+        self.data = np.asarray(data, dtype="float32")
+        self.__cuda_array_interface__ = {"shape": self.data.shape, "typestr": "<f4", "data": (0, False), "version": 3}
+
+    def get(self):
+        return self.data
+
+
+def test_arrays_of_another_device_are_refused_or_copied_on_request(backend):
+    model = netcore.Sequential([Dense(2)], input_dim=3, device=backend.name, seed=0)
+    if backend.name.startswith("cupy"):
+        pytest.skip("on a GPU backend a CUDA array of the same device is native")
+    with pytest.raises(netcore.DeviceError, match="first layer dense"):
+        model.predict(FakeGPUArray(np.ones((2, 3))))
+    model.auto_transfer = True
+    assert model.predict(FakeGPUArray(np.ones((2, 3)))).shape == (2, 2)
