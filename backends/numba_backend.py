@@ -1,7 +1,8 @@
 """The Numba backend: NumPy arrays and BLAS matrix products, with the memory-bound kernels JIT-compiled.
 
 Each kernel here overrides the base method of the same name (whose array expression is the formula it implements)
-and fuses what NumPy would do in several passes into one. Kernels compile on first use and are cached on disk
+and fuses what NumPy would do in several passes into one. Per-step scalars are passed as the arrays' dtype
+(``c = p.dtype.type``) so float32 kernels stay in float32 lanes. Kernels compile on first use and are cached on disk
 (``cache=True``). They run on the calling thread, vectorised: BLAS owns the cores for the matrix products, and a
 second thread pool handing the cores back and forth several times per step makes training far slower (and slows
 any PyTorch or OpenMP code in the same process).
@@ -71,18 +72,13 @@ class NumbaBackend(NumpyBackend):
     def __init__(self):
         self.k = _load_kernels()
 
-    def _scalars(self, x, *values):
-        """Per-step scalars as the array's dtype, so float32 kernels stay in float32 lanes."""
-        cast = x.dtype.type
-        return tuple(cast(v) for v in values)
-
     # ----------------------------------------------------------------- activations
     def bias_activation(self, z, b, kind, alpha, out):
         code = _KIND_CODES.get(kind)
         if code is None or z.ndim != 2 or not z.flags.c_contiguous or not out.flags.c_contiguous:
             return super().bias_activation(z, b, kind, alpha, out)
         bias = b if b is not None else z[0, :0]
-        self.k.bias_activation(z, bias, b is not None, code, *self._scalars(z, alpha), out)
+        self.k.bias_activation(z, bias, b is not None, code, z.dtype.type(alpha), out)
         return out
 
     def activation_backward(self, dy, y, z, kind, alpha, out):
@@ -90,7 +86,7 @@ class NumbaBackend(NumpyBackend):
         if code is None or dy.ndim != 2 or not (dy.flags.c_contiguous and y.flags.c_contiguous):
             return super().activation_backward(dy, y, z, kind, alpha, out)
         pre = z if z is not None else y
-        self.k.activation_backward(dy, y, pre, code, *self._scalars(dy, alpha), out)
+        self.k.activation_backward(dy, y, pre, code, dy.dtype.type(alpha), out)
         return out
 
     # ----------------------------------------------------------------- products
@@ -112,33 +108,61 @@ class NumbaBackend(NumpyBackend):
         if not (x.flags.c_contiguous and out.flags.c_contiguous):
             return super().dropout_forward(x, rate, rng, mask, out)
         self.random_into(rng, mask)
-        scalars = self._scalars(x, rate, 1 / (1 - rate))
-        self.k.dropout_forward(x.reshape(-1), mask.reshape(-1), *scalars, out.reshape(-1))
+        c = x.dtype.type
+        self.k.dropout_forward(x.reshape(-1), mask.reshape(-1), c(rate), c(1 / (1 - rate)), out.reshape(-1))
         return out
 
     # ----------------------------------------------------------------- optimizers (flat buffers)
     def sgd_step(self, p, g, buf, tmp, *, lr, momentum, dampening, weight_decay, nesterov, first_step):
-        scalars = self._scalars(p, lr, momentum, dampening, weight_decay)
-        self.k.sgd_step(p, g, _or(buf, tmp), *scalars, nesterov, first_step)
+        c = p.dtype.type
+        self.k.sgd_step(p, g, _or(buf, tmp), c(lr), c(momentum), c(dampening), c(weight_decay), nesterov, first_step)
 
     def adam_step(self, p, g, m, v, vmax, tmp, *, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, step):
         step_size = lr / (1 - beta1**step)
         inv_bc2_sqrt = 1 / math.sqrt(1 - beta2**step)
         decay = 1 - lr * weight_decay if decoupled else 1.0
         l2 = 0.0 if decoupled else weight_decay
-        scalars = self._scalars(p, beta1, beta2, eps, l2, decay, step_size, inv_bc2_sqrt)
-        self.k.adam_step(p, g, m, v, _or(vmax, tmp), *scalars, amsgrad)
+        c = p.dtype.type
+        self.k.adam_step(
+            p,
+            g,
+            m,
+            v,
+            _or(vmax, tmp),
+            c(beta1),
+            c(beta2),
+            c(eps),
+            c(l2),
+            c(decay),
+            c(step_size),
+            c(inv_bc2_sqrt),
+            amsgrad,
+        )
 
     def adagrad_step(self, p, g, state_sum, tmp, *, lr, lr_decay, weight_decay, eps, step):
         clr = lr / (1 + (step - 1) * lr_decay)
-        self.k.adagrad_step(p, g, state_sum, *self._scalars(p, clr, weight_decay, eps))
+        c = p.dtype.type
+        self.k.adagrad_step(p, g, state_sum, c(clr), c(weight_decay), c(eps))
 
     def rmsprop_step(self, p, g, square_avg, grad_avg, buf, tmp, *, lr, alpha, eps, weight_decay, momentum, centered):
-        scalars = self._scalars(p, lr, alpha, eps, weight_decay, momentum)
-        self.k.rmsprop_step(p, g, square_avg, _or(grad_avg, tmp), _or(buf, tmp), *scalars, centered)
+        c = p.dtype.type
+        self.k.rmsprop_step(
+            p,
+            g,
+            square_avg,
+            _or(grad_avg, tmp),
+            _or(buf, tmp),
+            c(lr),
+            c(alpha),
+            c(eps),
+            c(weight_decay),
+            c(momentum),
+            centered,
+        )
 
     def adadelta_step(self, p, g, square_avg, acc_delta, tmp, *, lr, rho, eps, weight_decay):
-        self.k.adadelta_step(p, g, square_avg, acc_delta, *self._scalars(p, lr, rho, eps, weight_decay))
+        c = p.dtype.type
+        self.k.adadelta_step(p, g, square_avg, acc_delta, c(lr), c(rho), c(eps), c(weight_decay))
 
     def nadam_step(
         self,
@@ -164,5 +188,7 @@ class NumbaBackend(NumpyBackend):
         l2 = 0.0 if decoupled else weight_decay
         g_coef = lr * (1 - mu) / (1 - mu_product)
         m_coef = lr * mu_next / (1 - mu_product_next)
-        scalars = self._scalars(p, beta1, beta2, eps, l2, decay, 1 / (1 - beta2**step), g_coef, m_coef)
-        self.k.nadam_step(p, g, m, v, *scalars)
+        c = p.dtype.type
+        self.k.nadam_step(
+            p, g, m, v, c(beta1), c(beta2), c(eps), c(l2), c(decay), c(1 / (1 - beta2**step)), c(g_coef), c(m_coef)
+        )
