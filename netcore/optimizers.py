@@ -7,6 +7,7 @@ model is compiled. ``lr`` may be changed between steps (``opt.lr = ...``) and by
 
 from __future__ import annotations
 
+import inspect
 import math
 
 from netcore._names import lookup
@@ -46,8 +47,10 @@ class Optimizer:
         self._lr = _check("lr", value, low_open=True)
 
     def hyperparameters(self) -> dict:
-        """Constructor arguments (checkpoints and ``repr``)."""
-        raise NotImplementedError
+        """Constructor arguments and their current values (checkpoints and ``repr``): every subclass keeps each
+        argument in an attribute of the same name."""
+        names = [name for name in inspect.signature(type(self).__init__).parameters if name != "self"]
+        return {name: getattr(self, name) for name in names}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
@@ -103,15 +106,6 @@ class SGD(Optimizer):
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ConfigurationError("Nesterov momentum requires a momentum and zero dampening")
 
-    def hyperparameters(self):
-        return dict(
-            lr=self.lr,
-            momentum=self.momentum,
-            dampening=self.dampening,
-            weight_decay=self.weight_decay,
-            nesterov=self.nesterov,
-        )
-
     def active_state_names(self):
         return ("momentum_buffer",) if self.momentum else ()
 
@@ -148,9 +142,6 @@ class Adam(Optimizer):
         self.eps = _check("eps", eps)
         self.weight_decay = _check("weight_decay", weight_decay)
         self.amsgrad = bool(amsgrad)
-
-    def hyperparameters(self):
-        return dict(lr=self.lr, betas=self.betas, eps=self.eps, weight_decay=self.weight_decay, amsgrad=self.amsgrad)
 
     def active_state_names(self):
         return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if self.amsgrad else ())
@@ -210,15 +201,6 @@ class Adagrad(Optimizer):
         self.initial_accumulator_value = _check("initial_accumulator_value", initial_accumulator_value)
         self.eps = _check("eps", eps)
 
-    def hyperparameters(self):
-        return dict(
-            lr=self.lr,
-            lr_decay=self.lr_decay,
-            weight_decay=self.weight_decay,
-            initial_accumulator_value=self.initial_accumulator_value,
-            eps=self.eps,
-        )
-
     def bind(self, backend, params):
         super().bind(backend, params)
         self.state["sum"][...] = self.initial_accumulator_value
@@ -256,16 +238,6 @@ class RMSprop(Optimizer):
         self.momentum = _check("momentum", momentum)
         self.centered = bool(centered)
 
-    def hyperparameters(self):
-        return dict(
-            lr=self.lr,
-            alpha=self.alpha,
-            eps=self.eps,
-            weight_decay=self.weight_decay,
-            momentum=self.momentum,
-            centered=self.centered,
-        )
-
     def active_state_names(self):
         names = ("square_avg",)
         names += ("grad_avg",) if self.centered else ()
@@ -300,9 +272,6 @@ class Adadelta(Optimizer):
         self.rho = _check("rho", rho, high=1.0)
         self.eps = _check("eps", eps)
         self.weight_decay = _check("weight_decay", weight_decay)
-
-    def hyperparameters(self):
-        return dict(lr=self.lr, rho=self.rho, eps=self.eps, weight_decay=self.weight_decay)
 
     def _update(self, params, grads):
         s = self.state
@@ -340,16 +309,6 @@ class NAdam(Optimizer):
         self.momentum_decay = _check("momentum_decay", momentum_decay)
         self.decoupled_weight_decay = bool(decoupled_weight_decay)
         self.mu_product = 1.0
-
-    def hyperparameters(self):
-        return dict(
-            lr=self.lr,
-            betas=self.betas,
-            eps=self.eps,
-            weight_decay=self.weight_decay,
-            momentum_decay=self.momentum_decay,
-            decoupled_weight_decay=self.decoupled_weight_decay,
-        )
 
     def scalar_state(self):
         return {**super().scalar_state(), "mu_product": self.mu_product}

@@ -268,56 +268,34 @@ OPTIMIZERS = {
 }
 
 
+def classify(layers, cls, options, dtype, device="numpy", batch=None):
+    """Train ``layers`` with ``cls(**options)`` and softmax cross-entropy beside the PyTorch twin with
+    ``torch.optim.<cls name>(**options)``; returns both for further checks."""
+    model = build(layers, "cross_entropy", cls(**options), dtype, device)
+    twin = torch_twin(model, dtype)
+    X, y = problem(3, "index", dtype)
+    torch_optimizer = getattr(torch.optim, cls.__name__)(twin.parameters(), **options)
+    compare(model, twin, unweighted(nn.CrossEntropyLoss()), torch_optimizer, X, y, dtype, batch=batch)
+    return model, twin, X
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", list(OPTIMIZERS))
 @pytest.mark.parametrize("device", ["numpy", "numba"])
 def test_optimizer(case, dtype, device):
     cls, options = OPTIMIZERS[case]
-    model = build([Dense(8, "tanh"), Dense(3, "softmax")], "cross_entropy", cls(**options), dtype, device)
-    twin = torch_twin(model, dtype)
-    X, y = problem(3, "index", dtype)
-    compare(
-        model,
-        twin,
-        unweighted(nn.CrossEntropyLoss()),
-        getattr(torch.optim, cls.__name__)(twin.parameters(), **options),
-        X,
-        y,
-        dtype,
-        batch=8,
-    )
+    classify([Dense(8, "tanh"), Dense(3, "softmax")], cls, options, dtype, device, batch=8)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_dropout_with_a_shared_mask(dtype):
-    model = build(
-        [Dense(16, "relu"), Dropout(0.3), Dense(3, "softmax")], "cross_entropy", optimizers.SGD(lr=0.1), dtype
-    )
-    twin = torch_twin(model, dtype)
-    X, y = problem(3, "index", dtype)
-    compare(model, twin, unweighted(nn.CrossEntropyLoss()), torch.optim.SGD(twin.parameters(), lr=0.1), X, y, dtype)
+    classify([Dense(16, "relu"), Dropout(0.3), Dense(3, "softmax")], optimizers.SGD, dict(lr=0.1), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_batchnorm_train_and_eval(dtype):
-    model = build(
-        [Dense(8, use_bias=False), BatchNorm(), Activation("relu"), Dense(3, "softmax")],
-        "cross_entropy",
-        optimizers.SGD(lr=0.1, momentum=0.5),
-        dtype,
-    )
-    twin = torch_twin(model, dtype)
-    X, y = problem(3, "index", dtype)
-    compare(
-        model,
-        twin,
-        unweighted(nn.CrossEntropyLoss()),
-        torch.optim.SGD(twin.parameters(), lr=0.1, momentum=0.5),
-        X,
-        y,
-        dtype,
-        batch=8,
-    )
+    layers = [Dense(8, use_bias=False), BatchNorm(), Activation("relu"), Dense(3, "softmax")]
+    model, twin, X = classify(layers, optimizers.SGD, dict(lr=0.1, momentum=0.5), dtype, batch=8)
     twin.eval()
     with torch.no_grad():
         expected = torch.softmax(twin(torch.from_numpy(X)), dim=1).numpy()
@@ -330,7 +308,4 @@ def test_l1_and_l2_penalties(dtype):
         Dense(8, "tanh", kernel_regularizer=L2(0.01), bias_regularizer=L1(0.02)),
         Dense(3, "softmax", kernel_regularizer=L1(0.005)),
     ]
-    model = build(layers, "cross_entropy", optimizers.SGD(lr=0.1), dtype)
-    twin = torch_twin(model, dtype)
-    X, y = problem(3, "index", dtype)
-    compare(model, twin, unweighted(nn.CrossEntropyLoss()), torch.optim.SGD(twin.parameters(), lr=0.1), X, y, dtype)
+    classify(layers, optimizers.SGD, dict(lr=0.1), dtype)
