@@ -123,6 +123,13 @@ def column_sum(x, out):
 
 
 @njit(**_KERNEL)
+def take_rows(x, index, out):
+    """ArrayOps.take_rows: out[k] = x[index[k]], one contiguous row copy at a time."""
+    for k in range(index.shape[0]):
+        out[k] = x[index[k]]
+
+
+@njit(**_KERNEL)
 def softmax_cross_entropy(z, y, grad, scale, w, smoothing):
     """LossKernels.softmax_cross_entropy for class-index targets, one pass per row."""
     n, c = z.shape

@@ -96,6 +96,16 @@ class NumbaBackend(NumpyBackend):
         self.k.column_sum(x, out)
         return out
 
+    def take_rows(self, x, index, out):
+        if (
+            not (x.flags.c_contiguous and out.flags.c_contiguous)
+            or x.dtype != out.dtype
+            or index.dtype.kind not in "iu"
+        ):
+            return super().take_rows(x, index, out)
+        self.k.take_rows(x, index, out)
+        return out
+
     # ----------------------------------------------------------------- losses
     def softmax_cross_entropy(self, logits, target, grad, scale, weights=None, label_smoothing=0.0):
         if target.ndim != 1 or not logits.flags.c_contiguous:

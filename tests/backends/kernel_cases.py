@@ -93,6 +93,14 @@ def take_rows(backend, rng, n, c, dtype, contiguous):
     return get(backend, out)
 
 
+def take_rows_1d(backend, rng, n, c, dtype, contiguous):
+    y = backend.asarray(rng.integers(0, 10, n + 3))
+    index = backend.asarray(rng.permutation(n + 3)[:n])
+    out = backend.empty((n,), y.dtype)
+    backend.take_rows(y, index, out)
+    return get(backend, out)
+
+
 def loss_case(kernel, targets, weights=False, **options):
     def case(backend, rng, n, c, dtype, contiguous):
         if kernel in ("binary_cross_entropy", "categorical_cross_entropy", "kl_divergence"):
@@ -238,6 +246,7 @@ CASES = {
     "column_sum": column_sum,
     "matmul": matmul,
     "take_rows": take_rows,
+    "take_rows[1d]": take_rows_1d,
     "softmax_cross_entropy[index]": loss_case("softmax_cross_entropy", "index"),
     "softmax_cross_entropy[index,weights,smoothing]": loss_case(
         "softmax_cross_entropy", "index", weights=True, label_smoothing=0.1
@@ -275,6 +284,7 @@ METHOD_CASES = {
     "bias_activation": [k for k in CASES if k.startswith("bias_activation")],
     "activation_backward": [k for k in CASES if k.startswith("activation_backward")],
     "column_sum": ["column_sum", "batchnorm"],
+    "take_rows": ["take_rows", "take_rows[1d]"],
     "softmax_cross_entropy": [k for k in CASES if k.startswith("softmax_cross_entropy")],
     "dropout_forward": ["dropout_forward"],
     "random_into": ["random_into", "dropout_forward"],
