@@ -166,6 +166,55 @@ def dropout_forward(x, mask, rate, scale, out):
 
 
 @njit(**_KERNEL)
+def batchnorm_forward_train(x, gamma, beta, running_mean, running_var, out, xhat, inv_std, eps, new_weight, var_scale):
+    """LayerKernels.batchnorm_forward_train in four row-wise passes; inv_std holds the mean, then the variance."""
+    n, c = x.shape
+    keep = 1 - new_weight
+    for j in range(c):
+        inv_std[j] = 0
+    for i in range(n):
+        for j in range(c):
+            inv_std[j] += x[i, j]
+    for j in range(c):
+        inv_std[j] /= n
+        running_mean[j] = keep * running_mean[j] + new_weight * inv_std[j]
+    for i in range(n):
+        for j in range(c):
+            xhat[i, j] = x[i, j] - inv_std[j]
+    for j in range(c):
+        inv_std[j] = 0
+    for i in range(n):
+        for j in range(c):
+            inv_std[j] += xhat[i, j] * xhat[i, j]
+    for j in range(c):
+        var = inv_std[j] / n
+        running_var[j] = keep * running_var[j] + new_weight * var_scale * var
+        inv_std[j] = 1 / np.sqrt(var + eps)
+    for i in range(n):
+        for j in range(c):
+            h = xhat[i, j] * inv_std[j]
+            xhat[i, j] = h
+            out[i, j] = gamma[j] * h + beta[j]
+
+
+@njit(**_KERNEL)
+def batchnorm_backward(dy, xhat, inv_std, gamma, dx, dgamma, dbeta, need_dx):
+    """LayerKernels.batchnorm_backward: both sums in one pass, then dx in one more."""
+    n, c = dy.shape
+    for j in range(c):
+        dbeta[j] = 0
+        dgamma[j] = 0
+    for i in range(n):
+        for j in range(c):
+            dbeta[j] += dy[i, j]
+            dgamma[j] += dy[i, j] * xhat[i, j]
+    if need_dx:
+        for i in range(n):
+            for j in range(c):
+                dx[i, j] = gamma[j] * inv_std[j] / n * (n * dy[i, j] - dbeta[j] - xhat[i, j] * dgamma[j])
+
+
+@njit(**_KERNEL)
 def sgd_step(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first_step):
     """OptimizerKernels.sgd_step."""
     for i in range(p.shape[0]):

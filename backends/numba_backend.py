@@ -122,6 +122,39 @@ class NumbaBackend(NumpyBackend):
         self.k.dropout_forward(x.reshape(-1), mask.reshape(-1), c(rate), c(1 / (1 - rate)), out.reshape(-1))
         return out
 
+    # ----------------------------------------------------------------- batch normalisation
+    def batchnorm_forward_train(
+        self, x, gamma, beta, running_mean, running_var, out, xhat, inv_std, *, eps, new_weight, unbiased_running_var
+    ):
+        arrays = (x, out, xhat)
+        if not all(a.ndim == 2 and a.flags.c_contiguous for a in arrays) or not inv_std.flags.c_contiguous:
+            return super().batchnorm_forward_train(
+                x,
+                gamma,
+                beta,
+                running_mean,
+                running_var,
+                out,
+                xhat,
+                inv_std,
+                eps=eps,
+                new_weight=new_weight,
+                unbiased_running_var=unbiased_running_var,
+            )
+        n = x.shape[0]
+        var_scale = n / (n - 1) if unbiased_running_var and n > 1 else 1.0
+        c = x.dtype.type
+        self.k.batchnorm_forward_train(
+            x, gamma, beta, running_mean, running_var, out, xhat, inv_std, c(eps), c(new_weight), c(var_scale)
+        )
+        return out
+
+    def batchnorm_backward(self, dy, xhat, inv_std, gamma, dx, dgamma, dbeta):
+        if not (dy.flags.c_contiguous and xhat.flags.c_contiguous) or (dx is not None and not dx.flags.c_contiguous):
+            return super().batchnorm_backward(dy, xhat, inv_std, gamma, dx, dgamma, dbeta)
+        self.k.batchnorm_backward(dy, xhat, inv_std, gamma, dy if dx is None else dx, dgamma, dbeta, dx is not None)
+        return dx
+
     # ----------------------------------------------------------------- optimizers (flat buffers)
     def sgd_step(self, p, g, buf, tmp, *, lr, momentum, dampening, weight_decay, nesterov, first_step):
         c = p.dtype.type

@@ -378,7 +378,7 @@ class BatchNorm(Layer):
 
     def backward(self, dy, need_dx):
         xhat, inv_std = self._cache
-        dx = dy if need_dx else None
+        dx = self.buffer("dx", dy.shape[0], self.n_in, dy.dtype) if need_dx else None
         self.backend.batchnorm_backward(
             dy, xhat, inv_std, self.params["gamma"], dx, self.grads["gamma"], self.grads["beta"]
         )

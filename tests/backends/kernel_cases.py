@@ -175,6 +175,15 @@ def batchnorm(backend, rng, n, c, dtype, contiguous):
     return get(backend, out, xhat, inv_std, rmean, rvar, dx, dgamma, dbeta, evaluated)
 
 
+def batchnorm_no_dx(backend, rng, n, c, dtype, contiguous):
+    n = max(n, 2)
+    dy, xhat = (backend.asarray(rng.standard_normal((n, c)).astype(dtype)) for _ in range(2))
+    inv_std, gamma = (backend.asarray(rng.random(c).astype(dtype) + 0.5) for _ in range(2))
+    dgamma, dbeta = backend.empty((c,), dy.dtype), backend.empty((c,), dy.dtype)
+    assert backend.batchnorm_backward(dy, xhat, inv_std, gamma, None, dgamma, dbeta) is None
+    return get(backend, dgamma, dbeta)
+
+
 def penalties(backend, rng, n, c, dtype, contiguous):
     w = backend.asarray((rng.standard_normal((n, c)) * 4).astype(dtype))
     g = backend.asarray(rng.standard_normal((n, c)).astype(dtype))
@@ -271,6 +280,7 @@ CASES = {
     "gaussian_noise": gaussian_noise,
     "random_into": random_into,
     "batchnorm": batchnorm,
+    "batchnorm[no dx]": batchnorm_no_dx,
     "penalties": penalties,
     **{
         f"{kernel}[{i}]": optimizer_case(kernel, options)
@@ -285,6 +295,8 @@ METHOD_CASES = {
     "activation_backward": [k for k in CASES if k.startswith("activation_backward")],
     "column_sum": ["column_sum", "batchnorm"],
     "take_rows": ["take_rows", "take_rows[1d]"],
+    "batchnorm_forward_train": ["batchnorm"],
+    "batchnorm_backward": ["batchnorm", "batchnorm[no dx]"],
     "softmax_cross_entropy": [k for k in CASES if k.startswith("softmax_cross_entropy")],
     "dropout_forward": ["dropout_forward"],
     "random_into": ["random_into", "dropout_forward"],

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import netcore
-from netcore.layers import Dense, Dropout
+from netcore.layers import Activation, BatchNorm, Dense, Dropout
 from tests.conftest import require
 
 #: Room for Python's own small objects (floats, argument tuples), far below one array of the test network: the
@@ -22,7 +22,10 @@ SLACK_BYTES = 4096
 def test_numba_training_steps_allocate_nothing(optimizer):
     require("numba")
     model = netcore.Sequential(
-        [Dense(256, "relu"), Dropout(0.1), Dense(32, "softmax")], input_dim=128, device="numba", seed=0
+        [Dense(256, use_bias=False), BatchNorm(), Activation("relu"), Dropout(0.1), Dense(32, "softmax")],
+        input_dim=128,
+        device="numba",
+        seed=0,
     )
     model.compile(netcore.optimizers.get(optimizer, lr=1e-3), "cross_entropy")
     rng = np.random.default_rng(0)
