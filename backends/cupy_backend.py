@@ -93,6 +93,7 @@ class CupyBackend(Backend):
         self.device = cupy.cuda.Device(index)
         self.name = "cupy" if index == 0 else f"cupy:{index}"
         self.out_of_memory_errors = (cupy.cuda.memory.OutOfMemoryError,)
+        self._spares = {}
 
     def scope(self):
         return self.device
@@ -136,6 +137,14 @@ class CupyBackend(Backend):
         # Device-side draws, seeded from the host generator so a model's seed still fixes them.
         device_rng = self.xp.random.default_rng(int(rng.integers(2**63)))
         device_rng.random(out=out, dtype=out.dtype)
+
+    def _spare(self, like):
+        """A scratch array shaped like ``like``, allocated once per shape and dtype (never read)."""
+        key = (like.shape, like.dtype.str)
+        spare = self._spares.get(key)
+        if spare is None:
+            spare = self._spares[key] = self.xp.empty_like(like)
+        return spare
 
     # ----------------------------------------------------------------- kernels, built once per kind
     @functools.cache  # noqa: B019 - backends are process-wide singletons
@@ -197,6 +206,68 @@ class CupyBackend(Backend):
             "netcore_sgd",
         )
 
+    @functools.cached_property
+    def _adagrad_kernel(self):
+        # OptimizerKernels.adagrad_step
+        return self.xp.ElementwiseKernel(
+            "T g, T clr, T weight_decay, T eps",
+            "T p, T state_sum",
+            """T gi = g + weight_decay * p; state_sum += gi * gi; p -= clr * gi / (sqrt(state_sum) + eps);""",
+            "netcore_adagrad",
+        )
+
+    @functools.cached_property
+    def _rmsprop_kernel(self):
+        # OptimizerKernels.rmsprop_step
+        return self.xp.ElementwiseKernel(
+            "T g, T lr, T alpha, T eps, T weight_decay, T momentum, bool centered",
+            "T p, T square_avg, T grad_avg, T buf",
+            """T gi = g + weight_decay * p;
+               T s = alpha * square_avg + ((T)1 - alpha) * gi * gi; square_avg = s;
+               if (centered) { T ga = alpha * grad_avg + ((T)1 - alpha) * gi; grad_avg = ga; s = s - ga * ga; }
+               T upd = gi / (sqrt(s) + eps);
+               if (momentum != (T)0) { upd = momentum * buf + upd; buf = upd; }
+               p -= lr * upd;""",
+            "netcore_rmsprop",
+        )
+
+    @functools.cached_property
+    def _adadelta_kernel(self):
+        # OptimizerKernels.adadelta_step
+        return self.xp.ElementwiseKernel(
+            "T g, T lr, T rho, T eps, T weight_decay",
+            "T p, T square_avg, T acc_delta",
+            """T gi = g + weight_decay * p;
+               T s = rho * square_avg + ((T)1 - rho) * gi * gi; square_avg = s;
+               T d = sqrt(acc_delta + eps) / sqrt(s + eps) * gi;
+               acc_delta = rho * acc_delta + ((T)1 - rho) * d * d;
+               p -= lr * d;""",
+            "netcore_adadelta",
+        )
+
+    @functools.cached_property
+    def _nadam_kernel(self):
+        # OptimizerKernels.nadam_step
+        return self.xp.ElementwiseKernel(
+            "T g, T beta1, T beta2, T eps, T l2, T decay, T inv_bc2, T g_coef, T m_coef",
+            "T p, T m, T v",
+            """T pi = p * decay; T gi = g + l2 * pi;
+               m = beta1 * m + ((T)1 - beta1) * gi; v = beta2 * v + ((T)1 - beta2) * gi * gi;
+               T denom = sqrt(v * inv_bc2) + eps;
+               p = pi - g_coef * gi / denom - m_coef * m / denom;""",
+            "netcore_nadam",
+        )
+
+    @functools.cached_property
+    def _dropout_kernel(self):
+        # LayerKernels.dropout_forward after the draws: mask = (u >= rate) * scale; out = x * mask
+        return self.xp.ElementwiseKernel(
+            "T x, T rate, T scale",
+            "T mask, T out",
+            "mask = mask >= rate ? scale : (T)0; out = x * mask;",
+            "netcore_dropout",
+        )
+
     # ----------------------------------------------------------------- overrides
     def bias_activation(self, z, b, kind, alpha, out):
         if kind not in _FORWARD or z.ndim != 2:
@@ -247,6 +318,65 @@ class CupyBackend(Backend):
     def sgd_step(self, p, g, buf, tmp, *, lr, momentum, dampening, weight_decay, nesterov, first_step):
         t = p.dtype.type
         self._sgd_kernel(g, t(lr), t(momentum), t(dampening), t(weight_decay), nesterov, first_step, p, buf)
+
+    def adagrad_step(self, p, g, state_sum, tmp, *, lr, lr_decay, weight_decay, eps, step):
+        t = p.dtype.type
+        self._adagrad_kernel(g, t(lr / (1 + (step - 1) * lr_decay)), t(weight_decay), t(eps), p, state_sum)
+
+    def rmsprop_step(self, p, g, square_avg, grad_avg, buf, tmp, *, lr, alpha, eps, weight_decay, momentum, centered):
+        t = p.dtype.type
+        self._rmsprop_kernel(
+            g,
+            t(lr),
+            t(alpha),
+            t(eps),
+            t(weight_decay),
+            t(momentum),
+            centered,
+            p,
+            square_avg,
+            tmp if grad_avg is None else grad_avg,
+            tmp if buf is None else buf,
+        )
+
+    def adadelta_step(self, p, g, square_avg, acc_delta, tmp, *, lr, rho, eps, weight_decay):
+        t = p.dtype.type
+        self._adadelta_kernel(g, t(lr), t(rho), t(eps), t(weight_decay), p, square_avg, acc_delta)
+
+    def nadam_step(
+        self,
+        p,
+        g,
+        m,
+        v,
+        tmp,
+        *,
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
+        decoupled,
+        step,
+        mu,
+        mu_next,
+        mu_product,
+        mu_product_next,
+    ):
+        t = p.dtype.type
+        decay = 1 - lr * weight_decay if decoupled else 1.0
+        l2 = 0.0 if decoupled else weight_decay
+        g_coef = lr * (1 - mu) / (1 - mu_product)
+        m_coef = lr * mu_next / (1 - mu_product_next)
+        self._nadam_kernel(
+            g, t(beta1), t(beta2), t(eps), t(l2), t(decay), t(1 / (1 - beta2**step)), t(g_coef), t(m_coef), p, m, v
+        )
+
+    def dropout_forward(self, x, rate, rng, mask, out):
+        self.random_into(rng, mask)
+        t = x.dtype.type
+        self._dropout_kernel(x, t(rate), t(1 / (1 - rate)), mask, out)
+        return out
 
     def adam_step(self, p, g, m, v, vmax, tmp, *, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, step):
         t = p.dtype.type
