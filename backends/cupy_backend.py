@@ -23,7 +23,7 @@ _FORWARD = {
     "sigmoid": "t >= 0 ? (T)(1 / (1 + exp(-t))) : (T)(exp(t) / (1 + exp(t)))",
     "tanh": "tanh(t)",
     "softplus": "max(t, (T)0) + log1p(exp(-fabs(t)))",
-    "gelu": "(T)0.5 * t * ((T)1 + erf(t * (T)M_SQRT1_2))",
+    "gelu": "(T)0.5 * t * ((T)1 + erf(t * (T)0.7071067811865476))",
     "gelu_tanh": "(T)0.5 * t * ((T)1 + tanh((T)0.7978845608028654 * (t + (T)0.044715 * t * t * t)))",
 }
 # CUDA bodies of ActivationKernels._<kind>_backward: the derivative times dy, from `y` (and `z` for the GELUs).
@@ -35,7 +35,7 @@ _BACKWARD = {
     "sigmoid": "dy * y * ((T)1 - y)",
     "tanh": "dy * ((T)1 - y * y)",
     "softplus": "-dy * expm1(-y)",
-    "gelu": "dy * ((T)0.5 * ((T)1 + erf(z * (T)M_SQRT1_2)) + z * exp((T)-0.5 * z * z) * (T)0.3989422804014327)",
+    "gelu": "dy * ((T)0.5 * ((T)1 + erf(z * (T)0.7071067811865476)) + z * exp((T)-0.5 * z * z) * (T)0.3989422804014327)",
     "gelu_tanh": """dy * ((T)0.5 * ((T)1 + tanh((T)0.7978845608028654 * (z + (T)0.044715 * z * z * z)))
         + (T)0.5 * z * ((T)1 - tanh((T)0.7978845608028654 * (z + (T)0.044715 * z * z * z))
         * tanh((T)0.7978845608028654 * (z + (T)0.044715 * z * z * z)))
