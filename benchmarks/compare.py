@@ -182,7 +182,7 @@ def sweep(workload: Workload, repeats: int, log=print) -> list[dict]:
     """Cost against work: batch sizes and widths around the workload, netcore and PyTorch side by side."""
     points = []
     hidden = workload.sizes[1:-1]
-    variants = [(b, hidden) for b in (32, 64, 128, 256, 512)] + [
+    variants = [(b, hidden) for b in sorted({32, 64, 128, 256, 512, workload.batch})] + [
         (workload.batch, tuple(max(1, h * f // 4) for h in hidden)) for f in (1, 2, 8)
     ]
     names = [n for n in contender_table(workload) if n.startswith(("netcore", "pytorch")) and "tf32" not in n]
@@ -202,17 +202,27 @@ def sweep(workload: Workload, repeats: int, log=print) -> list[dict]:
     return points
 
 
-def plot_sweep(points: list[dict], path: str, unit: str) -> None:
+def plot_sweep(points: list[dict], path: str, unit: str, batch: int) -> None:
+    """Two panels: cost against batch size at the workload's widths, and cost against work as the widths grow."""
     plt = load_pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name in points[0]["results"]:
-        xs = [p["gflop"] for p in points if name in p["results"]]
-        ys = [p["results"][name] for p in points if name in p["results"]]
-        ax.loglog(xs, ys, "o-", label=name)
-    ax.set_xlabel("GFLOP of matrix products per " + unit)
-    ax.set_ylabel(f"seconds per {unit}")
-    ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
+    widths = points[0]["hidden"]
+    panels = [
+        ("batch size", [p for p in points if p["hidden"] == widths], "batch"),
+        (
+            f"GFLOP of matrix products per {unit} (hidden widths scaled)",
+            [p for p in points if p["batch"] == points[2]["batch"]],
+            "gflop",
+        ),
+    ]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, (label, chosen, key) in zip(axes, panels, strict=True):
+        chosen = sorted(chosen, key=lambda p: p[key])
+        for name in chosen[0]["results"]:
+            ax.loglog([p[key] for p in chosen], [p["results"][name] for p in chosen], "o-", label=name)
+        ax.set_xlabel(label)
+        ax.set_ylabel(f"seconds per {unit}")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -246,7 +256,7 @@ def run(args) -> int:
     if args.sweep:
         report["sweep"] = sweep(workload, args.repeats, log=lambda msg: print(msg, file=sys.stderr))
         path = (args.plot_path or f"{workload.name}.png").removesuffix(".png") + "-sweep.png"
-        plot_sweep(report["sweep"], path, workload.unit)
+        plot_sweep(report["sweep"], path, workload.unit, workload.batch)
         print(f"sweep plot written to {path}")
     if args.json_path:
         with open(args.json_path, "w") as handle:
