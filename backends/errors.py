@@ -8,6 +8,15 @@ ordinary ``except`` clause would expect, so ``except ValueError`` still catches 
 class NetcoreError(Exception):
     """Base class of every error netcore raises on purpose."""
 
+    def __init_subclass__(cls, **kwargs):
+        # Shown (and pickled) under the name users import: netcore.ShapeError, not backends.errors.ShapeError.
+        super().__init_subclass__(**kwargs)
+        if cls.__module__ in ("backends.errors", "netcore.errors"):
+            cls.__module__ = "netcore"
+
+
+NetcoreError.__module__ = "netcore"
+
 
 class BackendUnavailableError(NetcoreError, RuntimeError):
     """A backend was asked for but cannot run here; the message names the cause and the fix."""

@@ -65,11 +65,18 @@ def write(path, manifest: dict, arrays: dict[str, np.ndarray]) -> None:
                     archive.writestr(f"arrays/{name}.npy", blob)
             raw.flush()
             os.fsync(raw.fileno())
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes files private; a checkpoint is an ordinary file
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read(path) -> tuple[dict, dict[str, np.ndarray]]:

@@ -80,3 +80,21 @@ def test_arrays_of_another_device_are_refused_or_copied_on_request(backend):
         model.predict(FakeGPUArray(np.ones((2, 3))))
     model.auto_transfer = True
     assert model.predict(FakeGPUArray(np.ones((2, 3)))).shape == (2, 2)
+
+
+def test_errors_show_and_pickle_under_the_public_name():
+    import pickle
+
+    error = netcore.ShapeError("bad")
+    assert type(error).__module__ == "netcore" and isinstance(pickle.loads(pickle.dumps(error)), netcore.ShapeError)
+
+
+def test_checkpoints_are_ordinary_files(tmp_path):
+    import os
+    import stat
+
+    model = netcore.Sequential([Dense(2)], input_dim=2, device="numpy", seed=0)
+    model.save(tmp_path / "m.ncz")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "m.ncz").stat().st_mode) == 0o666 & ~mask
