@@ -344,10 +344,10 @@ class Sequential:
             self.optimizer.load_scalar_state(snapshot["optimizer_scalars"])
 
     @contextlib.contextmanager
-    def _guarded(self):
-        """Run a call that may change the model; if it raises, put the model back as it was before the call and
-        turn a device out-of-memory error into a netcore error that says where and what to do."""
-        before = self.snapshot()
+    def _guarded(self, mutates: bool = True):
+        """Run a public call; if it raises, put the model back as it was before the call (for calls that change
+        it) and turn a device out-of-memory error into a netcore error that says where and what to do."""
+        before = self.snapshot() if mutates else {"built": False}
         try:
             yield
         except BaseException as exc:
@@ -474,14 +474,14 @@ class Sequential:
     def evaluate(self, X, y, batch_size: int = 1024) -> dict:
         """Loss (mean over ``X``) and every compiled metric, as a dict of floats."""
         self._check_batch_size(batch_size)
-        with self.backend.scope(), self._guarded():
+        with self.backend.scope(), self._guarded(mutates=False):
             X, Y, _ = self._prepare(X, y)
             return self._evaluate_native(X, Y, batch_size)
 
     def predict(self, X, batch_size: int = 1024):
         """The model's outputs (probabilities after softmax/sigmoid) for ``X``, as a NumPy array."""
         self._check_batch_size(batch_size)
-        with self.backend.scope(), self._guarded():
+        with self.backend.scope(), self._guarded(mutates=False):
             X, _, _ = self._prepare(X, need_targets=False)
             return self.backend.to_numpy(self._predict_native(X, batch_size)).copy()
 
@@ -496,7 +496,7 @@ class Sequential:
 
     def __call__(self, X):
         """Forward pass in the current mode (:meth:`train` / :meth:`eval`), returning a native array."""
-        with self.backend.scope(), self._guarded():
+        with self.backend.scope(), self._guarded(mutates=self.training):
             X, _, _ = self._prepare(X, need_targets=False)
             return self._forward(X, self.training)
 
