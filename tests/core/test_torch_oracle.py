@@ -188,6 +188,13 @@ LOSSES = {
         3,
         unweighted(nn.CrossEntropyLoss(label_smoothing=0.1)),
     ),
+    "cross_entropy on probabilities": (
+        "sigmoid",
+        losses.CrossEntropy(label_smoothing=0.1),
+        "index",
+        3,
+        lambda o, t, w: -((0.9 * nn.functional.one_hot(t, 3) + 0.1 / 3) * torch.log(o)).sum(1).mean(),
+    ),
     "cross_entropy sum": (
         "softmax",
         losses.CrossEntropy(reduction="sum"),
