@@ -82,6 +82,15 @@ class ArrayOps:
         """Whether a scalar (a Python number or a 0-d array of this backend) is finite; synchronises a GPU."""
         return math.isfinite(float(value))
 
+    def accumulate(self, total, value, weight):
+        """``total + value * weight``: how the training loop sums batch losses (a GPU keeps the sum on the device)."""
+        return total + value * weight
+
+    def capture(self, step):
+        """``(replay, None)`` where this device can record ``step`` once and replay it as a whole (a CUDA graph), or
+        ``(None, reason)`` where it cannot."""
+        return None, f"the {self.name} backend has no step capture (CUDA graphs need the cupy backend)"
+
     def copy(self, x):
         return self.xp.array(x, copy=True)
 

@@ -95,6 +95,10 @@ class CupyBackend(Backend):
         self.name = "cupy" if index == 0 else f"cupy:{index}"
         self.out_of_memory_errors = (cupy.cuda.memory.OutOfMemoryError,)
         self._spares = {}
+        self._ones = {}
+        self._counters = {}
+        #: True while a step is being recorded into a CUDA graph (values must then come from device memory).
+        self.capturing = False
 
     def scope(self):
         return self.device
@@ -139,13 +143,73 @@ class CupyBackend(Backend):
         device_rng = self.xp.random.default_rng(int(rng.integers(2**63)))
         device_rng.random(out=out, dtype=out.dtype)
 
-    def _spare(self, like):
-        """A scratch array shaped like ``like``, allocated once per shape and dtype (never read)."""
-        key = (like.shape, like.dtype.str)
-        spare = self._spares.get(key)
-        if spare is None:
-            spare = self._spares[key] = self.xp.empty_like(like)
-        return spare
+    @functools.cached_property
+    def _gemm(self):
+        from backends._cupy_graph import Gemm
+
+        with self.device:
+            return Gemm(self.xp)
+
+    def _ones_row(self, n: int, dtype):
+        """A cached ``(1, n)`` row of ones: column sums as a matrix product (no reduction kernel, capturable)."""
+        key = (n, np.dtype(dtype).str)
+        ones = self._ones.get(key)
+        if ones is None:
+            ones = self._ones[key] = self.xp.ones((1, n), dtype=dtype)
+        return ones
+
+    def _counter(self, key, dtype):
+        """A one-element device array that holds an optimizer's step number for its kernel."""
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = self.xp.zeros((1,), dtype=dtype)
+        return counter
+
+    def _set_step(self, counter, step: int) -> None:
+        # While capturing, a value written from the host would be frozen into the graph: count on the device.
+        if self.capturing:
+            counter += 1
+        else:
+            counter.fill(step)
+
+    def accumulate(self, total, value, weight):
+        if not self.is_native(total):
+            total = self.xp.zeros((), dtype=value.dtype)
+        self._accumulate_kernel(value, value.dtype.type(weight), total)
+        return total
+
+    def capture(self, step):
+        """Run ``step`` once on a side stream (warm-up: kernels compiled, buffers allocated), then record it as a
+        CUDA graph; ``(replay, None)`` on success, ``(None, reason)`` if CUDA refused the capture."""
+        stream = self.xp.cuda.Stream(non_blocking=True)
+        try:
+            with self.device, stream:
+                step()
+                stream.synchronize()
+                self.capturing = True
+                try:
+                    stream.begin_capture()
+                    try:
+                        step()
+                    finally:
+                        graph = stream.end_capture()
+                finally:
+                    self.capturing = False
+        except Exception as exc:  # CUDA reports an illegal operation during capture in many ways
+            return None, f"CUDA graph capture failed: {type(exc).__name__}: {exc}"
+
+        def replay():
+            graph.launch(stream=stream)
+
+        return replay, None
+
+    def _scratch(self, purpose: str, shape, dtype):
+        """A work array for one purpose, allocated once per shape and dtype (so steps allocate nothing)."""
+        key = (purpose, tuple(shape), np.dtype(dtype).str)
+        array = self._spares.get(key)
+        if array is None:
+            array = self._spares[key] = self.xp.empty(shape, dtype=dtype)
+        return array
 
     # ----------------------------------------------------------------- kernels, built once per kind
     @functools.cache  # noqa: B019 - backends are process-wide singletons
@@ -182,10 +246,13 @@ class CupyBackend(Backend):
     @functools.cached_property
     def _adam_kernel(self):
         # OptimizerKernels.adam_step
+        # The step number comes from device memory so that a captured graph advances it on every replay.
         return self.xp.ElementwiseKernel(
-            "T g, T beta1, T beta2, T eps, T l2, T decay, T step_size, T inv_bc2_sqrt, bool amsgrad",
+            "T g, T lr, T beta1, T beta2, T eps, T l2, T decay, raw T step, bool amsgrad",
             "T p, T m, T v, T vmax",
-            """T pi = p * decay; T gi = g + l2 * pi;
+            """T t = step[0];
+               T step_size = lr / ((T)1 - pow(beta1, t)); T inv_bc2_sqrt = (T)1 / sqrt((T)1 - pow(beta2, t));
+               T pi = p * decay; T gi = g + l2 * pi;
                m = beta1 * m + ((T)1 - beta1) * gi; v = beta2 * v + ((T)1 - beta2) * gi * gi;
                T vv = v; if (amsgrad) { vv = max(vmax, v); vmax = vv; }
                p = pi - step_size * m / (sqrt(vv) * inv_bc2_sqrt + eps);""",
@@ -205,6 +272,13 @@ class CupyBackend(Backend):
                }
                p -= lr * gi;""",
             "netcore_sgd",
+        )
+
+    @functools.cached_property
+    def _accumulate_kernel(self):
+        # ArrayOps.accumulate, in place on a device scalar
+        return self.xp.ElementwiseKernel(
+            "T value, T weight", "T total", "total += value * weight", "netcore_accumulate"
         )
 
     @functools.cached_property
@@ -270,6 +344,19 @@ class CupyBackend(Backend):
         )
 
     # ----------------------------------------------------------------- overrides
+    def matmul(self, a, b, out=None):
+        if out is None or not self._gemm.supports(a, b, out):
+            return super().matmul(a, b, out)
+        return self._gemm(a, b, out)
+
+    def column_sum(self, x, out):
+        target = out.reshape(1, -1)
+        ones = self._ones_row(x.shape[0], x.dtype)
+        if x.ndim != 2 or not self._gemm.supports(ones, x, target):
+            return super().column_sum(x, out)
+        self._gemm(ones, x, target)
+        return out
+
     def bias_activation(self, z, b, kind, alpha, out):
         if kind not in _FORWARD or z.ndim != 2:
             return super().bias_activation(z, b, kind, alpha, out)
@@ -294,7 +381,8 @@ class CupyBackend(Backend):
         kernel = self._softmax_ce_module.get_function(
             f"softmax_ce<{'float' if logits.dtype == np.float32 else 'double'}>"
         )
-        loss_rows = self.xp.empty(n, dtype=logits.dtype)
+        loss_rows = self._scratch("loss rows", (n, 1), logits.dtype)
+        total = self._scratch("loss", (1, 1), logits.dtype)
         w = weights if weights is not None else logits
         y = target.astype(np.int64, copy=False)
         threads = 128
@@ -314,7 +402,8 @@ class CupyBackend(Backend):
                 np.int32(c),
             ),
         )
-        return loss_rows.sum()
+        self._gemm(self._ones_row(n, logits.dtype), loss_rows, total)  # the sum as a product: no reduction kernel
+        return total[0, 0]
 
     def sgd_step(self, p, g, buf, tmp, *, lr, momentum, dampening, weight_decay, nesterov, first_step):
         t = p.dtype.type
@@ -383,7 +472,7 @@ class CupyBackend(Backend):
         t = p.dtype.type
         decay = 1 - lr * weight_decay if decoupled else 1.0
         l2 = 0.0 if decoupled else weight_decay
-        step_size = lr / (1 - beta1**step)
-        inv_bc2_sqrt = (1 - beta2**step) ** -0.5
-        args = (t(beta1), t(beta2), t(eps), t(l2), t(decay), t(step_size), t(inv_bc2_sqrt), amsgrad)
+        counter = self._counter((p.data.ptr, "adam"), p.dtype)
+        self._set_step(counter, step)
+        args = (t(lr), t(beta1), t(beta2), t(eps), t(l2), t(decay), counter, amsgrad)
         self._adam_kernel(g, *args, p, m, v, vmax if amsgrad else tmp)

@@ -38,6 +38,7 @@ def contender_table(workload: Workload) -> dict:
         }
     return {
         "netcore cupy": c.netcore_runner("cupy"),
+        "netcore cupy graph": c.netcore_runner("cupy", graph=True),
         "pytorch eager": c.torch_runner(),
         "pytorch cuda graph": c.torch_runner(graph=True),
         "pytorch eager tf32": c.torch_runner(tf32=True),

@@ -36,7 +36,7 @@ def os_threads() -> int:
 
 
 # ----------------------------------------------------------------------------------------------- netcore
-def netcore_runner(device: str):
+def netcore_runner(device: str, graph: bool = False):
     def setup(workload: Workload, threads: int):
         import netcore
         from backends.registry import backend_class, resolve
@@ -61,7 +61,9 @@ def netcore_runner(device: str):
         backend = model.backend
         with backend.scope():
             Xd, yd, _ = model._prepare(X, y)
-            step = lambda: model.train_step(Xd, yd)  # noqa: E731
+            step = model.compile_step(Xd, yd) if graph else (lambda: model.train_step(Xd, yd))
+            if graph and not step.recorded:
+                raise Skip(f"no CUDA graph: {step.reason}")
             for _ in range(10):
                 step()
             backend.synchronize()

@@ -38,5 +38,6 @@ def test_w1_pytorch_epoch(benchmark):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("workload_name", ["W2", "W3"])
-def test_gpu_netcore_steps(benchmark, workload_name):
-    run_contender(benchmark, contenders.netcore_runner("cupy"), workload_name)
+@pytest.mark.parametrize("graph", [False, True], ids=["eager", "graph"])
+def test_gpu_netcore_steps(benchmark, workload_name, graph):
+    run_contender(benchmark, contenders.netcore_runner("cupy", graph=graph), workload_name)

@@ -295,6 +295,23 @@ class Sequential:
         self.apply_gradients()
         return loss
 
+    def compile_step(self, X, y):
+        """A training step on fixed device arrays ``(X, y)``, recorded once as a CUDA graph and replayed on every
+        call (opt-in, for launch-bound GPU training: one graph launch instead of dozens of kernel launches).
+
+        Recording happens after one ordinary warm-up step. The returned callable performs one step per call and
+        returns the batch loss as a device scalar. To train on other data, copy it into the same ``X``/``y``
+        arrays. Where a step cannot be recorded faithfully (another backend; dropout, noise or batch norm; losses,
+        penalties or constraints whose kernels allocate; NAdam's or Adagrad's step-dependent rates) or CUDA refuses
+        the capture, the callable runs the step eagerly and the reason is logged. A learning-rate change after
+        recording also falls back to eager steps, with the reason logged.
+        """
+        if self.optimizer is None:
+            raise ConfigurationError("call compile() before compile_step()")
+        with self.backend.scope():
+            X, Y, _ = self._prepare(X, y)
+        return training.CompiledStep(self, X, Y)
+
     def first_nonfinite_gradient(self) -> str | None:
         """``layer.param`` of the first parameter (in forward order) whose gradient holds NaN or infinity."""
         for layer, spec in self._specs:

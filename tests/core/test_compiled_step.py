@@ -1,0 +1,96 @@
+"""compile_step: a recorded CUDA graph on cupy (checked against eager steps), an eager fallback with a reason
+everywhere else, and allocation-free steps on the GPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import netcore
+from netcore.layers import Dense, Dropout
+from tests.conftest import require
+
+
+def w2_like(device, seed=0):
+    model = netcore.Sequential(
+        [Dense(64, "relu"), Dense(32, "relu"), Dense(10, "softmax")], input_dim=48, device=device, seed=seed
+    )
+    model.compile(netcore.optimizers.Adam(lr=1e-3), "cross_entropy")
+    return model
+
+
+def batch():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((32, 48)).astype("float32"), rng.integers(0, 10, 32)
+
+
+@pytest.mark.parametrize("device", ["numpy", "numba"])
+def test_cpu_backends_fall_back_to_eager_steps_with_a_reason(device, caplog):
+    require(device)
+    X, y = batch()
+    compiled, eager = w2_like(device), w2_like(device)
+    with caplog.at_level("INFO", logger="netcore"):
+        step = compiled.compile_step(X, y)
+    assert not step.recorded and "no step capture" in step.reason and "runs eagerly" in caplog.text
+    Xd, Yd, _ = eager._prepare(X, y)
+    for _ in range(4):
+        step()
+        eager.train_step(Xd, Yd)
+    assert compiled.optimizer.step_count == eager.optimizer.step_count == 4
+    for a, b in zip(compiled.get_weights(), eager.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_unrecordable_models_say_why():
+    model = netcore.Sequential([Dense(8, "relu"), Dropout(0.5), Dense(2, "softmax")], input_dim=3, device="numpy")
+    model.compile("adam", "cross_entropy")
+    step = model.compile_step(np.ones((4, 3)), np.array([0, 1, 0, 1]))
+    assert "dropout" in step.reason and not step.recorded
+
+
+@pytest.mark.gpu
+def test_cuda_graph_replays_match_eager_steps():
+    require("cupy")
+    X, y = batch()
+    graph, eager = w2_like("cupy"), w2_like("cupy")
+    step = graph.compile_step(X, y)
+    assert step.recorded, step.reason
+    Xd, Yd, _ = eager._prepare(X, y)
+    eager.train_step(Xd, Yd)  # compile_step's warm-up step
+    for _ in range(5):
+        loss = step()
+        expected = eager.train_step(Xd, Yd)
+        assert abs(float(loss) - float(expected)) <= 1e-5 * abs(float(expected))
+    assert graph.optimizer.step_count == eager.optimizer.step_count == 6
+    for a, b in zip(graph.get_weights(), eager.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    graph.optimizer.lr = 5e-4
+    step()
+    assert not step.recorded and "learning rate" in step.reason
+
+
+@pytest.mark.gpu
+def test_gpu_training_steps_allocate_nothing():
+    require("cupy")
+    import cupy
+
+    X, y = batch()
+    model = w2_like("cupy")
+    Xd, Yd, _ = model._prepare(X, y)
+    for _ in range(3):
+        model.train_step(Xd, Yd)
+    pool = cupy.get_default_memory_pool()
+    calls = []
+
+    def counting_malloc(size):
+        calls.append(size)
+        return pool.malloc(size)
+
+    cupy.cuda.set_allocator(counting_malloc)
+    try:
+        for _ in range(10):
+            model.train_step(Xd, Yd)
+        cupy.cuda.Device().synchronize()
+    finally:
+        cupy.cuda.set_allocator(pool.malloc)
+    assert calls == []
