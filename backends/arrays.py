@@ -46,7 +46,7 @@ class ArrayOps:
 
     def asarray(self, x, dtype=None):
         """``x`` (host data or a native array) as a C-contiguous array of this backend, copied only if needed."""
-        return self.xp.ascontiguousarray(self.xp.asarray(x, dtype=dtype))
+        return self.xp.asarray(x, dtype=dtype, order="C")
 
     def device_of(self, x) -> str | None:
         """For a native array on another device of this backend (another GPU), that device's name; else None."""

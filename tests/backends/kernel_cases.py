@@ -85,6 +85,14 @@ def matmul(backend, rng, n, c, dtype, contiguous):
     return get(backend, out)
 
 
+def accumulate(backend, rng, n, c, dtype, contiguous):
+    losses = rng.random(n).astype(dtype)
+    total = 0.0
+    for value in losses:
+        total = backend.accumulate(total, backend.asarray(value), 3)
+    return [np.array(backend.to_float(total))]
+
+
 def take_rows(backend, rng, n, c, dtype, contiguous):
     x = backend.asarray(rng.standard_normal((n + 3, c)).astype(dtype))
     index = backend.asarray(rng.permutation(n + 3)[:n])
@@ -254,6 +262,7 @@ CASES = {
     **{f"activation_backward[{k}]": activation_backward(k) for k in DIFFERENTIABLE},
     "column_sum": column_sum,
     "matmul": matmul,
+    "accumulate": accumulate,
     "take_rows": take_rows,
     "take_rows[1d]": take_rows_1d,
     "softmax_cross_entropy[index]": loss_case("softmax_cross_entropy", "index"),
@@ -295,6 +304,8 @@ METHOD_CASES = {
     "activation_backward": [k for k in CASES if k.startswith("activation_backward")],
     "column_sum": ["column_sum", "batchnorm"],
     "take_rows": ["take_rows", "take_rows[1d]"],
+    "matmul": ["matmul"],
+    "accumulate": ["accumulate"],
     "batchnorm_forward_train": ["batchnorm"],
     "batchnorm_backward": ["batchnorm", "batchnorm[no dx]"],
     "softmax_cross_entropy": [k for k in CASES if k.startswith("softmax_cross_entropy")],

@@ -48,6 +48,7 @@ PLUMBING = {
     "foreign_device",
     "from_foreign",
     "memory_info",
+    "capture",
 }
 
 
