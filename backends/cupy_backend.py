@@ -198,8 +198,17 @@ class CupyBackend(Backend):
         except Exception as exc:  # CUDA reports an illegal operation during capture in many ways
             return None, f"CUDA graph capture failed: {type(exc).__name__}: {exc}"
 
+        before, after = self.xp.cuda.Event(), self.xp.cuda.Event()
+
         def replay():
+            # Order the replay after the current stream's work (new data copied into the inputs) and the current
+            # stream's later work after the replay (reading weights): the side stream does not do it by itself.
+            current = self.xp.cuda.get_current_stream()
+            before.record(current)
+            stream.wait_event(before)
             graph.launch(stream=stream)
+            after.record(stream)
+            current.wait_event(after)
 
         return replay, None
 
