@@ -182,6 +182,7 @@ class CupyBackend(Backend):
         """Run ``step`` once on a side stream (warm-up: kernels compiled, buffers allocated), then record it as a
         CUDA graph; ``(replay, None)`` on success, ``(None, reason)`` if CUDA refused the capture."""
         stream = self.xp.cuda.Stream(non_blocking=True)
+        self.synchronize()  # everything queued so far (weights, inputs) is in place before the side stream starts
         try:
             with self.device, stream:
                 step()
