@@ -464,10 +464,8 @@ class CupyBackend(Backend):
         mu_product_next,
     ):
         t = p.dtype.type
-        decay = 1 - lr * weight_decay if decoupled else 1.0
-        l2 = 0.0 if decoupled else weight_decay
-        g_coef = lr * (1 - mu) / (1 - mu_product)
-        m_coef = lr * mu_next / (1 - mu_product_next)
+        decay, l2 = self.weight_decay_terms(lr, weight_decay, decoupled)
+        g_coef, m_coef = self.nadam_coefficients(lr, mu, mu_next, mu_product, mu_product_next)
         self._nadam_kernel(
             g, t(beta1), t(beta2), t(eps), t(l2), t(decay), t(1 / (1 - beta2**step)), t(g_coef), t(m_coef), p, m, v
         )
@@ -480,8 +478,7 @@ class CupyBackend(Backend):
 
     def adam_step(self, p, g, m, v, vmax, tmp, *, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, step):
         t = p.dtype.type
-        decay = 1 - lr * weight_decay if decoupled else 1.0
-        l2 = 0.0 if decoupled else weight_decay
+        decay, l2 = self.weight_decay_terms(lr, weight_decay, decoupled)
         counter = self._counter((p.data.ptr, "adam"), p.dtype)
         self._set_step(counter, step)
         args = (t(lr), t(beta1), t(beta2), t(eps), t(l2), t(decay), counter, amsgrad)

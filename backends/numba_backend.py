@@ -163,8 +163,7 @@ class NumbaBackend(NumpyBackend):
     def adam_step(self, p, g, m, v, vmax, tmp, *, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, step):
         step_size = lr / (1 - beta1**step)
         inv_bc2_sqrt = 1 / math.sqrt(1 - beta2**step)
-        decay = 1 - lr * weight_decay if decoupled else 1.0
-        l2 = 0.0 if decoupled else weight_decay
+        decay, l2 = self.weight_decay_terms(lr, weight_decay, decoupled)
         c = p.dtype.type
         self.k.adam_step(
             p,
@@ -227,10 +226,8 @@ class NumbaBackend(NumpyBackend):
         mu_product,
         mu_product_next,
     ):
-        decay = 1 - lr * weight_decay if decoupled else 1.0
-        l2 = 0.0 if decoupled else weight_decay
-        g_coef = lr * (1 - mu) / (1 - mu_product)
-        m_coef = lr * mu_next / (1 - mu_product_next)
+        decay, l2 = self.weight_decay_terms(lr, weight_decay, decoupled)
+        g_coef, m_coef = self.nadam_coefficients(lr, mu, mu_next, mu_product, mu_product_next)
         c = p.dtype.type
         self.k.nadam_step(
             p, g, m, v, c(beta1), c(beta2), c(eps), c(l2), c(decay), c(1 / (1 - beta2**step)), c(g_coef), c(m_coef)

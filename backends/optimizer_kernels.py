@@ -12,6 +12,17 @@ from __future__ import annotations
 class OptimizerKernels:
     """In-place optimizer updates over ``self.xp``; see :class:`backends.base.Backend`."""
 
+    @staticmethod
+    def weight_decay_terms(lr: float, weight_decay: float, decoupled: bool) -> tuple[float, float]:
+        """(factor applied to ``p`` first, coefficient added to ``g``): ``(1 - lr wd, 0)`` for decoupled (AdamW)
+        decay, ``(1, wd)`` for L2 decay. Fused kernels apply both in one pass."""
+        return (1 - lr * weight_decay, 0.0) if decoupled else (1.0, weight_decay)
+
+    @staticmethod
+    def nadam_coefficients(lr, mu, mu_next, mu_product, mu_product_next) -> tuple[float, float]:
+        """NAdam's step sizes for ``g / denom`` and ``m / denom``."""
+        return lr * (1 - mu) / (1 - mu_product), lr * mu_next / (1 - mu_product_next)
+
     def sgd_step(self, p, g, buf, tmp, *, lr, momentum, dampening, weight_decay, nesterov, first_step):
         """``g += wd p``; ``buf = g`` (first step) or ``momentum buf + (1 - dampening) g``;
         ``p -= lr (g + momentum buf)`` with Nesterov, else ``p -= lr buf`` (``p -= lr g`` without momentum)."""
