@@ -129,7 +129,8 @@ def _load_data(args, seed: int, validation_size: float = 0.0, dtype: str = "floa
     options = dict(seed=seed, validation_size=validation_size, dtype=dtype)
     if args.csv:
         if not args.target:
-            raise ConfigurationError("--csv needs --target COLUMN")
+            header, _ = datasets.read_csv_columns(args.csv)  # a missing or unreadable file is the first error
+            raise ConfigurationError(f"--csv needs --target COLUMN (columns: {', '.join(header)})")
         return datasets.load_csv(args.csv, args.target, **options), {"csv": args.csv, "target": args.target}
     if args.target:
         raise ConfigurationError("--target only goes with --csv")

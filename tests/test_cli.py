@@ -148,3 +148,12 @@ def test_more_error_paths_exit_2_with_one_line(args):
     assert result.returncode == 2, result.stdout + result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_csv_errors_name_the_file_first_then_the_columns(tmp_path):
+    missing = netcore_cmd("train", "--csv", str(tmp_path / "missing.csv"))
+    assert missing.returncode == 2 and "missing.csv" in missing.stderr and "No such file" in missing.stderr
+    table = tmp_path / "t.csv"
+    table.write_text("a,b,label\n1,2,0\n3,4,1\n")
+    untargeted = netcore_cmd("train", "--csv", str(table))
+    assert untargeted.returncode == 2 and "columns: a, b, label" in untargeted.stderr
