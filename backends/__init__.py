@@ -5,13 +5,32 @@ asked for.
 """
 
 from backends.base import Backend
-from backends.errors import BackendUnavailableError, DeviceError, DTypeError, NetcoreError, ShapeError
-from backends.registry import BACKENDS, DeviceInfo, device, devices, get_backend, get_device, resolve, set_device
+from backends.errors import (
+    BackendUnavailableError,
+    ConfigurationError,
+    DeviceError,
+    DTypeError,
+    NetcoreError,
+    ShapeError,
+)
+from backends.registry import (
+    BACKENDS,
+    DeviceInfo,
+    device,
+    devices,
+    get_backend,
+    get_device,
+    get_matmul_precision,
+    resolve,
+    set_device,
+    set_matmul_precision,
+)
 
 __all__ = [
     "BACKENDS",
     "Backend",
     "BackendUnavailableError",
+    "ConfigurationError",
     "DTypeError",
     "DeviceError",
     "DeviceInfo",
@@ -21,6 +40,8 @@ __all__ = [
     "devices",
     "get_backend",
     "get_device",
+    "get_matmul_precision",
     "resolve",
     "set_device",
+    "set_matmul_precision",
 ]

@@ -32,6 +32,9 @@ class Backend(ArrayOps, ActivationKernels, LossKernels, OptimizerKernels, LayerK
     name = "base"
     #: Package extra a user installs to get this backend; named in error messages.
     install_hint = ""
+    #: How float32 matrix products may round: "highest" (true float32) or "high" (TF32 tensor cores, read by the
+    #: backends of devices that have them; CPUs do not). Set for every backend with :func:`set_matmul_precision`.
+    matmul_precision = "highest"
 
     @classmethod
     def unavailable_reason(cls, index: int = 0) -> str | None:

@@ -357,7 +357,7 @@ class CupyBackend(Backend):
     def matmul(self, a, b, out=None):
         if out is None or not self._gemm.supports(a, b, out):
             return super().matmul(a, b, out)
-        return self._gemm(a, b, out)
+        return self._gemm(a, b, out, tf32=self.matmul_precision == "high")
 
     def column_sum(self, x, out):
         target = out.reshape(1, -1)

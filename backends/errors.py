@@ -26,6 +26,10 @@ class DeviceError(NetcoreError, ValueError):
     """An unknown device name, or an array that lives on another device than the model."""
 
 
+class ConfigurationError(NetcoreError, ValueError):
+    """A model, layer, optimizer or setting was given an invalid value (unknown name, rate out of range, ...)."""
+
+
 class ShapeError(NetcoreError, ValueError):
     """An array has the wrong shape for the layer, loss or model it was given to."""
 

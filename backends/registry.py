@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 
 from backends.base import Backend
-from backends.errors import BackendUnavailableError, DeviceError
+from backends.errors import BackendUnavailableError, ConfigurationError, DeviceError
 
 log = logging.getLogger("netcore")
 
@@ -34,6 +34,9 @@ _CHOOSERS = {"cpu": ("numba", "numpy"), "auto": ("cupy", "numba", "numpy")}
 _instances: dict[str, Backend] = {}
 _lock = threading.Lock()
 _default: str | None = None
+#: Values of :func:`set_matmul_precision`, named as in PyTorch's ``set_float32_matmul_precision``.
+MATMUL_PRECISIONS = ("highest", "high")
+_matmul_precision = "highest"
 _current: contextvars.ContextVar[Backend | None] = contextvars.ContextVar("netcore_device", default=None)
 
 
@@ -98,8 +101,30 @@ def get_backend(name: str | Backend | None = None) -> Backend:
             if reason is not None:
                 raise BackendUnavailableError(f"backend {canonical!r} is unavailable: {reason}")
             cls = backend_class(base)
-            _instances[canonical] = cls(index) if base == "cupy" else cls()
+            instance = cls(index) if base == "cupy" else cls()
+            instance.matmul_precision = _matmul_precision
+            _instances[canonical] = instance
         return _instances[canonical]
+
+
+def set_matmul_precision(precision: str) -> None:
+    """How every backend, now and later, rounds float32 matrix products: ``"highest"`` (the default: true
+    float32, what the PyTorch oracle tests compare against) or ``"high"`` (TF32 tensor cores on GPUs that have
+    them: about 8x the float32 GEMM rate on an H100, with a 10-bit mantissa in the products' inputs). The CPU
+    backends compute in float32 either way; float64 products are never affected; a step already recorded with
+    ``compile_step`` keeps the precision it was recorded with."""
+    global _matmul_precision
+    if precision not in MATMUL_PRECISIONS:
+        raise ConfigurationError(f"matmul precision must be one of {', '.join(MATMUL_PRECISIONS)}, not {precision!r}")
+    with _lock:
+        _matmul_precision = precision
+        for instance in _instances.values():
+            instance.matmul_precision = precision
+
+
+def get_matmul_precision() -> str:
+    """The value last given to :func:`set_matmul_precision` (``"highest"`` by default)."""
+    return _matmul_precision
 
 
 def devices() -> list[DeviceInfo]:

@@ -39,6 +39,7 @@ def contender_table(workload: Workload) -> dict:
     return {
         "netcore cupy": c.netcore_runner("cupy"),
         "netcore cupy graph": c.netcore_runner("cupy", graph=True),
+        "netcore cupy graph tf32": c.netcore_runner("cupy", graph=True, tf32=True),
         "pytorch eager": c.torch_runner(),
         "pytorch cuda graph": c.torch_runner(graph=True),
         "pytorch eager tf32": c.torch_runner(tf32=True),
@@ -96,11 +97,10 @@ def measure(workload: Workload, names: list[str] | None = None, repeats: int = 3
     rate = statistics.median(rates)
     floor = workload.flops() / rate
     shapes = statistics.median(times["gemm at workload shapes"]) if "gemm at workload shapes" in times else None
-    torch_name = "pytorch" if "pytorch" in times else "pytorch eager"
-    reference = statistics.median(times[torch_name]) if torch_name in times else None
     rows = []
     for name, samples in times.items():
         median = statistics.median(samples)
+        reference = _pytorch_reference(name, times)
         rows.append(
             {
                 "name": name,
@@ -128,6 +128,15 @@ def measure(workload: Workload, names: list[str] | None = None, repeats: int = 3
         "results": rows,
         "skipped": notes,
     }
+
+
+def _pytorch_reference(name: str, times: dict[str, list[float]]) -> float | None:
+    """PyTorch's median time in the same precision as contender ``name`` (TF32 rows against PyTorch's TF32)."""
+    candidates = ["pytorch eager tf32"] if "tf32" in name else ["pytorch", "pytorch eager"]
+    for candidate in candidates:
+        if candidate in times:
+            return statistics.median(times[candidate])
+    return None
 
 
 def format_table(report: dict) -> str:

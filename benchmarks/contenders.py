@@ -6,6 +6,7 @@ A contender that cannot run here raises :class:`Skip` with the reason, which the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import warnings
@@ -36,8 +37,12 @@ def os_threads() -> int:
 
 
 # ----------------------------------------------------------------------------------------------- netcore
-def netcore_runner(device: str, graph: bool = False):
+def netcore_runner(device: str, graph: bool = False, tf32: bool = False):
     def setup(workload: Workload, threads: int):
+        with _matmul_precision("high" if tf32 else "highest"):
+            return _netcore_setup(workload, device, graph)
+
+    def _netcore_setup(workload: Workload, device: str, graph: bool):
         import netcore
         from backends.registry import backend_class, resolve
         from netcore.layers import Dense
@@ -69,7 +74,7 @@ def netcore_runner(device: str, graph: bool = False):
             backend.synchronize()
 
         def run():
-            with backend.scope():
+            with backend.scope(), _matmul_precision("high" if tf32 else "highest"):
                 for _ in range(GPU_BLOCK):
                     step()
                 backend.synchronize()
@@ -77,6 +82,19 @@ def netcore_runner(device: str, graph: bool = False):
         return run
 
     return setup
+
+
+@contextlib.contextmanager
+def _matmul_precision(precision: str):
+    """netcore's matmul precision for one contender only (the harness interleaves them)."""
+    from backends.registry import get_matmul_precision, set_matmul_precision
+
+    saved = get_matmul_precision()
+    set_matmul_precision(precision)
+    try:
+        yield
+    finally:
+        set_matmul_precision(saved)
 
 
 # ----------------------------------------------------------------------------------------------- PyTorch

@@ -41,3 +41,8 @@ def test_w1_pytorch_epoch(benchmark):
 @pytest.mark.parametrize("graph", [False, True], ids=["eager", "graph"])
 def test_gpu_netcore_steps(benchmark, workload_name, graph):
     run_contender(benchmark, contenders.netcore_runner("cupy", graph=graph), workload_name)
+
+
+@pytest.mark.gpu
+def test_w3_netcore_tf32_graph_steps(benchmark):
+    run_contender(benchmark, contenders.netcore_runner("cupy", graph=True, tf32=True), "W3")

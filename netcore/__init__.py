@@ -8,7 +8,15 @@ Numba-compiled kernels, or CuPy on CUDA GPUs.
     model.fit(X, y, epochs=10, batch_size=32)
 """
 
-from backends import DeviceInfo, device, devices, get_device, set_device
+from backends import (
+    DeviceInfo,
+    device,
+    devices,
+    get_device,
+    get_matmul_precision,
+    set_device,
+    set_matmul_precision,
+)
 from netcore import (
     activations,
     callbacks,
@@ -66,6 +74,7 @@ __all__ = [
     "device",
     "devices",
     "get_device",
+    "get_matmul_precision",
     "initializers",
     "layers",
     "load",
@@ -75,4 +84,5 @@ __all__ = [
     "regularizers",
     "schedules",
     "set_device",
+    "set_matmul_precision",
 ]

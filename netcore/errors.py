@@ -2,6 +2,7 @@
 
 from backends.errors import (
     BackendUnavailableError,
+    ConfigurationError,
     DeviceError,
     DTypeError,
     NetcoreError,
@@ -16,10 +17,6 @@ class CheckpointError(NetcoreError, ValueError):
 
 class DivergenceError(NetcoreError, RuntimeError):
     """Training produced a non-finite loss or gradient."""
-
-
-class ConfigurationError(NetcoreError, ValueError):
-    """A model, layer or optimizer was configured with an invalid value (unknown name, rate out of range, ...)."""
 
 
 __all__ = [

@@ -54,3 +54,13 @@ def test_compare_harness_prints_a_table_and_writes_json(tmp_path):
     names = {row["name"] for row in report["results"]}
     assert {"netcore numba", "netcore numpy", "gemm at workload shapes"} <= names
     assert report["gemm_floor_s"] > 0 and all(row["median_s"] > 0 for row in report["results"])
+
+
+def test_tf32_rows_are_compared_with_pytorch_in_tf32():
+    from benchmarks.compare import _pytorch_reference
+
+    times = {"pytorch eager": [2.0, 4.0, 3.0], "pytorch eager tf32": [1.0], "netcore cupy graph tf32": [0.5]}
+    assert _pytorch_reference("netcore cupy graph tf32", times) == 1.0
+    assert _pytorch_reference("netcore cupy graph", times) == 3.0
+    assert _pytorch_reference("netcore numba", {"pytorch": [2.0]}) == 2.0
+    assert _pytorch_reference("netcore numba", {}) is None

@@ -121,3 +121,63 @@ def test_set_device_cupy_without_gpu_is_a_one_line_error():
     assert "BackendUnavailableError" in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert "unavailable" in last and ("cupy" in last)
+
+
+@pytest.fixture
+def _restore_precision():
+    saved = registry.get_matmul_precision()
+    yield
+    registry.set_matmul_precision(saved)
+
+
+@pytest.mark.usefixtures("_restore_precision")
+def test_matmul_precision_reaches_every_backend_now_and_later(backend):
+    assert netcore.get_matmul_precision() == "highest" and backend.matmul_precision == "highest"
+    netcore.set_matmul_precision("high")
+    assert backend.matmul_precision == "high" and netcore.get_matmul_precision() == "high"
+    registry._instances.pop(backend.name)  # the next request builds a fresh instance, which must inherit it
+    try:
+        assert registry.get_backend(backend.name).matmul_precision == "high"
+    finally:
+        registry._instances[backend.name] = backend
+    netcore.set_matmul_precision("highest")
+    assert backend.matmul_precision == "highest"
+
+
+@pytest.mark.usefixtures("_restore_precision")
+@pytest.mark.parametrize("bad", ["medium", "tf32", None, 32])
+def test_unknown_matmul_precision_is_a_configuration_error(bad):
+    with pytest.raises(netcore.ConfigurationError, match="highest, high"):
+        netcore.set_matmul_precision(bad)
+    assert netcore.get_matmul_precision() == "highest"
+
+
+@pytest.mark.gpu
+@pytest.mark.usefixtures("_restore_precision")
+def test_tf32_rounds_only_the_layer_products_and_only_in_float32():
+    import numpy as np
+
+    from tests.conftest import require
+
+    cupy_backend = require("cupy")
+    if int(cupy_backend.xp.cuda.Device(cupy_backend.index).compute_capability) < 80:
+        pytest.skip("TF32 needs compute capability 8.0 or newer")
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((256, 2048)), rng.standard_normal((2048, 256))
+    exact = a @ b
+
+    def relative_error(dtype, precision):
+        netcore.set_matmul_precision(precision)
+        da, db = cupy_backend.asarray(a, dtype=dtype), cupy_backend.asarray(b, dtype=dtype)
+        out = cupy_backend.empty((256, 256), dtype)
+        result = cupy_backend.to_numpy(cupy_backend.matmul(da, db, out=out))
+        return np.linalg.norm(result - exact) / np.linalg.norm(exact)
+
+    assert relative_error("float32", "highest") < 1e-6
+    assert 1e-5 < relative_error("float32", "high") < 1e-2  # TF32 keeps 10 mantissa bits of each input
+    assert relative_error("float64", "high") < 1e-13
+    netcore.set_matmul_precision("high")
+    x = cupy_backend.asarray(rng.standard_normal((512, 64)), dtype="float32")
+    sums = cupy_backend.empty((64,), "float32")
+    cupy_backend.column_sum(x, sums)  # a ones-row product, kept in true float32
+    np.testing.assert_allclose(cupy_backend.to_numpy(sums), cupy_backend.to_numpy(x).sum(axis=0), rtol=1e-5, atol=1e-5)
