@@ -124,9 +124,13 @@ def column_sum(x, out):
 
 @njit(**_KERNEL)
 def take_rows(x, index, out):
-    """ArrayOps.take_rows: out[k] = x[index[k]], one contiguous row copy at a time."""
+    """ArrayOps.take_rows for 2-D ``x``: element loops (a row-slice assignment per row builds array views and
+    runs 2.5x slower than this, and slower than NumPy's own take)."""
+    c = x.shape[1]
     for k in range(index.shape[0]):
-        out[k] = x[index[k]]
+        row = index[k]
+        for j in range(c):
+            out[k, j] = x[row, j]
 
 
 @njit(**_KERNEL)

@@ -101,9 +101,13 @@ class NumbaBackend(NumpyBackend):
             not (x.flags.c_contiguous and out.flags.c_contiguous)
             or x.dtype != out.dtype
             or index.dtype.kind not in "iu"
+            or x.ndim > 2
         ):
             return super().take_rows(x, index, out)
-        self.k.take_rows(x, index, out)
+        if x.ndim == 1:  # labels and sample weights: gathered as one-column matrices (views, no copies)
+            self.k.take_rows(x.reshape(-1, 1), index, out.reshape(-1, 1))
+        else:
+            self.k.take_rows(x, index, out)
         return out
 
     # ----------------------------------------------------------------- losses
