@@ -17,7 +17,7 @@ import time
 
 from benchmarks import contenders as c
 from benchmarks.workloads import WORKLOADS, Workload
-from netcore.errors import NetcoreError
+from netcore.errors import BackendUnavailableError, ConfigurationError, NetcoreError
 from netcore.plot import load_pyplot
 
 #: Seconds of quiet before each timed run, so the thread pools of the previous contender (OpenBLAS, OpenMP, Numba)
@@ -74,8 +74,16 @@ def machine() -> dict:
 
 def measure(workload: Workload, names: list[str] | None = None, repeats: int = 3, log=print) -> dict:
     """Time every contender ``repeats`` times, interleaved; return the report (also what ``--json`` writes)."""
+    try:
+        c.array_module(workload)
+    except c.Skip as exc:
+        raise BackendUnavailableError(f"{workload.name} runs on a CUDA GPU and none is usable here: {exc}") from None
     threads = c.os_threads()
     table = contender_table(workload)
+    unknown = sorted(set(names or ()) - set(table))
+    if unknown:
+        choices = ", ".join(table)
+        raise ConfigurationError(f"no contender {', '.join(unknown)} in {workload.name}; choose from: {choices}")
     selected = {k: v for k, v in table.items() if names is None or k in names}
     runs, notes = {}, {}
     for name, setup in selected.items():

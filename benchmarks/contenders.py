@@ -262,7 +262,7 @@ def sklearn_runner(workload: Workload, threads: int):
 # ----------------------------------------------------------------------------------------------- the floor
 def gemm_at_shapes_runner(workload: Workload, threads: int):
     """Only the workload's matrix products, with preallocated outputs: the cost no implementation can avoid."""
-    xp = _array_module(workload)
+    xp = array_module(workload)
     rng = np.random.default_rng(0)
     operands = [
         (
@@ -285,7 +285,7 @@ def gemm_at_shapes_runner(workload: Workload, threads: int):
 
 def square_gemm_rate(workload: Workload, size: int | None = None, repeats: int = 10) -> float:
     """FLOP/s of a large square float32 matrix product on the workload's device."""
-    xp = _array_module(workload)
+    xp = array_module(workload)
     size = size or (2048 if workload.device == "cpu" else 8192)
     a = xp.asarray(np.random.default_rng(0).standard_normal((size, size), dtype=np.float32))
     out = xp.empty_like(a)
@@ -298,7 +298,8 @@ def square_gemm_rate(workload: Workload, size: int | None = None, repeats: int =
     return 2 * size**3 * repeats / (time.perf_counter() - started)
 
 
-def _array_module(workload: Workload):
+def array_module(workload: Workload):
+    """NumPy or CuPy, whichever runs the workload's device; :class:`Skip` when CuPy cannot run here."""
     if workload.device == "cpu":
         return np
     from backends.registry import backend_class

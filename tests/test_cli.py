@@ -141,6 +141,7 @@ def test_csv_train_and_predict(tmp_path):
         ["train", "--early-stopping", "0"],
         ["train", "--l2", "-1"],
         ["bench", "--workload", "W9"],
+        ["bench", "--workload", "W1", "--only", "netcore numba,nobody"],
     ],
 )
 def test_more_error_paths_exit_2_with_one_line(args):
@@ -157,3 +158,13 @@ def test_csv_errors_name_the_file_first_then_the_columns(tmp_path):
     table.write_text("a,b,label\n1,2,0\n3,4,1\n")
     untargeted = netcore_cmd("train", "--csv", str(table))
     assert untargeted.returncode == 2 and "columns: a, b, label" in untargeted.stderr
+
+
+def test_gpu_benchmark_without_a_gpu_is_a_one_line_error():
+    from backends.registry import backend_class
+
+    if backend_class("cupy").unavailable_reason() is None:
+        pytest.skip("a usable GPU is present: W3 would really run")
+    result = netcore_cmd("bench", "--workload", "W3")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "W3 runs on a CUDA GPU" in result.stderr.strip().splitlines()[-1]
