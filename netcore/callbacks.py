@@ -137,7 +137,8 @@ class EarlyStopping(_Monitor):
 
 class ModelCheckpoint(_Monitor):
     """Save the model (``model.save``) after every epoch, or only when ``monitor`` improves (``save_best_only``).
-    ``filepath`` may hold ``{epoch}`` and any logged name, e.g. ``"ckpt-{epoch:02d}-{val_loss:.3f}.ncz"``."""
+    ``filepath`` may hold ``{epoch}`` and any logged name, e.g. ``"ckpt-{epoch:02d}-{val_loss:.3f}.ncz"``; its
+    directory is created when missing (as Keras does), so a long run does not fail at its first save."""
 
     def __init__(
         self,
@@ -160,6 +161,9 @@ class ModelCheckpoint(_Monitor):
                 return
             self.best = value
         path = self.filepath.format(epoch=epoch + 1, **logs)
+        directory = os.path.dirname(path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
         self.model.save(path)
         self.saved.append(path)
 

@@ -12,6 +12,7 @@ callbacks that were training the model.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -54,6 +55,8 @@ def write(path, manifest: dict, arrays: dict[str, np.ndarray]) -> None:
         for name, blob in blobs.items()
     }
     directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):  # else mkstemp's error would name a temporary file the user never chose
+        raise FileNotFoundError(errno.ENOENT, "cannot write a checkpoint into a missing directory", directory)
     handle, temporary = tempfile.mkstemp(prefix=".ncz-", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(handle, "wb") as raw:

@@ -1,5 +1,6 @@
 """The ``netcore`` command line (host side): ``train``, ``evaluate``, ``predict``, ``summary``, ``devices``,
-``bench``. Bad arguments and every netcore error exit with status 2 and one line on stderr, never a traceback.
+``bench``. Bad arguments and every netcore error exit with status 2 and one line on stderr, never a traceback; a
+file-system failure during a run (disk full, say) exits 1, also with one line.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import csv
 import json
 import logging
 import math
+import os
 import sys
 import time
 
@@ -194,7 +196,25 @@ def _targets(data, y):
     return y if data.task == "classification" else y.reshape(-1, 1)
 
 
+def _check_output(path: str, flag: str) -> None:
+    """Fail before training, not after it, when an output file cannot be written."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ConfigurationError(f"{flag} {path}: the directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise ConfigurationError(f"{flag} {path}: the directory {directory} is not writable")
+    if os.path.isdir(path):
+        raise ConfigurationError(f"{flag} {path} is a directory")
+
+
 def _train(args) -> int:
+    if args.save:
+        _check_output(args.save, "--save")
+    if args.plot:
+        _check_output(args.plot, "--plot")
+        from netcore.plot import load_pyplot
+
+        load_pyplot()  # a missing matplotlib is reported now, not after training
     validation_size = 0.0
     data, source = _load_data(args, args.seed, validation_size, args.dtype)
     model = _build_model(args, data)
@@ -337,3 +357,6 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(exc).split())
         print(f"netcore: error: {message}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the file system failed us (disk full, permissions changed mid-run): still one line
+        print(f"netcore: error: {exc}", file=sys.stderr)
+        return 1

@@ -168,3 +168,10 @@ def test_gpu_benchmark_without_a_gpu_is_a_one_line_error():
     result = netcore_cmd("bench", "--workload", "W3")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "W3 runs on a CUDA GPU" in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("flag", ["--save", "--plot"])
+def test_unwritable_outputs_are_refused_before_training(tmp_path, flag):
+    result = netcore_cmd("train", "--dataset", "digits", flag, str(tmp_path / "missing" / "out"), "--epochs", "50")
+    assert result.returncode == 2 and "does not exist" in result.stderr and result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1

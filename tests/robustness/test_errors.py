@@ -98,3 +98,11 @@ def test_checkpoints_are_ordinary_files(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE((tmp_path / "m.ncz").stat().st_mode) == 0o666 & ~mask
+
+
+def test_saving_into_a_missing_directory_names_the_directory_and_leaves_nothing(tmp_path):
+    model = netcore.Sequential([Dense(2)], input_dim=2, device="numpy", seed=0)
+    with pytest.raises(FileNotFoundError, match="missing directory") as info:
+        model.save(tmp_path / "absent" / "m.ncz")
+    assert info.value.filename == str(tmp_path / "absent")
+    assert list(tmp_path.iterdir()) == []

@@ -110,6 +110,14 @@ def test_model_checkpoint_best_only_and_every_epoch(tmp_path):
     assert 1 <= len(best.saved) <= 3
 
 
+def test_model_checkpoint_creates_its_directories(tmp_path):
+    X, y = problem()
+    saver = callbacks.ModelCheckpoint(str(tmp_path / "runs" / "epoch-{epoch}" / "m.ncz"), monitor="loss")
+    model().fit(X, y, epochs=2, batch_size=32, callbacks=[saver], verbose=0)
+    assert saver.saved == [str(tmp_path / "runs" / f"epoch-{e}" / "m.ncz") for e in (1, 2)]
+    assert all(os.path.isfile(path) for path in saver.saved)
+
+
 def test_learning_rate_scheduler_and_reduce_on_plateau():
     X, y = problem()
     m = model()
