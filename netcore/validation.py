@@ -50,6 +50,7 @@ def features(model, X, what: str = "X"):
         X = model.backend.asarray(X, model.dtype)
     except (TypeError, ValueError) as exc:
         raise DTypeError(f"{what} must be numeric, convertible to {model.dtype_name}: {exc}") from None
+    one_sample = X.ndim == 1 and model.input_dim not in (None, 1) and X.shape[0] == model.input_dim
     if X.ndim == 1:
         X = X.reshape(-1, 1)
     if X.ndim != 2:
@@ -58,8 +59,9 @@ def features(model, X, what: str = "X"):
         raise ShapeError(f"{what} is empty (shape {tuple(X.shape)})")
     expected = model.input_dim
     if expected is not None and X.shape[1] != expected:
+        hint = f"; a single sample is {what}.reshape(1, -1)" if one_sample else ""
         raise ShapeError(
-            f"{what} has {X.shape[1]} features but the first layer ({model.layers[0].name}) expects {expected}"
+            f"{what} has {X.shape[1]} features but the first layer ({model.layers[0].name}) expects {expected}{hint}"
         )
     if not model.backend.all_finite(X):
         raise ShapeError(f"{what} contains NaN or infinity (first in row {_first_bad_row(model.backend, X)})")

@@ -50,6 +50,8 @@ def test_feature_count_error_names_the_first_layer_and_both_sizes():
     model = netcore.Sequential([Dense(3, name="hidden"), Dense(2, "softmax")], input_dim=4, device="numpy", seed=0)
     with pytest.raises(netcore.ShapeError, match=r"X has 5 features but the first layer \(hidden\) expects 4"):
         model.predict(np.ones((2, 5)))
+    with pytest.raises(netcore.ShapeError, match=r"a single sample is X\.reshape\(1, -1\)"):
+        model.predict(np.ones(4))
 
 
 def test_nan_error_names_the_first_offending_row():
