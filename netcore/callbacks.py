@@ -118,8 +118,12 @@ class EarlyStopping(_Monitor):
             return
         self.wait += 1
         if self.wait > self.patience:
-            self.stopped_epoch = epoch
-            self.model.stop_training = True
+            self._on_plateau(epoch)
+
+    def _on_plateau(self, epoch: int) -> None:
+        """What ``patience`` epochs without improvement lead to: stopping (subclasses may try something first)."""
+        self.stopped_epoch = epoch
+        self.model.stop_training = True
 
     def on_train_end(self, logs=None):
         if self.stopped_epoch is not None and self.restore_best_weights and self.best_weights is not None:

@@ -79,6 +79,123 @@ def test_regressor_and_early_stopping():
 
 def test_invalid_hyperparameters():
     X, y = np.ones((10, 2)), np.arange(10) % 2
-    for bad in (dict(solver="lbfgs"), dict(activation="swish"), dict(hidden_layer_sizes=(0,))):
+    for bad in (
+        dict(solver="lbfgs"),
+        dict(activation="swish"),
+        dict(hidden_layer_sizes=(0,)),
+        dict(learning_rate="cyclic"),
+        dict(power_t=-1.0),
+    ):
         with pytest.raises(ValueError):
             MLPClassifier(**bad).fit(X, y)
+
+
+def _blobs(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    X = rng.standard_normal((n, 4)) + 3 * y[:, None]
+    return X, y
+
+
+def test_partial_fit_needs_classes_first_then_trains_one_epoch_per_call():
+    X, y = _blobs()
+    clf = MLPClassifier(
+        hidden_layer_sizes=(16,), random_state=0, device="numpy", batch_size=20, learning_rate_init=0.01
+    )
+    with pytest.raises(ValueError, match="classes must be passed"):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X[:60], y[:60], classes=[0, 1, 2, 3])  # a class the data has not shown yet is fine
+    for _ in range(30):
+        clf.partial_fit(X, y)
+    assert clf.n_iter_ == 31 and len(clf.loss_curve_) == 31 and clf.t_ == 60 + 30 * len(X)
+    assert list(clf.classes_) == [0, 1, 2, 3] and clf.predict_proba(X).shape == (len(X), 4)
+    assert clf.loss_curve_[-1] < clf.loss_curve_[0] and clf.score(X, y) > 0.8
+    with pytest.raises(ValueError, match="not in classes_"):
+        clf.partial_fit(X, y + 5)
+
+
+def test_partial_fit_equals_fit_one_epoch_at_a_time():
+    X, y = _blobs()
+    options = dict(hidden_layer_sizes=(8,), random_state=3, device="numba", shuffle=False, batch_size=30)
+    whole = MLPRegressor(max_iter=3, n_iter_no_change=100, **options).fit(X, y.astype(float))
+    pieces = MLPRegressor(**options)
+    for _ in range(3):
+        pieces.partial_fit(X, y.astype(float))
+    np.testing.assert_allclose(pieces.predict(X), whole.predict(X), rtol=1e-12)
+    assert pieces.loss_curve_ == pytest.approx(whole.loss_curve_, rel=1e-12)
+
+
+def test_warm_start_continues_from_the_fitted_weights():
+    X, y = _blobs()
+    cold = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0, device="numpy")
+    warm = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0, device="numpy", warm_start=True)
+    cold.fit(X, y), warm.fit(X, y)
+    first = [c.copy() for c in warm.coefs_]
+    cold.fit(X, y), warm.fit(X, y)
+    np.testing.assert_array_equal(cold.coefs_[0], first[0])  # a cold refit starts over from the same seed
+    assert not np.array_equal(warm.coefs_[0], first[0]) and warm.n_iter_ == 10 and len(warm.loss_curve_) == 10
+    with pytest.raises(ValueError, match="classes of the previous fit"):
+        warm.fit(X[y < 2], y[y < 2])
+
+
+def test_multilabel_targets_use_sigmoid_outputs():
+    X, y = _blobs(150)
+    Y = np.c_[y == 0, y >= 1, X[:, 0] > 1].astype(int)
+    clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=200, batch_size=30, random_state=0, device="numba")
+    clf.fit(X, Y)
+    assert clf.out_activation_ == "logistic" and list(clf.classes_) == [0, 1, 2]
+    proba = clf.predict_proba(X)
+    assert proba.shape == (150, 3) and not np.allclose(proba.sum(axis=1), 1.0)
+    predicted = clf.predict(X)
+    assert predicted.shape == (150, 3) and set(np.unique(predicted)) <= {0, 1}
+    assert (predicted == Y).mean() > 0.9
+
+
+def test_learning_rate_schedules_follow_scikit_learn():
+    X, y = _blobs()
+    options = dict(solver="sgd", hidden_layer_sizes=(8,), random_state=0, device="numpy", batch_size=40)
+    inv = MLPClassifier(learning_rate="invscaling", power_t=0.5, max_iter=4, n_iter_no_change=100, **options)
+    inv.fit(X, y)
+    assert inv.model_.optimizer.lr == pytest.approx(0.001 / (3 * len(X) + 1) ** 0.5)
+    adaptive = MLPClassifier(learning_rate="adaptive", max_iter=300, n_iter_no_change=2, tol=10.0, **options)
+    adaptive.fit(X, y)  # tol=10: no epoch ever counts as an improvement, so every third epoch is a plateau
+    assert adaptive.model_.optimizer.lr <= 1e-6 and adaptive.n_iter_ < 300
+    constant = MLPClassifier(learning_rate="constant", max_iter=3, **options).fit(X, y)
+    assert constant.model_.optimizer.lr == 0.001
+
+
+def test_early_stopping_holds_out_a_stratified_split_of_sorted_data():
+    X, y = _blobs(150)
+    order = np.argsort(y, kind="stable")  # sorted labels: a tail split would validate on one class only
+    clf = MLPClassifier(
+        hidden_layer_sizes=(16,),
+        early_stopping=True,
+        validation_fraction=0.2,
+        batch_size=20,
+        learning_rate_init=0.01,
+        random_state=0,
+        device="numpy",
+    ).fit(X[order], y[order])
+    assert clf.best_loss_ is None and clf.best_validation_score_ > 0.9
+    assert clf.t_ == clf.n_iter_ * 120  # 150 rows less the 30 held out
+
+
+def test_sample_weights_mean_repeated_rows():
+    X, y = _blobs(30)
+    weights = np.arange(30) % 3  # 0: row dropped, 2: row repeated
+    keep = np.repeat(np.arange(30), weights)
+    options = dict(hidden_layer_sizes=(4,), max_iter=20, random_state=0, device="numpy", alpha=0.1, shuffle=False)
+    weighted = MLPRegressor(**options).fit(X, y.astype(float), sample_weight=weights)
+    repeated = MLPRegressor(**options).fit(X[keep], y[keep].astype(float))
+    np.testing.assert_allclose(weighted.predict(X), repeated.predict(X), rtol=1e-9)
+
+
+def test_fitted_attributes_match_scikit_learns():
+    X, y = _blobs()
+    clf = MLPClassifier(hidden_layer_sizes=(8, 5), max_iter=3, random_state=0, device="numpy", batchnorm=True)
+    clf.fit(X, y)
+    assert clf.n_layers_ == 4 and clf.out_activation_ == "softmax"
+    assert [c.shape for c in clf.coefs_] == [(4, 8), (8, 5), (5, 3)]
+    assert [b.shape for b in clf.intercepts_] == [(8,), (5,), (3,)]
+    assert not clf.intercepts_[0].any()  # the bias before batch norm does not exist: zeros stand in
+    assert clf.best_loss_ == min(clf.loss_curve_) and clf.loss_ == clf.loss_curve_[-1]
