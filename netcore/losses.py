@@ -49,17 +49,20 @@ class Loss:
         """The same loss taking logits, for fusing with the model's final activation."""
         raise ConfigurationError(f"{self.name} has no logits form")
 
+    #: A constant factor on the loss and its gradient (1/2 for the halved squared error).
+    factor = 1.0
+
     def __call__(self, backend, pred, target, grad, weights=None):
         """Loss of a batch (a backend scalar) and its gradient with respect to ``pred`` written into ``grad``."""
         n = pred.shape[0]
         per_row = 1 if self.averaged_over == "rows" else pred.shape[1]
         if self.reduction == "sum":
-            scale = 1.0
+            scale = self.factor
         elif weights is None:
-            scale = 1.0 / (n * per_row)
+            scale = self.factor / (n * per_row)
         else:
             weights = weights / weights.sum()
-            scale = 1.0 / per_row
+            scale = self.factor / per_row
         return getattr(backend, self.kernel)(pred, target, grad, scale, weights, **self.options())
 
 
@@ -117,9 +120,18 @@ class BinaryCrossEntropy(Loss):
 
 
 class MeanSquaredError(Loss):
-    """``(p - t)^2``."""
+    """``(p - t)^2``; with ``half=True``, ``(p - t)^2 / 2``: the textbook's ``1/(2m)`` cost, whose gradient is
+    plainly ``p - t`` (scikit-learn's regressor minimises this one)."""
 
     kernel = "mean_squared_error"
+
+    def __init__(self, reduction: str = "mean", half: bool = False):
+        super().__init__(reduction)
+        self.half = bool(half)
+        self.factor = 0.5 if self.half else 1.0
+
+    def config(self):
+        return {**super().config(), "half": self.half}
 
 
 class MeanAbsoluteError(Loss):

@@ -383,7 +383,7 @@ class MLPRegressor(RegressorMixin, _NetcoreMLP):
         return self.n_outputs_
 
     def _output_and_loss(self):
-        return None, "mse"
+        return None, netcore.losses.MeanSquaredError(half=True)  # scikit-learn's squared error is halved
 
     def _encode_targets(self, y, fresh, incremental, classes):
         Y = y.reshape(-1, 1) if y.ndim == 1 else y

@@ -72,6 +72,7 @@ LOSS_CASES = {
     "bce logits pos_weight": ("linear", losses.BinaryCrossEntropy(from_logits=True, pos_weight=3.0), "binary", 2),
     "bce on probabilities": ("softmax", losses.BinaryCrossEntropy(), "unit", 3),
     "mse": ("linear", losses.MeanSquaredError(), "real", 2),
+    "mse halved": ("linear", losses.MeanSquaredError(half=True), "real", 2),
     "mae": ("linear", losses.MeanAbsoluteError(), "real", 2),
     "huber": ("linear", losses.Huber(delta=0.5), "real", 2),
     "hinge": ("linear", losses.Hinge(), "sign", 1),

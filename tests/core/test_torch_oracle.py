@@ -212,6 +212,13 @@ LOSSES = {
     ),
     "bce probabilities": ("softmax", losses.BinaryCrossEntropy(), "binary", 2, unweighted(nn.BCELoss())),
     "mse": ("linear", losses.MeanSquaredError(), "real", 2, unweighted(nn.MSELoss())),
+    "mse halved": (
+        "linear",
+        losses.MeanSquaredError(half=True),
+        "real",
+        2,
+        lambda o, t, w: nn.functional.mse_loss(o, t) / 2,
+    ),
     "mae": ("linear", losses.MeanAbsoluteError(), "real", 2, unweighted(nn.L1Loss())),
     "huber": ("linear", losses.Huber(delta=0.7), "real", 2, unweighted(nn.HuberLoss(delta=0.7))),
     "hinge": ("linear", losses.Hinge(), "sign", 1, lambda o, t, w: torch.clamp(1 - t * o, min=0).mean()),

@@ -199,3 +199,14 @@ def test_fitted_attributes_match_scikit_learns():
     assert [b.shape for b in clf.intercepts_] == [(8,), (5,), (3,)]
     assert not clf.intercepts_[0].any()  # the bias before batch norm does not exist: zeros stand in
     assert clf.best_loss_ == min(clf.loss_curve_) and clf.loss_ == clf.loss_curve_[-1]
+
+
+def test_regressor_minimises_scikit_learns_halved_squared_error():
+    X, y = _blobs()
+    reg = MLPRegressor(hidden_layer_sizes=(8,), max_iter=2, alpha=0.0, random_state=0, device="numpy", batch_size=120)
+    reg.fit(X, y.astype(float))
+    before = pickle.loads(pickle.dumps(reg))  # the loss (halved) survives the checkpoint inside the pickle
+    assert before.model_.loss.half
+    predictions = before.predict(X)
+    before.partial_fit(X, y.astype(float))  # one full-batch step: its loss is the loss of the predictions above
+    assert before.loss_ == pytest.approx(0.5 * np.mean((predictions - y) ** 2), rel=1e-12)
