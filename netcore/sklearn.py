@@ -326,6 +326,8 @@ class MLPClassifier(ClassifierMixin, _NetcoreMLP):
             else:
                 check_classification_targets(y)
                 self.classes_ = np.unique(classes if incremental else column_or_1d(y, warn=True))
+            # scikit-learn counts one output for two classes (one logistic unit); netcore keeps a softmax pair.
+            self.n_outputs_ = 1 if len(self.classes_) == 2 and not multilabel else len(self.classes_)
         if multilabel != self._multilabel:
             raise ValueError("a model fitted on multi-label targets needs multi-label targets, and vice versa")
         if multilabel:

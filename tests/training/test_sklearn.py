@@ -58,7 +58,7 @@ def test_classifier_attributes_labels_and_pickling():
         dropout=0.1,
         batchnorm=True,
     ).fit(X, y)
-    assert list(clf.classes_) == ["neg", "pos"] and clf.n_features_in_ == 3
+    assert list(clf.classes_) == ["neg", "pos"] and clf.n_features_in_ == 3 and clf.n_outputs_ == 1
     assert clf.predict_proba(X).shape == (80, 2) and set(clf.predict(X)) <= {"neg", "pos"}
     assert clf.score(X, y) > 0.9 and 0 < clf.n_iter_ <= 50 and len(clf.loss_curve_) == clf.n_iter_
     again = pickle.loads(pickle.dumps(clf))
@@ -108,7 +108,7 @@ def test_partial_fit_needs_classes_first_then_trains_one_epoch_per_call():
     for _ in range(30):
         clf.partial_fit(X, y)
     assert clf.n_iter_ == 31 and len(clf.loss_curve_) == 31 and clf.t_ == 60 + 30 * len(X)
-    assert list(clf.classes_) == [0, 1, 2, 3] and clf.predict_proba(X).shape == (len(X), 4)
+    assert list(clf.classes_) == [0, 1, 2, 3] and clf.predict_proba(X).shape == (len(X), 4) and clf.n_outputs_ == 4
     assert clf.loss_curve_[-1] < clf.loss_curve_[0] and clf.score(X, y) > 0.8
     with pytest.raises(ValueError, match="not in classes_"):
         clf.partial_fit(X, y + 5)
