@@ -584,20 +584,22 @@ class Sequential:
         save_model(self, path)
 
     def summary(self, print_fn=print) -> str:
-        """A table of layers, output shapes and parameter counts, with the device and dtype; printed and returned."""
+        """A table of layers, output shapes and parameter counts (trainable and not, so the column adds up to the
+        total, as in Keras), with the device and dtype; printed and returned."""
         self._require_built()
         rows = [("layer", "output shape", "params")]
-        trainable = 0
+        trainable = frozen = 0
         for layer in self.layers:
-            count = sum(_prod(spec.shape) for spec in layer.param_specs())
-            trainable += count
-            rows.append((f"{layer.name} ({type(layer).__name__})", f"(None, {layer.n_out})", f"{count:,}"))
-        frozen = sum(_prod(spec.shape) for _, spec in self._state_specs)
+            learned = sum(_prod(spec.shape) for spec in layer.param_specs())
+            tracked = sum(_prod(spec.shape) for spec in layer.state_specs())
+            trainable, frozen = trainable + learned, frozen + tracked
+            rows.append((f"{layer.name} ({type(layer).__name__})", f"(None, {layer.n_out})", f"{learned + tracked:,}"))
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         line = "-" * (sum(widths) + 4)
         text = [line] + [f"{a:{widths[0]}}  {b:{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows[:1]] + [line]
         text += [f"{a:{widths[0]}}  {b:{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows[1:]] + [line]
         text += [
+            f"total parameters: {trainable + frozen:,}",
             f"trainable parameters: {trainable:,}",
             f"non-trainable parameters: {frozen:,}",
             f"device: {self.device}, dtype: {self.dtype_name}, input_dim: {self.input_dim}",

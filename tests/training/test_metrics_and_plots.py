@@ -100,4 +100,7 @@ def test_summary_lists_layers_counts_device_and_dtype():
     text = model.summary(print_fn=None)
     assert "dense (Dense)" in text and "(None, 4)" in text and "batchnorm (BatchNorm)" in text
     assert "trainable parameters: 34" in text and "non-trainable parameters: 8" in text
+    assert "total parameters: 42" in text
+    batchnorm_row = next(line for line in text.splitlines() if line.startswith("batchnorm"))
+    assert batchnorm_row.split()[-1] == "16"  # gamma, beta, running mean and variance: the column adds up
     assert "device: numpy, dtype: float64" in text
