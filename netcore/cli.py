@@ -29,6 +29,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"netcore: error: {message}\n")
 
 
+class _HelpWithDefaults(argparse.HelpFormatter):
+    """Help lines that end with the option's default, where it has one worth saying."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.option_strings and action.default is not None and action.default is not False:
+            default = ",".join(map(str, action.default)) if isinstance(action.default, list) else action.default
+            text += f" (default: {default})"
+        return text
+
+
 def _number(kind, check, description):
     def parse(text: str):
         try:
@@ -75,18 +86,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("devices", help="list the backends and whether each can run here")
 
-    train = commands.add_parser("train", help="train a dense network on a data set or CSV file")
+    train = commands.add_parser(
+        "train",
+        help="train a dense network on a data set or CSV file",
+        formatter_class=_HelpWithDefaults,
+    )
     _data_options(train)
     train.add_argument("--device", default=None, help="numpy, numba, cupy[:N], cpu, gpu or auto (default: auto)")
-    train.add_argument("--hidden", type=_hidden, default=[128, 64], help="hidden layer widths, e.g. 128,64")
-    train.add_argument("--activation", default="relu")
-    train.add_argument("--optimizer", default="adam")
-    train.add_argument("--lr", type=_positive_float, default=1e-3)
-    train.add_argument("--epochs", type=_positive_int, default=30)
-    train.add_argument("--batch-size", type=_positive_int, default=32)
-    train.add_argument("--dropout", type=_rate, default=0.0)
-    train.add_argument("--batchnorm", action="store_true")
-    train.add_argument("--l2", type=_non_negative, default=0.0)
+    train.add_argument("--hidden", type=_hidden, default=[128, 64], help="hidden layer widths")
+    train.add_argument(
+        "--activation", default="relu", help="of the hidden layers: relu, leaky_relu, elu, gelu, tanh, sigmoid, ..."
+    )
+    train.add_argument(
+        "--optimizer", default="adam", help="sgd, adam, adamw, adagrad, rmsprop, adadelta or nadam (defaults of each)"
+    )
+    train.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate")
+    train.add_argument("--epochs", type=_positive_int, default=30, help="passes over the training rows")
+    train.add_argument("--batch-size", type=_positive_int, default=32, help="rows per optimizer step")
+    train.add_argument("--dropout", type=_rate, default=0.0, help="dropout rate after each hidden layer")
+    train.add_argument("--batchnorm", action="store_true", help="batch normalisation before each hidden activation")
+    train.add_argument("--l2", type=_non_negative, default=0.0, help="L2 penalty on every weight matrix")
     train.add_argument(
         "--early-stopping",
         type=_positive_int,
@@ -100,8 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="share of the training rows held out for validation (0.1 with --early-stopping)",
     )
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    train.add_argument("--seed", type=int, default=0, help="fixes the split, the weights and the shuffling")
+    train.add_argument("--dtype", default="float32", choices=("float32", "float64"), help="of weights and data")
     train.add_argument("--save", help="write the trained model to this checkpoint file (.ncz)")
     train.add_argument("--plot", help="write loss and accuracy curves to this PNG file")
 
