@@ -34,9 +34,9 @@ class _HelpWithDefaults(argparse.HelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if action.option_strings and action.default is not None and action.default is not False:
-            default = ",".join(map(str, action.default)) if isinstance(action.default, list) else action.default
-            text += f" (default: {default})"
+        default = action.default
+        if action.option_strings and default is not None and default is not False and default != argparse.SUPPRESS:
+            text += f" (default: {','.join(map(str, default)) if isinstance(default, list) else default})"
         return text
 
 
