@@ -95,9 +95,13 @@ def measure(workload: Workload, names: list[str] | None = None, repeats: int = 3
     per_unit = c.GPU_BLOCK if workload.device == "gpu" else 1
     times: dict[str, list[float]] = {name: [] for name in runs}
     rates = []
-    for _ in range(repeats):
+    order = list(runs)
+    for repeat in range(repeats):
         rates.append(c.square_gemm_rate(workload))
-        for name, run in runs.items():
+        # Each repetition starts one contender later, so none is always the one after the big square GEMMs.
+        shift = repeat % max(len(order), 1)
+        for name in order[shift:] + order[:shift]:
+            run = runs[name]
             time.sleep(PAUSE)
             started = time.perf_counter()
             run()
@@ -256,7 +260,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser = parser or argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__)
     parser.add_argument("--workload", default="W1", choices=sorted(WORKLOADS))
     parser.add_argument("--rows", type=_positive_int, default=None, help="rows per epoch (W1; default 60000)")
-    parser.add_argument("--repeats", type=_positive_int, default=3)
+    parser.add_argument("--repeats", type=_positive_int, default=5, help="timed runs of each contender (median)")
     parser.add_argument("--only", default=None, help="comma-separated contender names")
     parser.add_argument("--json", dest="json_path", default=None, help="write the report as JSON here")
     parser.add_argument("--plot", dest="plot_path", default=None, help="write a PNG bar chart here")

@@ -64,3 +64,16 @@ def test_tf32_rows_are_compared_with_pytorch_in_tf32():
     assert _pytorch_reference("netcore cupy graph", times) == 3.0
     assert _pytorch_reference("netcore numba", {"pytorch": [2.0]}) == 2.0
     assert _pytorch_reference("netcore numba", {}) is None
+
+
+def test_a_run_where_every_contender_skips_reports_the_reasons(monkeypatch):
+    from benchmarks import compare, contenders
+    from benchmarks.workloads import WORKLOADS
+
+    def cannot(workload, threads):
+        raise contenders.Skip("not here")
+
+    monkeypatch.setattr(compare, "contender_table", lambda workload: {"absent": cannot})
+    report = compare.measure(WORKLOADS["W1"].scaled(rows=256), repeats=2, log=lambda *_: None)
+    assert report["results"] == [] and report["skipped"] == {"absent": "not here"}
+    assert "contender" in compare.format_table(report)
