@@ -245,7 +245,7 @@ class _NetcoreMLP(BaseEstimator):
             self.best_validation_score_ = max(self.validation_scores_)
             self.best_loss_ = None
         else:
-            self.best_loss_ = min(self.loss_curve_)
+            self.best_loss_, self.best_validation_score_ = min(self.loss_curve_), None
         dense = [layer for layer in self.model_.layers if isinstance(layer, Dense)]
         backend = self.model_.backend
         self.coefs_ = [backend.to_numpy(layer.params["W"]).copy() for layer in dense]

@@ -199,6 +199,7 @@ def test_fitted_attributes_match_scikit_learns():
     assert [b.shape for b in clf.intercepts_] == [(8,), (5,), (3,)]
     assert not clf.intercepts_[0].any()  # the bias before batch norm does not exist: zeros stand in
     assert clf.best_loss_ == min(clf.loss_curve_) and clf.loss_ == clf.loss_curve_[-1]
+    assert clf.validation_scores_ is None and clf.best_validation_score_ is None
 
 
 def test_regressor_minimises_scikit_learns_halved_squared_error():
