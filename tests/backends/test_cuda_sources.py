@@ -1,0 +1,125 @@
+"""Every CUDA source of the CuPy backend, compiled as host C++ for float and double.
+
+No GPU is needed: the backend is asked for its kernels with a stand-in for the ``cupy`` module that records them,
+each ElementwiseKernel body is wrapped in a function with the parameters CuPy would give it (inputs by value, outputs
+by reference, ``raw`` arrays as pointers, the element index ``i``), and a C++ compiler checks names, types and syntax.
+A typo in a kernel body then fails here instead of on the first GPU run. Whether the kernels compute the right
+numbers is the job of the ``gpu``-marked parity tests.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from backends.cupy_backend import _BACKWARD, _FORWARD, CupyBackend
+
+COMPILER = shutil.which("g++") or shutil.which("clang++")
+
+_TYPES = {"T": "T", "bool": "bool", "int32": "int", "int64": "long long", "float32": "float", "float64": "double"}
+
+# What nvcc provides and a host compiler does not: qualifiers, thread coordinates, and math on both precisions.
+_PRELUDE = """
+#include <algorithm>
+#include <cmath>
+using namespace std;
+#define __global__
+#define __device__
+struct netcore_dim3 { unsigned x, y, z; };
+static netcore_dim3 blockIdx, blockDim, threadIdx;
+"""
+
+
+class _RecordingCupy:
+    """Stands in for the ``cupy`` module: keeps what the backend asks it to compile."""
+
+    def __init__(self):
+        self.elementwise = {}
+        self.modules = []
+
+    def ElementwiseKernel(self, in_params, out_params, operation, name, **options):  # noqa: N802 - CuPy's name
+        self.elementwise[name] = (in_params, out_params, operation)
+        return object()
+
+    def RawModule(self, code, name_expressions=(), **options):  # noqa: N802 - CuPy's name
+        self.modules.append((code, tuple(name_expressions)))
+        return object()
+
+
+def _recorded_sources() -> _RecordingCupy:
+    backend = object.__new__(CupyBackend)  # no device needed: only the kernel factories run
+    backend.xp = recorder = _RecordingCupy()
+    for kind in _FORWARD:
+        backend._bias_activation_kernel(kind, True)
+        backend._bias_activation_kernel(kind, False)
+    for kind in _BACKWARD:
+        backend._activation_backward_kernel(kind)
+    for name, member in vars(CupyBackend).items():
+        if isinstance(member, functools.cached_property) and name.endswith(("_kernel", "_module")):
+            getattr(backend, name)
+    return recorder
+
+
+def _parameters(spec: str, output: bool) -> list[str]:
+    declared = []
+    for part in spec.split(","):
+        words = part.split()
+        raw = words[0] == "raw"
+        type_name, name = words[-2], words[-1]
+        ctype = _TYPES[type_name]
+        if raw:
+            declared.append(f"{'' if output else 'const '}{ctype}* {name}")
+        else:
+            declared.append(f"{ctype}& {name}" if output else f"const {ctype} {name}")
+    return declared
+
+
+def _translation_unit(recorder: _RecordingCupy) -> str:
+    parts = [_PRELUDE]
+    for index, (name, (inputs, outputs, body)) in enumerate(sorted(recorder.elementwise.items())):
+        params = ", ".join(["long long i", *_parameters(inputs, False), *_parameters(outputs, True)])
+        # CuPy puts the operation inside its loop followed by a semicolon: a last statement may omit its own.
+        parts.append(f"template <typename T>\nvoid {name}({params}) {{\n{body};\n}}")
+        parts.append(f"auto* netcore_f{index} = &{name}<float>;\nauto* netcore_d{index} = &{name}<double>;")
+    for index, (code, expressions) in enumerate(recorder.modules):
+        parts.append(code)
+        parts += [f"auto* netcore_m{index}_{k} = &{expr};" for k, expr in enumerate(expressions)]
+    return "\n\n".join(parts)
+
+
+def test_every_kernel_factory_is_recorded():
+    recorder = _recorded_sources()
+    kernels = set(recorder.elementwise)
+    assert {f"netcore_bias_{kind}" for kind in _FORWARD} <= kernels
+    assert {f"netcore_{kind}_backward" for kind in _BACKWARD} <= kernels
+    assert {"netcore_adam", "netcore_sgd", "netcore_rmsprop", "netcore_nadam", "netcore_dropout"} <= kernels
+    assert any("softmax_ce<float>" in expressions for _, expressions in recorder.modules)
+
+
+def _compile(tmp_path) -> subprocess.CompletedProcess:
+    source = tmp_path / "kernels.cpp"
+    source.write_text(_translation_unit(_recorded_sources()))
+    return subprocess.run(
+        [COMPILER, "-std=c++14", "-fsyntax-only", str(source)], capture_output=True, text=True, timeout=120
+    )
+
+
+needs_compiler = pytest.mark.skipif(COMPILER is None, reason="no C++ compiler on this machine")
+
+
+@needs_compiler
+def test_cuda_sources_compile_as_cpp_for_float_and_double(tmp_path):
+    result = _compile(tmp_path)
+    errors = [line for line in result.stderr.splitlines() if re.search(r"\berror\b", line)]
+    assert result.returncode == 0, "\n".join(errors[:20]) or result.stderr[-2000:]
+
+
+@needs_compiler
+def test_a_typo_in_a_kernel_body_is_caught(tmp_path, monkeypatch):
+    monkeypatch.setitem(_FORWARD, "relu", "t > 0 ? t : (T)0 + undefined_name")
+    result = _compile(tmp_path)
+    assert result.returncode != 0 and "undefined_name" in result.stderr
