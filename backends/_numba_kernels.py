@@ -54,11 +54,11 @@ def _activate_row(z, out, kind, alpha):
             out[j] = max(z[j], 0.0) + math.log1p(math.exp(-abs(z[j])))
     elif kind == 7:
         for j in range(c):
-            out[j] = 0.5 * z[j] * (1.0 + math.erf(z[j] * _INV_SQRT_2))
+            out[j] = 0.5 * z[j] * math.erfc(-z[j] * _INV_SQRT_2)
     else:
         for j in range(c):
             t = z[j]
-            out[j] = 0.5 * t * (1.0 + math.tanh(_SQRT_2_OVER_PI * (t + _GELU_TANH_C * t * t * t)))
+            out[j] = t * _sigmoid(2.0 * _SQRT_2_OVER_PI * (t + _GELU_TANH_C * t * t * t))
 
 
 @njit(**_KERNEL)
@@ -101,14 +101,14 @@ def activation_backward(dy, y, z, kind, alpha, out):
         elif kind == 7:
             for j in range(c):
                 t = z[i, j]
-                cdf = 0.5 * (1.0 + math.erf(t * _INV_SQRT_2))
+                cdf = 0.5 * math.erfc(-t * _INV_SQRT_2)
                 out[i, j] = dy[i, j] * (cdf + t * math.exp(-0.5 * t * t) * _INV_SQRT_2PI)
         else:
             for j in range(c):
                 t = z[i, j]
-                th = math.tanh(_SQRT_2_OVER_PI * (t + _GELU_TANH_C * t * t * t))
+                s = _sigmoid(2.0 * _SQRT_2_OVER_PI * (t + _GELU_TANH_C * t * t * t))
                 slope = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_TANH_C * t * t)
-                out[i, j] = dy[i, j] * (0.5 * (1.0 + th) + 0.5 * t * (1.0 - th * th) * slope)
+                out[i, j] = dy[i, j] * (s + 2.0 * t * s * (1.0 - s) * slope)
 
 
 @njit(**_KERNEL)

@@ -38,11 +38,17 @@ class ActivationKernels:
         getattr(self, f"_{kind}_backward")(dy, y, z, alpha, out)
         return out
 
-    def erf(self, x):
-        """The error function, element-wise (GELU needs it); NumPy has none, SciPy does."""
-        from scipy.special import erf
+    def erfc(self, x):
+        """The complementary error function, element-wise (GELU needs it); NumPy has none, SciPy does."""
+        from scipy.special import erfc
 
-        return erf(x)
+        return erfc(x)
+
+    def _sigmoid(self, x):
+        """``1 / (1 + exp(-x))`` with ``exp`` only ever seeing ``-|x|``: no overflow, full precision in both tails."""
+        xp = self.xp
+        e = xp.exp(-xp.abs(x))
+        return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
     # ----------------------------------------------------------------- the formulas
     def _linear_forward(self, z, alpha, out):
@@ -75,10 +81,7 @@ class ActivationKernels:
         out[...] = self.xp.where(y > 0, dy, dy * (y + alpha))
 
     def _sigmoid_forward(self, z, alpha, out):
-        # Overflow-safe: exp only ever sees -|z|.
-        xp = self.xp
-        e = xp.exp(-xp.abs(z))
-        out[...] = xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
+        out[...] = self._sigmoid(z)
 
     def _sigmoid_backward(self, dy, y, z, alpha, out):
         out[...] = dy * y * (1 - y)
@@ -97,23 +100,26 @@ class ActivationKernels:
         # f'(z) = sigmoid(z) = 1 - exp(-y), computed as -expm1(-y) to keep precision for small y.
         out[...] = -dy * self.xp.expm1(-y)
 
+    # Both GELUs are z times a CDF that is written so that its far negative tail keeps its precision: the textbook
+    # 0.5 (1 + erf(z / sqrt 2)) and 0.5 (1 + tanh(u)) cancel to a few correct bits there in float32.
     def _gelu_forward(self, z, alpha, out):
-        out[...] = 0.5 * z * (1 + self.erf(z * (1 / math.sqrt(2.0))))
+        out[...] = 0.5 * z * self.erfc(z * (-1 / math.sqrt(2.0)))
 
     def _gelu_backward(self, dy, y, z, alpha, out):
         xp = self.xp
-        cdf = 0.5 * (1 + self.erf(z * (1 / math.sqrt(2.0))))
+        cdf = 0.5 * self.erfc(z * (-1 / math.sqrt(2.0)))
         pdf = xp.exp(-0.5 * z * z) * (1 / math.sqrt(2 * math.pi))
         out[...] = dy * (cdf + z * pdf)
 
     def _gelu_tanh_forward(self, z, alpha, out):
-        inner = _SQRT_2_OVER_PI * (z + _GELU_TANH_C * z * z * z)
-        out[...] = 0.5 * z * (1 + self.xp.tanh(inner))
+        # 0.5 (1 + tanh(u)) = sigmoid(2u)
+        out[...] = z * self._sigmoid(2 * _SQRT_2_OVER_PI * (z + _GELU_TANH_C * z * z * z))
 
     def _gelu_tanh_backward(self, dy, y, z, alpha, out):
-        t = self.xp.tanh(_SQRT_2_OVER_PI * (z + _GELU_TANH_C * z * z * z))
+        # d/dz = s + 0.5 z (1 - tanh(u)^2) u' with s = sigmoid(2u), and 1 - tanh(u)^2 = 4 s (1 - s)
+        s = self._sigmoid(2 * _SQRT_2_OVER_PI * (z + _GELU_TANH_C * z * z * z))
         slope = _SQRT_2_OVER_PI * (1 + 3 * _GELU_TANH_C * z * z)
-        out[...] = dy * (0.5 * (1 + t) + 0.5 * z * (1 - t * t) * slope)
+        out[...] = dy * (s + 2 * z * s * (1 - s) * slope)
 
     def _softmax_forward(self, z, alpha, out):
         xp = self.xp

@@ -14,17 +14,28 @@ import numpy as np
 
 from backends.base import Backend
 
+# Device helpers the activation kernels share (ActivationKernels._sigmoid and the GELU-tanh derivative).
+_ACTIVATION_PREAMBLE = r"""
+template <typename T> __device__ T netcore_sigmoid(T x) {
+    T e = exp(-fabs(x));
+    return x >= 0 ? (T)1 / ((T)1 + e) : e / ((T)1 + e);
+}
+template <typename T> __device__ T netcore_gelu_tanh_slope(T z) {
+    T s = netcore_sigmoid((T)1.5957691216057308 * (z + (T)0.044715 * z * z * z));
+    return s + (T)2 * z * s * ((T)1 - s) * (T)0.7978845608028654 * ((T)1 + (T)0.134145 * z * z);
+}
+"""
 # CUDA bodies of ActivationKernels._<kind>_forward: `t` is the pre-activation, `alpha` the parameter.
 _FORWARD = {
     "linear": "t",
     "relu": "t > 0 ? t : (T)0",
     "leaky_relu": "t > 0 ? t : alpha * t",
     "elu": "t > 0 ? t : (T)(alpha * expm1(t))",
-    "sigmoid": "t >= 0 ? (T)(1 / (1 + exp(-t))) : (T)(exp(t) / (1 + exp(t)))",
+    "sigmoid": "netcore_sigmoid(t)",
     "tanh": "tanh(t)",
     "softplus": "max(t, (T)0) + log1p(exp(-fabs(t)))",
-    "gelu": "(T)0.5 * t * ((T)1 + erf(t * (T)0.7071067811865476))",
-    "gelu_tanh": "(T)0.5 * t * ((T)1 + tanh((T)0.7978845608028654 * (t + (T)0.044715 * t * t * t)))",
+    "gelu": "(T)0.5 * t * erfc(t * (T)-0.7071067811865476)",
+    "gelu_tanh": "t * netcore_sigmoid((T)1.5957691216057308 * (t + (T)0.044715 * t * t * t))",
 }
 # CUDA bodies of ActivationKernels._<kind>_backward: the derivative times dy, from `y` (and `z` for the GELUs).
 _BACKWARD = {
@@ -35,12 +46,8 @@ _BACKWARD = {
     "sigmoid": "dy * y * ((T)1 - y)",
     "tanh": "dy * ((T)1 - y * y)",
     "softplus": "-dy * expm1(-y)",
-    "gelu": """dy * ((T)0.5 * ((T)1 + erf(z * (T)0.7071067811865476))
-        + z * exp((T)-0.5 * z * z) * (T)0.3989422804014327)""",
-    "gelu_tanh": """dy * ((T)0.5 * ((T)1 + tanh((T)0.7978845608028654 * (z + (T)0.044715 * z * z * z)))
-        + (T)0.5 * z * ((T)1 - tanh((T)0.7978845608028654 * (z + (T)0.044715 * z * z * z))
-        * tanh((T)0.7978845608028654 * (z + (T)0.044715 * z * z * z)))
-        * (T)0.7978845608028654 * ((T)1 + (T)0.134145 * z * z))""",
+    "gelu": "dy * ((T)0.5 * erfc(z * (T)-0.7071067811865476) + z * exp((T)-0.5 * z * z) * (T)0.3989422804014327)",
+    "gelu_tanh": "dy * netcore_gelu_tanh_slope(z)",
 }
 
 _SOFTMAX_CE_SOURCE = r"""
@@ -133,10 +140,10 @@ class CupyBackend(Backend):
         with self.device:
             return super().asarray(x, dtype)
 
-    def erf(self, x):
-        from cupyx.scipy.special import erf
+    def erfc(self, x):
+        from cupyx.scipy.special import erfc
 
-        return erf(x)
+        return erfc(x)
 
     def random_into(self, rng, out) -> None:
         # Device-side draws, seeded from the host generator so a model's seed still fixes them.
@@ -231,18 +238,24 @@ class CupyBackend(Backend):
                 "T z",
                 body + f"z = {_FORWARD[kind]};",
                 f"netcore_bias_{kind}_inplace",
+                preamble=_ACTIVATION_PREAMBLE,
             )
         return self.xp.ElementwiseKernel(
             "raw T b, bool has_bias, int32 ncol, T alpha",
             "T z, T y",
             body + f"y = {_FORWARD[kind]};",
             f"netcore_bias_{kind}",
+            preamble=_ACTIVATION_PREAMBLE,
         )
 
     @functools.cache  # noqa: B019 - backends are process-wide singletons
     def _activation_backward_kernel(self, kind: str):
         return self.xp.ElementwiseKernel(
-            "T dy, T y, T z, T alpha", "T out", f"out = {_BACKWARD[kind]};", f"netcore_{kind}_backward"
+            "T dy, T y, T z, T alpha",
+            "T out",
+            f"out = {_BACKWARD[kind]};",
+            f"netcore_{kind}_backward",
+            preamble=_ACTIVATION_PREAMBLE,
         )
 
     @functools.cached_property

@@ -39,10 +39,13 @@ class _RecordingCupy:
 
     def __init__(self):
         self.elementwise = {}
+        self.preambles = []
         self.modules = []
 
-    def ElementwiseKernel(self, in_params, out_params, operation, name, **options):  # noqa: N802 - CuPy's name
+    def ElementwiseKernel(self, in_params, out_params, operation, name, preamble="", **options):  # noqa: N802
         self.elementwise[name] = (in_params, out_params, operation)
+        if preamble and preamble not in self.preambles:
+            self.preambles.append(preamble)
         return object()
 
     def RawModule(self, code, name_expressions=(), **options):  # noqa: N802 - CuPy's name
@@ -79,7 +82,7 @@ def _parameters(spec: str, output: bool) -> list[str]:
 
 
 def _translation_unit(recorder: _RecordingCupy) -> str:
-    parts = [_PRELUDE]
+    parts = [_PRELUDE, *recorder.preambles]
     for index, (name, (inputs, outputs, body)) in enumerate(sorted(recorder.elementwise.items())):
         params = ", ".join(["long long i", *_parameters(inputs, False), *_parameters(outputs, True)])
         # CuPy puts the operation inside its loop followed by a semicolon: a last statement may omit its own.

@@ -43,7 +43,7 @@ PLUMBING = {
     "synchronize",
     "to_numpy",
     "asarray",
-    "erf",
+    "erfc",
     "device_of",
     "foreign_device",
     "from_foreign",

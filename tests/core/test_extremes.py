@@ -76,3 +76,29 @@ def test_probability_losses_survive_exact_zeros_and_ones(backend):
             pred, backend.asarray(np.array(target, "float32" if kernel[0] == "b" else "int64")), grad, 0.5
         )
         assert np.isfinite(backend.to_float(loss)) and finite(backend, grad)
+
+
+def _gelu_reference(kind, z):
+    """Float64 GELU value and slope from the forms that keep the negative tail exact."""
+    from scipy.special import erfc, expit
+
+    if kind == "gelu":
+        cdf = 0.5 * erfc(-z / np.sqrt(2))
+        return z * cdf, cdf + z * np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
+    s = expit(2 * np.sqrt(2 / np.pi) * (z + 0.044715 * z**3))
+    return z * s, s + 2 * z * s * (1 - s) * np.sqrt(2 / np.pi) * (1 + 3 * 0.044715 * z * z)
+
+
+@pytest.mark.parametrize("kind", ["gelu", "gelu_tanh"])
+def test_gelu_tails_keep_float32_precision(other_backend, numpy_backend, kind):
+    # Far left, 1 + erf(z / sqrt 2) and 1 + tanh(u) cancel: written that way float32 keeps only a few bits there.
+    z = np.linspace(-9.0, 3.0, 97)
+    value, slope = _gelu_reference(kind, z)
+    for backend in (numpy_backend, other_backend):
+        zb = backend.asarray(z.astype(np.float32))
+        out = backend.empty(zb.shape, zb.dtype)
+        backend.activation_forward(zb, kind, 0.0, out)
+        grad = backend.empty(zb.shape, zb.dtype)
+        backend.activation_backward(backend.asarray(np.ones_like(z, np.float32)), out, zb, kind, 0.0, grad)
+        np.testing.assert_allclose(backend.to_numpy(out), value, rtol=2e-5, err_msg=f"{kind} on {backend.name}")
+        np.testing.assert_allclose(backend.to_numpy(grad), slope, rtol=2e-5, atol=1e-7, err_msg=backend.name)
