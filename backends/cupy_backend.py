@@ -430,6 +430,7 @@ class CupyBackend(Backend):
 
     def sgd_step(self, p, g, buf, tmp, *, lr, momentum, dampening, weight_decay, nesterov, first_step):
         t = p.dtype.type
+        buf = tmp if buf is None else buf  # plain SGD keeps no momentum buffer; the kernel then never writes it
         self._sgd_kernel(g, t(lr), t(momentum), t(dampening), t(weight_decay), nesterov, first_step, p, buf)
 
     def adagrad_step(self, p, g, state_sum, tmp, *, lr, lr_decay, weight_decay, eps, step):

@@ -14,7 +14,8 @@ def _backend_param(name: str):
 
 
 ALL_BACKENDS = [_backend_param(name) for name in BACKENDS]
-OTHER_BACKENDS = [_backend_param(name) for name in BACKENDS if name != "numpy"]
+#: Also the CuPy backend's own code on the CPU (its kernels compiled as host C++), so it is checked without a GPU.
+OTHER_BACKENDS = [_backend_param(name) for name in BACKENDS if name != "numpy"] + ["cupy-on-cpu"]
 
 
 def require(name: str):
@@ -34,7 +35,15 @@ def backend(request):
 @pytest.fixture(params=OTHER_BACKENDS)
 def other_backend(request):
     """Every backend but the NumPy reference, for parity tests against it."""
-    return require(request.param)
+    if request.param != "cupy-on-cpu":
+        yield require(request.param)
+        return
+    from tests.backends.cupy_on_cpu import COMPILER, cupy_on_cpu
+
+    if COMPILER is None:
+        pytest.skip("no C++ compiler to build the CuPy kernels for the CPU")
+    with cupy_on_cpu() as backend:
+        yield backend
 
 
 @pytest.fixture

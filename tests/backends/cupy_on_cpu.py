@@ -1,0 +1,335 @@
+"""The CuPy backend run on the CPU, for machines without a GPU.
+
+A stand-in ``cupy`` module is NumPy underneath, except where the backend asks for CUDA: every ``ElementwiseKernel``
+and ``RawModule`` source is compiled as host C++ into one shared library (elementwise loops over the same element
+index CuPy uses; ``__global__`` kernels with their grid walked one thread at a time), and the backend's own cuBLAS
+GEMM runs through a host implementation of cuBLAS's column-major ``gemm``. The backend's Python code, its kernel
+sources and the argument order of every kernel call are then exercised exactly as on a GPU; what this cannot show
+(memory spaces, streams, graphs, timing) stays for the ``gpu``-marked tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import hashlib
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import types
+from pathlib import Path
+
+import numpy as np
+import scipy.special
+
+COMPILER = shutil.which("g++") or shutil.which("clang++")
+
+_C_TYPES = {"T": None, "bool": "bool", "int32": "int", "int64": "long long", "float32": "float", "float64": "double"}
+_NUMPY_TYPES = {"bool": np.bool_, "int32": np.int32, "int64": np.int64, "float32": np.float32, "float64": np.float64}
+_PRELUDE = """
+#include <algorithm>
+#include <cmath>
+using namespace std;
+#define __global__
+#define __device__
+struct netcore_dim3 { unsigned x, y, z; };
+static netcore_dim3 blockIdx, blockDim, threadIdx, gridDim;
+"""
+
+
+class DeviceArray(np.ndarray):
+    """A NumPy array with the two attributes of a CuPy array the backend reads: ``data.ptr`` and ``device.id``."""
+
+    @property
+    def data(self):
+        return types.SimpleNamespace(ptr=self.ctypes.data)
+
+    @property
+    def device(self):
+        return types.SimpleNamespace(id=0)
+
+
+def _device(array):
+    return array.view(DeviceArray) if isinstance(array, np.ndarray) else array
+
+
+# ----------------------------------------------------------------------------------------------- kernels as C++
+def _params(spec: str):
+    """``[(raw, type, name)]`` of an ElementwiseKernel parameter list."""
+    out = []
+    for part in spec.split(","):
+        words = part.split()
+        out.append((words[0] == "raw", words[-2], words[-1]))
+    return out
+
+
+def _c_type(type_name: str, real: str) -> str:
+    return real if type_name == "T" else _C_TYPES[type_name]
+
+
+def _elementwise_source(name: str, inputs: str, outputs: str, body: str) -> str:
+    """The kernel as a template over T, plus one C entry point per precision that walks the elements."""
+    params = [(*p, False) for p in _params(inputs)] + [(*p, True) for p in _params(outputs)]
+    declared = []
+    for raw, type_name, param, output in params:
+        ctype = "T" if type_name == "T" else _C_TYPES[type_name]
+        if raw:
+            declared.append(f"{'' if output else 'const '}{ctype}* {param}")
+        else:
+            declared.append(f"{ctype}& {param}" if output else f"const {ctype} {param}")
+    lines = [f"template <typename T>\nstatic void {name}(long long i, {', '.join(declared)}) {{\n{body};\n}}"]
+    for real in ("float", "double"):
+        arguments = []
+        for index, (raw, type_name, _, _) in enumerate(params):
+            ctype = _c_type(type_name, real)
+            pointer = f"(({ctype}*)a[{index}])"
+            arguments.append(pointer if raw else f"{pointer}[step[{index}] * i]")
+        lines.append(
+            f'extern "C" void {name}__{real}(long long n, void** a, const long long* step) {{\n'
+            f"  for (long long i = 0; i < n; ++i) {name}<{real}>(i, {', '.join(arguments)});\n}}"
+        )
+    return "\n".join(lines)
+
+
+def _raw_source(code: str, expressions) -> str:
+    """A RawModule's code, plus a C entry point per instantiated kernel that walks its grid one thread at a time."""
+    lines = [code]
+    for expression in expressions:
+        kernel, real = re.fullmatch(r"(\w+)<(\w+)>", expression).groups()
+        signature = re.search(rf"void\s+{kernel}\s*\(([^)]*)\)", code).group(1)
+        names, declared = [], []
+        for param in signature.split(","):
+            param = param.strip()
+            name = re.search(r"(\w+)$", param).group(1)
+            names.append(name)
+            declared.append(re.sub(r"\bT\b", real, param))
+        lines.append(
+            f'extern "C" void {kernel}__{real}(unsigned grid, unsigned block, {", ".join(declared)}) {{\n'
+            f"  blockDim.x = block; gridDim.x = grid;\n"
+            f"  for (blockIdx.x = 0; blockIdx.x < grid; ++blockIdx.x)\n"
+            f"    for (threadIdx.x = 0; threadIdx.x < block; ++threadIdx.x) {expression}({', '.join(names)});\n}}"
+        )
+    return "\n".join(lines)
+
+
+@functools.cache
+def _library(source: str) -> ctypes.CDLL:
+    """``source`` compiled once per content into a shared library."""
+    folder = Path(tempfile.gettempdir()) / "netcore-cupy-on-cpu"
+    folder.mkdir(exist_ok=True)
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    library = folder / f"kernels-{digest}.so"
+    if not library.exists():
+        cpp = folder / f"kernels-{digest}.cpp"
+        cpp.write_text(_PRELUDE + source)
+        partial = folder / f"kernels-{digest}.{id(source)}.tmp"
+        subprocess.run(
+            [COMPILER, "-std=c++14", "-O1", "-shared", "-fPIC", "-o", str(partial), str(cpp)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        partial.replace(library)
+    return ctypes.CDLL(str(library))
+
+
+class _ElementwiseKernel:
+    """Called like CuPy's: inputs then outputs, arrays broadcast together, scalars typed by the parameter list."""
+
+    def __init__(self, in_params, out_params, operation, name, preamble="", **options):
+        self.name = name
+        self.params = _params(in_params) + _params(out_params)
+        self.n_inputs = len(_params(in_params))
+        self.source = preamble + _elementwise_source(name, in_params, out_params, operation)
+
+    def __call__(self, *args):
+        assert len(args) == len(self.params), f"{self.name}: {len(args)} arguments for {len(self.params)} parameters"
+        arrays = [a for (raw, _, _), a in zip(self.params, args, strict=True) if not raw and isinstance(a, np.ndarray)]
+        real = np.result_type(*[a.dtype for a in arrays if a.dtype.kind == "f"] or [np.float64])
+        shape = np.broadcast_shapes(*[a.shape for a in arrays])
+        pointers, steps, keep, write_back = [], [], [], []
+        for index, ((raw, type_name, _), value) in enumerate(zip(self.params, args, strict=True)):
+            dtype = real if type_name == "T" else np.dtype(_NUMPY_TYPES[type_name])
+            output = index >= self.n_inputs
+            if raw:  # indexed by its logical (C-order) element number, as CuPy's CArray does
+                assert value.dtype == dtype, f"{self.name}: raw argument {index} is {value.dtype}, expected {dtype}"
+                buffer, step = np.ascontiguousarray(value), 0
+                if output and buffer is not value:
+                    write_back.append((value, buffer))
+            elif isinstance(value, np.ndarray):
+                assert value.dtype == dtype, f"{self.name}: argument {index} is {value.dtype}, expected {dtype}"
+                if output and value.shape == shape and value.flags.c_contiguous:
+                    buffer = value  # written in place
+                else:  # strided or broadcast: CuPy indexes it in place, here a contiguous copy stands in
+                    buffer = np.ascontiguousarray(np.broadcast_to(value, shape))
+                    if output:
+                        write_back.append((value, buffer))
+                step = 1
+            else:  # CuPy takes numbers for scalar parameters and refuses anything else, None included
+                assert not output, f"{self.name}: output argument {index} is {type(value).__name__}, not an array"
+                assert isinstance(value, (bool, int, float, np.generic)), f"{self.name}: argument {index} is {value!r}"
+                buffer, step = np.array([value], dtype=dtype), 0
+            keep.append(buffer)
+            pointers.append(buffer.ctypes.data)
+            steps.append(step)
+        entry = getattr(_library(self.source), f"{self.name}__{'float' if real == np.float32 else 'double'}")
+        entry(
+            ctypes.c_longlong(int(np.prod(shape))),
+            (ctypes.c_void_p * len(pointers))(*pointers),
+            (ctypes.c_longlong * len(steps))(*steps),
+        )
+        for target, buffer in write_back:
+            target[...] = buffer
+        return args[-1]
+
+
+class _RawModule:
+    def __init__(self, code, options=(), name_expressions=()):
+        self.expressions = tuple(name_expressions)
+        self.source = _raw_source(code, self.expressions)
+
+    def get_function(self, expression):
+        kernel, real = re.fullmatch(r"(\w+)<(\w+)>", expression).groups()
+        entry = getattr(_library(self.source), f"{kernel}__{real}")
+
+        def launch(grid, block, args):
+            converted = []
+            for value in args:
+                if isinstance(value, np.ndarray):
+                    assert value.flags.c_contiguous, f"{expression}: a strided array argument"
+                    converted.append(ctypes.c_void_p(value.ctypes.data))
+                elif isinstance(value, np.integer):
+                    converted.append(ctypes.c_int(int(value)))
+                else:
+                    converted.append(ctypes.c_double(float(value)))
+            entry(ctypes.c_uint(grid[0]), ctypes.c_uint(block[0]), *converted)
+
+        return launch
+
+
+# ----------------------------------------------------------------------------------------------- cuBLAS on the host
+def _column_major(pointer: int, rows: int, cols: int, ld: int, ctype):
+    """The rows x cols column-major matrix with leading dimension ``ld`` at ``pointer``, as a writable view."""
+    flat = np.ctypeslib.as_array((ctype * (ld * cols)).from_address(pointer))
+    return flat.reshape(cols, ld).T[:rows, :]
+
+
+class HostCublas:
+    """cuBLAS's gemm contract (``C = alpha op(A) op(B) + beta C``, column-major) on host memory."""
+
+    def __init__(self):
+        self.math_modes = []
+
+    def create(self):
+        return 7
+
+    def setStream(self, handle, stream):  # noqa: N802 - cuBLAS's name
+        assert handle == 7
+
+    def setMathMode(self, handle, mode):  # noqa: N802 - cuBLAS's name
+        self.math_modes.append(mode)
+
+    def _gemm(self, ctype, handle, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+        op_a = _column_major(a, k, m, lda, ctype).T if transa else _column_major(a, m, k, lda, ctype)
+        op_b = _column_major(b, n, k, ldb, ctype).T if transb else _column_major(b, k, n, ldb, ctype)
+        out = _column_major(c, m, n, ldc, ctype)
+        scale, keep = ctype.from_address(alpha).value, ctype.from_address(beta).value
+        product = scale * (op_a @ op_b)
+        out[...] = product if keep == 0 else product + keep * out  # with beta = 0, cuBLAS never reads C
+
+    def sgemm(self, *args):
+        self._gemm(ctypes.c_float, *args)
+
+    def dgemm(self, *args):
+        self._gemm(ctypes.c_double, *args)
+
+
+def cublas_modules(cublas: HostCublas) -> dict[str, types.ModuleType]:
+    """``sys.modules`` entries under which ``from cupy_backends.cuda.libs import cublas`` finds ``cublas``."""
+    libs = types.ModuleType("cupy_backends.cuda.libs")
+    libs.cublas = cublas
+    return {
+        "cupy_backends": types.ModuleType("cupy_backends"),
+        "cupy_backends.cuda": types.ModuleType("cupy_backends.cuda"),
+        "cupy_backends.cuda.libs": libs,
+        "cupy_backends.cuda.libs.cublas": cublas,
+    }
+
+
+# ----------------------------------------------------------------------------------------------- the module
+class _Namespace(types.ModuleType):
+    """NumPy, with its arrays returned as :class:`DeviceArray` and CuPy's extra names added."""
+
+    ndarray = DeviceArray
+
+    def __getattr__(self, name):
+        value = getattr(np, name)
+        if callable(value) and not isinstance(value, type):
+
+            @functools.wraps(value)
+            def on_device(*args, **kwargs):
+                return _device(value(*args, **kwargs))
+
+            return on_device
+        return value
+
+
+def _fake_cuda():
+    class OutOfMemoryError(MemoryError):
+        pass
+
+    class Device(contextlib.nullcontext):
+        def __init__(self, index=0):
+            super().__init__()
+            self.id = index
+
+        def synchronize(self):
+            pass
+
+    runtime = types.SimpleNamespace(getDeviceCount=lambda: 1, memGetInfo=lambda: (1 << 30, 1 << 31))
+    return types.SimpleNamespace(
+        Device=Device,
+        runtime=runtime,
+        memory=types.SimpleNamespace(OutOfMemoryError=OutOfMemoryError),
+        get_current_stream=lambda: types.SimpleNamespace(ptr=0),
+    )
+
+
+def fake_cupy() -> types.ModuleType:
+    module = _Namespace("cupy")
+    module.ElementwiseKernel = _ElementwiseKernel
+    module.RawModule = _RawModule
+    module.asnumpy = lambda x: np.array(x)
+    module.cuda = _fake_cuda()
+    module.random = types.SimpleNamespace(default_rng=np.random.default_rng)
+    return module
+
+
+@contextlib.contextmanager
+def cupy_on_cpu():
+    """A CupyBackend whose ``cupy`` (and the cuBLAS and SciPy bindings it imports) run on the CPU."""
+    from backends.cupy_backend import CupyBackend
+
+    cupy = fake_cupy()
+    special = types.ModuleType("cupyx.scipy.special")
+    special.erfc = lambda x: _device(scipy.special.erfc(x))
+    modules = {
+        "cupy": cupy,
+        "cupyx": types.ModuleType("cupyx"),
+        "cupyx.scipy": types.ModuleType("cupyx.scipy"),
+        "cupyx.scipy.special": special,
+        **cublas_modules(HostCublas()),
+    }
+    saved = {name: sys.modules.get(name) for name in modules}
+    sys.modules.update(modules)
+    try:
+        yield CupyBackend(0)
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
