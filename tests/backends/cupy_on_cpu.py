@@ -29,7 +29,7 @@ COMPILER = shutil.which("g++") or shutil.which("clang++")
 
 _C_TYPES = {"T": None, "bool": "bool", "int32": "int", "int64": "long long", "float32": "float", "float64": "double"}
 _NUMPY_TYPES = {"bool": np.bool_, "int32": np.int32, "int64": np.int64, "float32": np.float32, "float64": np.float64}
-_PRELUDE = """
+PRELUDE = """
 #include <algorithm>
 #include <cmath>
 using namespace std;
@@ -70,7 +70,7 @@ def _c_type(type_name: str, real: str) -> str:
     return real if type_name == "T" else _C_TYPES[type_name]
 
 
-def _elementwise_source(name: str, inputs: str, outputs: str, body: str) -> str:
+def elementwise_source(name: str, inputs: str, outputs: str, body: str) -> str:
     """The kernel as a template over T, plus one C entry point per precision that walks the elements."""
     params = [(*p, False) for p in _params(inputs)] + [(*p, True) for p in _params(outputs)]
     declared = []
@@ -94,7 +94,7 @@ def _elementwise_source(name: str, inputs: str, outputs: str, body: str) -> str:
     return "\n".join(lines)
 
 
-def _raw_source(code: str, expressions) -> str:
+def raw_source(code: str, expressions) -> str:
     """A RawModule's code, plus a C entry point per instantiated kernel that walks its grid one thread at a time."""
     lines = [code]
     for expression in expressions:
@@ -124,7 +124,7 @@ def _library(source: str) -> ctypes.CDLL:
     library = folder / f"kernels-{digest}.so"
     if not library.exists():
         cpp = folder / f"kernels-{digest}.cpp"
-        cpp.write_text(_PRELUDE + source)
+        cpp.write_text(PRELUDE + source)
         partial = folder / f"kernels-{digest}.{id(source)}.tmp"
         subprocess.run(
             [COMPILER, "-std=c++14", "-O1", "-shared", "-fPIC", "-o", str(partial), str(cpp)],
@@ -143,7 +143,7 @@ class _ElementwiseKernel:
         self.name = name
         self.params = _params(in_params) + _params(out_params)
         self.n_inputs = len(_params(in_params))
-        self.source = preamble + _elementwise_source(name, in_params, out_params, operation)
+        self.source = preamble + elementwise_source(name, in_params, out_params, operation)
 
     def __call__(self, *args):
         assert len(args) == len(self.params), f"{self.name}: {len(args)} arguments for {len(self.params)} parameters"
@@ -189,7 +189,7 @@ class _ElementwiseKernel:
 class _RawModule:
     def __init__(self, code, options=(), name_expressions=()):
         self.expressions = tuple(name_expressions)
-        self.source = _raw_source(code, self.expressions)
+        self.source = raw_source(code, self.expressions)
 
     def get_function(self, expression):
         kernel, real = re.fullmatch(r"(\w+)<(\w+)>", expression).groups()

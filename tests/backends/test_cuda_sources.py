@@ -1,37 +1,21 @@
-"""Every CUDA source of the CuPy backend, compiled as host C++ for float and double.
+"""Every CUDA source of the CuPy backend, compiled as host C++ for float and double, whether a test calls it or not.
 
-No GPU is needed: the backend is asked for its kernels with a stand-in for the ``cupy`` module that records them,
-each ElementwiseKernel body is wrapped in a function with the parameters CuPy would give it (inputs by value, outputs
-by reference, ``raw`` arrays as pointers, the element index ``i``), and a C++ compiler checks names, types and syntax.
-A typo in a kernel body then fails here instead of on the first GPU run. Whether the kernels compute the right
-numbers is the job of the ``gpu``-marked parity tests.
+No GPU is needed: the backend is asked for all its kernels with a stand-in for the ``cupy`` module that records
+them, each is translated as :mod:`tests.backends.cupy_on_cpu` does (an ElementwiseKernel body becomes a function with
+the parameters CuPy would give it), and a C++ compiler checks names, types and syntax. A typo in a kernel body then
+fails here instead of on the first GPU run; the parity suites check the numbers of the kernels they call.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-import shutil
 import subprocess
 
 import pytest
 
 from backends.cupy_backend import _BACKWARD, _FORWARD, CupyBackend
-
-COMPILER = shutil.which("g++") or shutil.which("clang++")
-
-_TYPES = {"T": "T", "bool": "bool", "int32": "int", "int64": "long long", "float32": "float", "float64": "double"}
-
-# What nvcc provides and a host compiler does not: qualifiers, thread coordinates, and math on both precisions.
-_PRELUDE = """
-#include <algorithm>
-#include <cmath>
-using namespace std;
-#define __global__
-#define __device__
-struct netcore_dim3 { unsigned x, y, z; };
-static netcore_dim3 blockIdx, blockDim, threadIdx;
-"""
+from tests.backends.cupy_on_cpu import COMPILER, PRELUDE, elementwise_source, raw_source
 
 
 class _RecordingCupy:
@@ -67,30 +51,10 @@ def _recorded_sources() -> _RecordingCupy:
     return recorder
 
 
-def _parameters(spec: str, output: bool) -> list[str]:
-    declared = []
-    for part in spec.split(","):
-        words = part.split()
-        raw = words[0] == "raw"
-        type_name, name = words[-2], words[-1]
-        ctype = _TYPES[type_name]
-        if raw:
-            declared.append(f"{'' if output else 'const '}{ctype}* {name}")
-        else:
-            declared.append(f"{ctype}& {name}" if output else f"const {ctype} {name}")
-    return declared
-
-
 def _translation_unit(recorder: _RecordingCupy) -> str:
-    parts = [_PRELUDE, *recorder.preambles]
-    for index, (name, (inputs, outputs, body)) in enumerate(sorted(recorder.elementwise.items())):
-        params = ", ".join(["long long i", *_parameters(inputs, False), *_parameters(outputs, True)])
-        # CuPy puts the operation inside its loop followed by a semicolon: a last statement may omit its own.
-        parts.append(f"template <typename T>\nvoid {name}({params}) {{\n{body};\n}}")
-        parts.append(f"auto* netcore_f{index} = &{name}<float>;\nauto* netcore_d{index} = &{name}<double>;")
-    for index, (code, expressions) in enumerate(recorder.modules):
-        parts.append(code)
-        parts += [f"auto* netcore_m{index}_{k} = &{expr};" for k, expr in enumerate(expressions)]
+    parts = [PRELUDE, *recorder.preambles]
+    parts += [elementwise_source(name, *spec) for name, spec in sorted(recorder.elementwise.items())]
+    parts += [raw_source(code, expressions) for code, expressions in recorder.modules]
     return "\n\n".join(parts)
 
 
