@@ -26,17 +26,21 @@ def require(name: str):
     return get_backend(name)
 
 
-@pytest.fixture(params=ALL_BACKENDS)
+@pytest.fixture(params=ALL_BACKENDS + ["cupy-on-cpu"])
 def backend(request):
     """Every backend that can run here; the others skip with their reason."""
-    return require(request.param)
+    yield from _backend(request.param)
 
 
 @pytest.fixture(params=OTHER_BACKENDS)
 def other_backend(request):
     """Every backend but the NumPy reference, for parity tests against it."""
-    if request.param != "cupy-on-cpu":
-        yield require(request.param)
+    yield from _backend(request.param)
+
+
+def _backend(name: str):
+    if name != "cupy-on-cpu":
+        yield require(name)
         return
     from tests.backends.cupy_on_cpu import COMPILER, cupy_on_cpu
 

@@ -10,6 +10,7 @@ import pytest
 
 import netcore
 from backends import registry
+from tests.conftest import ALL_BACKENDS, require
 
 
 @pytest.fixture(autouse=True)
@@ -131,7 +132,9 @@ def _restore_precision():
 
 
 @pytest.mark.usefixtures("_restore_precision")
-def test_matmul_precision_reaches_every_backend_now_and_later(backend):
+@pytest.mark.parametrize("name", ALL_BACKENDS)
+def test_matmul_precision_reaches_every_backend_now_and_later(name):
+    backend = require(name)  # a registered instance: the registry is what is under test
     assert netcore.get_matmul_precision() == "highest" and backend.matmul_precision == "highest"
     netcore.set_matmul_precision("high")
     assert backend.matmul_precision == "high" and netcore.get_matmul_precision() == "high"
