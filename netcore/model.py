@@ -290,7 +290,9 @@ class Sequential:
             self._constrain()
 
     def train_step(self, xb, yb, weights=None):
-        """One forward, backward and optimizer step on a batch already on the device; returns the batch loss."""
+        """One forward, backward and optimizer step on a batch already on the device; returns the batch loss as a
+        device scalar (no synchronisation), which on a GPU the next step on the same device overwrites: keep
+        ``float(loss)``, not the scalar, to collect losses."""
         loss = self.loss_and_gradients(xb, yb, weights)
         self.apply_gradients()
         return loss
@@ -300,11 +302,12 @@ class Sequential:
         call (opt-in, for launch-bound GPU training: one graph launch instead of dozens of kernel launches).
 
         Recording happens after one ordinary warm-up step. The returned callable performs one step per call and
-        returns the batch loss as a device scalar. To train on other data, copy it into the same ``X``/``y``
-        arrays. Where a step cannot be recorded faithfully (another backend; dropout, noise or batch norm; losses,
-        penalties or constraints whose kernels allocate; NAdam's or Adagrad's step-dependent rates) or CUDA refuses
-        the capture, the callable runs the step eagerly and the reason is logged. A learning-rate change after
-        recording also falls back to eager steps, with the reason logged.
+        returns the batch loss as a device scalar (valid until the next step, as with :meth:`train_step`). To train
+        on other data, copy it into the same ``X``/``y`` arrays. Where a step cannot be recorded faithfully (another
+        backend; dropout, noise or batch norm; losses, penalties or constraints whose kernels allocate; NAdam's or
+        Adagrad's step-dependent rates) or CUDA refuses the capture, the callable runs the step eagerly and the
+        reason is logged. A learning-rate change after recording also falls back to eager steps, with the reason
+        logged.
         """
         if self.optimizer is None:
             raise ConfigurationError("call compile() before compile_step()")

@@ -38,6 +38,12 @@ def other_backend(request):
     yield from _backend(request.param)
 
 
+@pytest.fixture(params=[_backend_param("cupy"), "cupy-on-cpu"])
+def cupy_backend(request):
+    """The CuPy backend on a GPU (marked ``gpu``) and on the CPU stand-in."""
+    yield from _backend(request.param)
+
+
 def _backend(name: str):
     if name != "cupy-on-cpu":
         yield require(name)

@@ -40,8 +40,25 @@ static netcore_dim3 blockIdx, blockDim, threadIdx, gridDim;
 """
 
 
+class _Capture:
+    """Work launched while a stream captures: recorded for the graph, not run (as CUDA does)."""
+
+    recording: list | None = None
+    allocations = 0  # arrays made by the stand-in module or by operations without ``out``
+
+    @classmethod
+    def launch(cls, work) -> bool:
+        """Run ``work`` now, or record it when capturing; True when it was recorded."""
+        if cls.recording is None:
+            work()
+            return False
+        cls.recording.append(work)
+        return True
+
+
 class DeviceArray(np.ndarray):
-    """A NumPy array with the two attributes of a CuPy array the backend reads: ``data.ptr`` and ``device.id``."""
+    """A NumPy array with what the backend reads of a CuPy array (``data.ptr``, ``device.id``), whose operations
+    are recorded instead of run while a stream captures, and which may not be allocated then."""
 
     @property
     def data(self):
@@ -50,6 +67,27 @@ class DeviceArray(np.ndarray):
     @property
     def device(self):
         return types.SimpleNamespace(id=0)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        host = [x.view(np.ndarray) if isinstance(x, DeviceArray) else x for x in inputs]
+        if out is None:
+            assert _Capture.recording is None, f"{ufunc.__name__} allocates an array during graph capture"
+            _Capture.allocations += 1
+            return _device(getattr(ufunc, method)(*host, **kwargs))
+        targets = tuple(o.view(np.ndarray) if isinstance(o, DeviceArray) else o for o in out)
+        _Capture.launch(lambda: getattr(ufunc, method)(*host, out=targets, **kwargs))
+        return out[0] if len(out) == 1 else out
+
+    def __getitem__(self, key):
+        # CuPy gives a 0-d array (a view) where NumPy would give a scalar (a copy).
+        result = super().__getitem__(key)
+        if isinstance(result, np.generic):
+            return super().__getitem__((*(key if isinstance(key, tuple) else (key,)), Ellipsis))
+        return result
+
+    def __float__(self):
+        assert _Capture.recording is None, "a device value read on the host during graph capture"
+        return float(self.view(np.ndarray))
 
 
 def _device(array):
@@ -147,6 +185,10 @@ class _ElementwiseKernel:
 
     def __call__(self, *args):
         assert len(args) == len(self.params), f"{self.name}: {len(args)} arguments for {len(self.params)} parameters"
+        _Capture.launch(lambda: self._run(args))
+        return args[-1]
+
+    def _run(self, args):
         arrays = [a for (raw, _, _), a in zip(self.params, args, strict=True) if not raw and isinstance(a, np.ndarray)]
         real = np.result_type(*[a.dtype for a in arrays if a.dtype.kind == "f"] or [np.float64])
         shape = np.broadcast_shapes(*[a.shape for a in arrays])
@@ -182,8 +224,7 @@ class _ElementwiseKernel:
             (ctypes.c_longlong * len(steps))(*steps),
         )
         for target, buffer in write_back:
-            target[...] = buffer
-        return args[-1]
+            np.copyto(target.view(np.ndarray), buffer)
 
 
 class _RawModule:
@@ -196,6 +237,9 @@ class _RawModule:
         entry = getattr(_library(self.source), f"{kernel}__{real}")
 
         def launch(grid, block, args):
+            _Capture.launch(lambda: run(grid, block, args))
+
+        def run(grid, block, args):
             converted = []
             for value in args:
                 if isinstance(value, np.ndarray):
@@ -232,7 +276,10 @@ class HostCublas:
     def setMathMode(self, handle, mode):  # noqa: N802 - cuBLAS's name
         self.math_modes.append(mode)
 
-    def _gemm(self, ctype, handle, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    def _gemm(self, ctype, *args):
+        _Capture.launch(lambda: self._run(ctype, *args))
+
+    def _run(self, ctype, handle, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
         op_a = _column_major(a, k, m, lda, ctype).T if transa else _column_major(a, m, k, lda, ctype)
         op_b = _column_major(b, n, k, ldb, ctype).T if transb else _column_major(b, k, n, ldb, ctype)
         out = _column_major(c, m, n, ldc, ctype)
@@ -271,7 +318,12 @@ class _Namespace(types.ModuleType):
 
             @functools.wraps(value)
             def on_device(*args, **kwargs):
-                return _device(value(*args, **kwargs))
+                result = value(*args, **kwargs)
+                given = [a for a in (*args, *kwargs.values()) if isinstance(a, np.ndarray)]
+                if isinstance(result, np.ndarray) and not any(np.may_share_memory(result, a) for a in given):
+                    assert _Capture.recording is None, f"{name} allocates an array during graph capture"
+                    _Capture.allocations += 1
+                return _device(result)
 
             return on_device
         return value
@@ -289,13 +341,54 @@ def _fake_cuda():
         def synchronize(self):
             pass
 
+    class Graph:
+        def __init__(self, work):
+            self.work = work
+
+        def launch(self, stream=None):
+            for item in self.work:
+                item()
+
+    class Stream(contextlib.nullcontext):
+        """One in-order queue (the host runs everything at once), which can capture its work as a graph."""
+
+        ptr = 0
+
+        def __init__(self, non_blocking=False):
+            super().__init__(self)
+
+        def synchronize(self):
+            pass
+
+        def begin_capture(self):
+            assert _Capture.recording is None, "captures do not nest"
+            _Capture.recording = []
+
+        def end_capture(self):
+            work, _Capture.recording = _Capture.recording, None
+            return Graph(work)
+
+        def wait_event(self, event):
+            pass
+
+    class Event:
+        def record(self, stream=None):
+            pass
+
     runtime = types.SimpleNamespace(getDeviceCount=lambda: 1, memGetInfo=lambda: (1 << 30, 1 << 31))
     return types.SimpleNamespace(
         Device=Device,
+        Stream=Stream,
+        Event=Event,
         runtime=runtime,
         memory=types.SimpleNamespace(OutOfMemoryError=OutOfMemoryError),
-        get_current_stream=lambda: types.SimpleNamespace(ptr=0),
+        get_current_stream=lambda: Stream(),
     )
+
+
+def allocations() -> int:
+    """Arrays allocated through the stand-in so far (creators, and operations without ``out``)."""
+    return _Capture.allocations
 
 
 def fake_cupy() -> types.ModuleType:

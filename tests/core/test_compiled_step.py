@@ -48,25 +48,40 @@ def test_unrecordable_models_say_why():
     assert "dropout" in step.reason and not step.recorded
 
 
-@pytest.mark.gpu
-def test_cuda_graph_replays_match_eager_steps():
-    require("cupy")
+def test_cuda_graph_replays_match_eager_steps(cupy_backend):
     X, y = batch()
-    graph, eager = w2_like("cupy"), w2_like("cupy")
+    graph, eager = w2_like(cupy_backend), w2_like(cupy_backend)
     step = graph.compile_step(X, y)
     assert step.recorded, step.reason
     Xd, Yd, _ = eager._prepare(X, y)
     eager.train_step(Xd, Yd)  # compile_step's warm-up step
     for _ in range(5):
-        loss = step()
-        expected = eager.train_step(Xd, Yd)
-        assert abs(float(loss) - float(expected)) <= 1e-5 * abs(float(expected))
+        loss = float(step())  # read now: the next step on this device reuses the loss buffer
+        expected = float(eager.train_step(Xd, Yd))
+        assert abs(loss - expected) <= 1e-5 * abs(expected)
     assert graph.optimizer.step_count == eager.optimizer.step_count == 6
     for a, b in zip(graph.get_weights(), eager.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     graph.optimizer.lr = 5e-4
     step()
     assert not step.recorded and "learning rate" in step.reason
+
+
+def test_cpu_stand_in_steps_allocate_nothing():
+    from tests.backends.cupy_on_cpu import COMPILER, allocations, cupy_on_cpu
+
+    if COMPILER is None:
+        pytest.skip("no C++ compiler to build the CuPy kernels for the CPU")
+    X, y = batch()
+    with cupy_on_cpu() as backend:
+        model = w2_like(backend)
+        Xd, Yd, _ = model._prepare(X, y)
+        for _ in range(3):
+            model.train_step(Xd, Yd)
+        before = allocations()
+        for _ in range(10):
+            model.train_step(Xd, Yd)
+        assert allocations() == before
 
 
 @pytest.mark.gpu
