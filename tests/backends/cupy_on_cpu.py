@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import functools
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -160,17 +161,18 @@ def _library(source: str) -> ctypes.CDLL:
     folder.mkdir(exist_ok=True)
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
     library = folder / f"kernels-{digest}.so"
-    if not library.exists():
-        cpp = folder / f"kernels-{digest}.cpp"
+    if not library.exists():  # another process may be building it too: each works on files of its own
+        cpp = folder / f"kernels-{digest}.{os.getpid()}.cpp"
         cpp.write_text(PRELUDE + source)
-        partial = folder / f"kernels-{digest}.{id(source)}.tmp"
-        subprocess.run(
+        partial = folder / f"kernels-{digest}.{os.getpid()}.tmp"
+        built = subprocess.run(
             [COMPILER, "-std=c++14", "-O1", "-shared", "-fPIC", "-o", str(partial), str(cpp)],
-            check=True,
             capture_output=True,
             text=True,
         )
+        assert built.returncode == 0, f"the kernels in {cpp} do not compile:\n{built.stderr[-3000:]}"
         partial.replace(library)
+        cpp.unlink()
     return ctypes.CDLL(str(library))
 
 
