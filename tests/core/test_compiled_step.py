@@ -10,12 +10,21 @@ import netcore
 from netcore.layers import Dense, Dropout
 from tests.conftest import require
 
+RECORDABLE = {
+    "adam": lambda: netcore.optimizers.Adam(lr=1e-3),
+    "adamw": lambda: netcore.optimizers.AdamW(lr=1e-3, weight_decay=0.01),
+    "sgd": lambda: netcore.optimizers.SGD(lr=0.05),
+    "sgd-nesterov": lambda: netcore.optimizers.SGD(lr=0.05, momentum=0.9, nesterov=True),
+    "rmsprop": lambda: netcore.optimizers.RMSprop(lr=1e-3, momentum=0.5, centered=True),
+    "adadelta": lambda: netcore.optimizers.Adadelta(lr=1.0),
+}
 
-def w2_like(device, seed=0):
+
+def w2_like(device, seed=0, optimizer="adam"):
     model = netcore.Sequential(
         [Dense(64, "relu"), Dense(32, "relu"), Dense(10, "softmax")], input_dim=48, device=device, seed=seed
     )
-    model.compile(netcore.optimizers.Adam(lr=1e-3), "cross_entropy")
+    model.compile(RECORDABLE[optimizer](), "cross_entropy")
     return model
 
 
@@ -48,9 +57,10 @@ def test_unrecordable_models_say_why():
     assert "dropout" in step.reason and not step.recorded
 
 
-def test_cuda_graph_replays_match_eager_steps(cupy_backend):
+@pytest.mark.parametrize("optimizer", list(RECORDABLE))
+def test_cuda_graph_replays_match_eager_steps(cupy_backend, optimizer):
     X, y = batch()
-    graph, eager = w2_like(cupy_backend), w2_like(cupy_backend)
+    graph, eager = w2_like(cupy_backend, optimizer=optimizer), w2_like(cupy_backend, optimizer=optimizer)
     step = graph.compile_step(X, y)
     assert step.recorded, step.reason
     Xd, Yd, _ = eager._prepare(X, y)
