@@ -404,8 +404,9 @@ class CupyBackend(Backend):
         kernel = self._softmax_ce_module.get_function(
             f"softmax_ce<{'float' if logits.dtype == np.float32 else 'double'}>"
         )
-        loss_rows = self._scratch("loss rows", (n, 1), logits.dtype)
-        total = self._scratch("loss", (1, 1), logits.dtype)
+        # Keyed by the gradient buffer, i.e. by model: one model's step does not overwrite another's loss.
+        loss_rows = self._scratch(("loss rows", grad.data.ptr), (n, 1), logits.dtype)
+        total = self._scratch(("loss", grad.data.ptr), (1, 1), logits.dtype)
         w = weights if weights is not None else logits
         y = target.astype(np.int64, copy=False)
         threads = 128

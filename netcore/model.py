@@ -291,7 +291,7 @@ class Sequential:
 
     def train_step(self, xb, yb, weights=None):
         """One forward, backward and optimizer step on a batch already on the device; returns the batch loss as a
-        device scalar (no synchronisation), which on a GPU the next step on the same device overwrites: keep
+        device scalar (no synchronisation), which on a GPU this model's next step may overwrite: keep
         ``float(loss)``, not the scalar, to collect losses."""
         loss = self.loss_and_gradients(xb, yb, weights)
         self.apply_gradients()

@@ -66,9 +66,9 @@ def test_cuda_graph_replays_match_eager_steps(cupy_backend, optimizer):
     Xd, Yd, _ = eager._prepare(X, y)
     eager.train_step(Xd, Yd)  # compile_step's warm-up step
     for _ in range(5):
-        loss = float(step())  # read now: the next step on this device reuses the loss buffer
-        expected = float(eager.train_step(Xd, Yd))
-        assert abs(loss - expected) <= 1e-5 * abs(expected)
+        loss = step()
+        expected = eager.train_step(Xd, Yd)  # another model's step leaves this model's loss alone
+        assert abs(float(loss) - float(expected)) <= 1e-5 * abs(float(expected))
     assert graph.optimizer.step_count == eager.optimizer.step_count == 6
     for a, b in zip(graph.get_weights(), eager.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -119,3 +119,13 @@ def test_gpu_training_steps_allocate_nothing():
     finally:
         cupy.cuda.set_allocator(pool.malloc)
     assert calls == []
+
+
+def test_a_models_device_loss_survives_another_models_step(cupy_backend):
+    X, y = batch()
+    first, second = w2_like(cupy_backend, seed=1), w2_like(cupy_backend, seed=2)
+    Xd, Yd, _ = first._prepare(X, y)
+    loss = first.train_step(Xd, Yd)
+    value = float(loss)
+    second.train_step(Xd, Yd)
+    assert float(loss) == value
