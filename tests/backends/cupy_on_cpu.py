@@ -405,7 +405,9 @@ def fake_cupy() -> types.ModuleType:
 
 @contextlib.contextmanager
 def cupy_on_cpu():
-    """A CupyBackend whose ``cupy`` (and the cuBLAS and SciPy bindings it imports) run on the CPU."""
+    """A CupyBackend whose ``cupy`` (and the cuBLAS and SciPy bindings it imports) run on the CPU, registered as
+    the ``cupy`` device for the duration."""
+    from backends import registry
     from backends.cupy_backend import CupyBackend
 
     cupy = fake_cupy()
@@ -419,10 +421,14 @@ def cupy_on_cpu():
         **cublas_modules(HostCublas()),
     }
     saved = {name: sys.modules.get(name) for name in modules}
+    instances = dict(registry._instances)
     sys.modules.update(modules)
     try:
-        yield CupyBackend(0)
+        backend = registry._instances["cupy"] = CupyBackend(0)  # device="cupy" finds it too
+        yield backend
     finally:
+        registry._instances.clear()
+        registry._instances.update(instances)
         for name, module in saved.items():
             if module is None:
                 sys.modules.pop(name, None)

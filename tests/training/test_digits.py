@@ -8,7 +8,6 @@ import pytest
 import netcore
 from netcore import datasets
 from netcore.layers import Dense
-from tests.conftest import require
 
 
 def train_digits(device: str, epochs: int = 30):
@@ -33,10 +32,8 @@ def test_digits_reaches_97_percent_on_numpy(numpy_run):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["numba", pytest.param("cupy", marks=pytest.mark.gpu)])
-def test_digits_on_other_backends_matches_numpy(numpy_run, name):
-    require(name)
-    history, test, _ = train_digits(name)
+def test_digits_on_other_backends_matches_numpy(numpy_run, other_backend):
+    history, test, _ = train_digits(other_backend)
     assert test["accuracy"] >= 0.97
     reference = numpy_run[0]["loss"][-1]
     assert abs(history["loss"][-1] - reference) / reference < 1e-3
