@@ -36,7 +36,7 @@ def data():
     return X, (X[:, 0] > 0).astype(int) + (X[:, 1] > 1).astype(int)
 
 
-@pytest.mark.parametrize("device", ["numpy", "numba"])
+@pytest.mark.parametrize("device", ["numpy", "numba", "cupy-on-cpu"])
 @pytest.mark.parametrize(
     "optimizer",
     [
@@ -46,7 +46,18 @@ def data():
     ],
 )
 def test_ten_epochs_equal_five_saved_loaded_and_five_more(tmp_path, device, optimizer):
-    require(device)
+    if device != "cupy-on-cpu":
+        require(device)
+        return _check_exact_resume(tmp_path, device, optimizer)
+    from tests.backends.cupy_on_cpu import COMPILER, cupy_on_cpu  # the CuPy backend's code: device RNG, counters
+
+    if COMPILER is None:
+        pytest.skip("no C++ compiler to build the CuPy kernels for the CPU")
+    with cupy_on_cpu():
+        _check_exact_resume(tmp_path, "cupy", optimizer)
+
+
+def _check_exact_resume(tmp_path, device, optimizer):
     X, y = data()
     straight = make(device, optimizer())
     straight.fit(
