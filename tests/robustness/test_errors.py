@@ -108,3 +108,26 @@ def test_saving_into_a_missing_directory_names_the_directory_and_leaves_nothing(
         model.save(tmp_path / "absent" / "m.ncz")
     assert info.value.filename == str(tmp_path / "absent")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_device_out_of_memory_names_layer_batch_and_memory_and_changes_nothing(cupy_backend, monkeypatch):
+    from tests.robustness.fingerprint import fingerprint
+
+    layers = [Dense(16, "relu", name="hidden"), Dense(3, "softmax")]
+    model = netcore.Sequential(layers, input_dim=4, device=cupy_backend)
+    model.compile("adam", "cross_entropy")
+    X, y = np.random.default_rng(0).standard_normal((64, 4)), np.arange(64) % 3
+    model.fit(X, y, epochs=1, batch_size=32, verbose=0)
+    before = fingerprint(model)
+    oom = cupy_backend.out_of_memory_errors[0]
+
+    def exhausted(*args, **kwargs):
+        raise oom("out of memory allocating 4,294,967,296 bytes")
+
+    monkeypatch.setattr(cupy_backend, "activation_backward", exhausted)
+    with pytest.raises(netcore.OutOfMemoryError) as info:
+        model.fit(X, y, epochs=1, batch_size=32, verbose=0)
+    message = str(info.value)
+    assert "layer hidden" in message and "batch of 32 rows" in message and "MiB in use" in message
+    assert "reduce batch_size" in message and isinstance(info.value.__cause__, oom)
+    assert fingerprint(model) == before
