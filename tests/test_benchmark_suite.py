@@ -77,3 +77,27 @@ def test_a_run_where_every_contender_skips_reports_the_reasons(monkeypatch):
     report = compare.measure(WORKLOADS["W1"].scaled(rows=256), repeats=2, log=lambda *_: None)
     assert report["results"] == [] and report["skipped"] == {"absent": "not here"}
     assert "contender" in compare.format_table(report)
+
+
+def test_gpu_workload_tables_on_the_cupy_stand_in(monkeypatch):
+    import pytest
+
+    from benchmarks import compare, contenders
+    from benchmarks.workloads import WORKLOADS
+    from tests.backends.cupy_on_cpu import COMPILER, cupy_on_cpu
+
+    if COMPILER is None:
+        pytest.skip("no C++ compiler to build the CuPy kernels for the CPU")
+    square = contenders.square_gemm_rate
+    monkeypatch.setattr(contenders, "square_gemm_rate", lambda workload: square(workload, size=128, repeats=2))
+    monkeypatch.setattr(contenders, "GPU_BLOCK", 3)
+    with cupy_on_cpu():
+        for name in ("W2", "W3"):
+            workload = WORKLOADS[name].scaled(batch=8, hidden=(16, 8))
+            report = compare.measure(workload, repeats=1, log=lambda *_: None)
+            rows = {row["name"]: row for row in report["results"]}
+            assert {"netcore cupy", "netcore cupy graph", "netcore cupy graph tf32", "plain cupy"} <= set(rows)
+            assert "gemm at workload shapes" in rows and report["unit"] == "step"
+            assert all(row["median_s"] > 0 and row["vs_floor"] > 0 for row in rows.values())
+            assert "PyTorch sees no CUDA device" in report["skipped"]["pytorch eager"]
+            assert "ms/step" in compare.format_table(report)
