@@ -267,7 +267,8 @@ class HostCublas:
     """cuBLAS's gemm contract (``C = alpha op(A) op(B) + beta C``, column-major) on host memory."""
 
     def __init__(self):
-        self.math_modes = []
+        self.math_modes = []  # every setMathMode, in order
+        self.products = []  # (math mode, m, n, k) of every gemm, in cuBLAS's column-major terms
 
     def create(self):
         return 7
@@ -278,8 +279,9 @@ class HostCublas:
     def setMathMode(self, handle, mode):  # noqa: N802 - cuBLAS's name
         self.math_modes.append(mode)
 
-    def _gemm(self, ctype, *args):
-        _Capture.launch(lambda: self._run(ctype, *args))
+    def _gemm(self, ctype, handle, transa, transb, m, n, k, *rest):
+        self.products.append((self.math_modes[-1] if self.math_modes else 0, m, n, k))
+        _Capture.launch(lambda: self._run(ctype, handle, transa, transb, m, n, k, *rest))
 
     def _run(self, ctype, handle, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
         op_a = _column_major(a, k, m, lda, ctype).T if transa else _column_major(a, m, k, lda, ctype)

@@ -184,3 +184,26 @@ def test_tf32_rounds_only_the_layer_products_and_only_in_float32():
     sums = cupy_backend.empty((64,), "float32")
     cupy_backend.column_sum(x, sums)  # a ones-row product, kept in true float32
     np.testing.assert_allclose(cupy_backend.to_numpy(sums), cupy_backend.to_numpy(x).sum(axis=0), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.usefixtures("_restore_precision")
+def test_tf32_reaches_the_layer_products_and_not_the_sums_on_the_cupy_stand_in():
+    import numpy as np
+
+    from tests.backends.cupy_on_cpu import COMPILER, cupy_on_cpu
+
+    if COMPILER is None:
+        pytest.skip("no C++ compiler to build the CuPy kernels for the CPU")
+    from netcore.layers import Dense
+
+    with cupy_on_cpu() as backend:
+        model = netcore.Sequential([Dense(8, "relu"), Dense(3, "softmax")], input_dim=5, device=backend, seed=0)
+        model.compile("adam", "cross_entropy")
+        X, y = np.random.default_rng(0).standard_normal((16, 5)), np.arange(16) % 3
+        netcore.set_matmul_precision("high")
+        model.fit(X, y, epochs=1, batch_size=16, verbose=0)
+        products = backend._gemm.cublas.products
+    # In column-major terms a row-major (1, rows) @ (rows, c) sum has n == 1; the layers' products never do here.
+    sums = {mode for mode, m, n, k in products if n == 1}
+    layers = {mode for mode, m, n, k in products if n != 1}
+    assert sums == {0} and layers == {3}
