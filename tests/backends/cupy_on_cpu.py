@@ -1,11 +1,13 @@
 """The CuPy backend run on the CPU, for machines without a GPU.
 
 A stand-in ``cupy`` module is NumPy underneath, except where the backend asks for CUDA: every ``ElementwiseKernel``
-and ``RawModule`` source is compiled as host C++ into one shared library (elementwise loops over the same element
-index CuPy uses; ``__global__`` kernels with their grid walked one thread at a time), and the backend's own cuBLAS
-GEMM runs through a host implementation of cuBLAS's column-major ``gemm``. The backend's Python code, its kernel
-sources and the argument order of every kernel call are then exercised exactly as on a GPU; what this cannot show
-(memory spaces, streams, graphs, timing) stays for the ``gpu``-marked tests.
+and ``RawModule`` source is compiled as host C++ into a shared library (elementwise loops over the same element
+index CuPy uses; ``__global__`` kernels with their grid walked one thread at a time), the backend's own cuBLAS GEMM
+runs through a host implementation of cuBLAS's column-major ``gemm``, and a capturing stream records work for its
+graph instead of running it (allocating or reading a value on the host meanwhile fails, as on a GPU). The backend's
+Python code, its kernel sources, the argument order of every kernel call and its graph logic are then exercised as
+on a GPU; what this cannot show (separate memory, real concurrency, the GPU's math library, timing) stays for the
+``gpu``-marked tests.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import scipy.special
 
 COMPILER = shutil.which("g++") or shutil.which("clang++")
 
-_C_TYPES = {"T": None, "bool": "bool", "int32": "int", "int64": "long long", "float32": "float", "float64": "double"}
+_C_TYPES = {"bool": "bool", "int32": "int", "int64": "long long", "float32": "float", "float64": "double"}
 _NUMPY_TYPES = {"bool": np.bool_, "int32": np.int32, "int64": np.int64, "float32": np.float32, "float64": np.float64}
 PRELUDE = """
 #include <algorithm>
@@ -48,13 +50,12 @@ class _Capture:
     allocations = 0  # arrays made by the stand-in module or by operations without ``out``
 
     @classmethod
-    def launch(cls, work) -> bool:
-        """Run ``work`` now, or record it when capturing; True when it was recorded."""
+    def launch(cls, work) -> None:
+        """Run ``work`` now, or record it when capturing."""
         if cls.recording is None:
             work()
-            return False
-        cls.recording.append(work)
-        return True
+        else:
+            cls.recording.append(work)
 
 
 class DeviceArray(np.ndarray):
@@ -229,6 +230,14 @@ class _ElementwiseKernel:
             np.copyto(target.view(np.ndarray), buffer)
 
 
+_SCALARS = {
+    np.dtype(np.int32): ctypes.c_int,
+    np.dtype(np.int64): ctypes.c_longlong,
+    np.dtype(np.float32): ctypes.c_float,
+    np.dtype(np.float64): ctypes.c_double,
+}
+
+
 class _RawModule:
     def __init__(self, code, options=(), name_expressions=()):
         self.expressions = tuple(name_expressions)
@@ -243,14 +252,12 @@ class _RawModule:
 
         def run(grid, block, args):
             converted = []
-            for value in args:
+            for value in args:  # a RawKernel takes arrays and NumPy scalars of the parameter's exact type
                 if isinstance(value, np.ndarray):
                     assert value.flags.c_contiguous, f"{expression}: a strided array argument"
                     converted.append(ctypes.c_void_p(value.ctypes.data))
-                elif isinstance(value, np.integer):
-                    converted.append(ctypes.c_int(int(value)))
                 else:
-                    converted.append(ctypes.c_double(float(value)))
+                    converted.append(_SCALARS[np.dtype(type(value))](value))
             entry(ctypes.c_uint(grid[0]), ctypes.c_uint(block[0]), *converted)
 
         return launch
