@@ -211,3 +211,14 @@ def test_regressor_minimises_scikit_learns_halved_squared_error():
     predictions = before.predict(X)
     before.partial_fit(X, y.astype(float))  # one full-batch step: its loss is the loss of the predictions above
     assert before.loss_ == pytest.approx(0.5 * np.mean((predictions - y) ** 2), rel=1e-12)
+
+
+def test_estimators_on_the_cupy_backend(cupy_backend):
+    X, y = _blobs()
+    options = dict(hidden_layer_sizes=(16,), batch_size=20, learning_rate_init=0.01, max_iter=30, random_state=0)
+    clf = MLPClassifier(device=cupy_backend.name, **options).fit(X, y)
+    assert clf.model_.backend is cupy_backend and clf.score(X, y) > 0.9
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_allclose(again.predict_proba(X), clf.predict_proba(X), rtol=1e-12)
+    reference = MLPClassifier(device="numpy", **options).fit(X, y)
+    np.testing.assert_allclose(clf.predict_proba(X), reference.predict_proba(X), rtol=1e-6, atol=1e-9)
