@@ -175,3 +175,13 @@ def test_unwritable_outputs_are_refused_before_training(tmp_path, flag):
     result = netcore_cmd("train", "--dataset", "digits", flag, str(tmp_path / "missing" / "out"), "--epochs", "50")
     assert result.returncode == 2 and "does not exist" in result.stderr and result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_train_on_the_cupy_device_in_process(cupy_backend, capsys, tmp_path):
+    model = tmp_path / "m.ncz"
+    train = ["train", "--dataset", "iris", "--device", "cupy", "--epochs", "40", "--json", "--save", str(model)]
+    assert main(train) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["device"] == "cupy" and result["test_accuracy"] >= 0.9
+    assert main(["evaluate", str(model), "--device", "numpy", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["test_accuracy"] == result["test_accuracy"]
