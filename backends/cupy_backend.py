@@ -50,6 +50,22 @@ _BACKWARD = {
     "gelu_tanh": "dy * netcore_gelu_tanh_slope(z)",
 }
 
+# Uniform draws computed from (seed, element index) alone: SplitMix64's output for counter i + 1, so one kernel
+# fills any array with no generator state to allocate or initialise (cuRAND's per-thread states cost both).
+_RANDOM_PREAMBLE = r"""
+__device__ unsigned long long netcore_splitmix64(unsigned long long seed, unsigned long long i) {
+    unsigned long long z = seed + (i + 1ULL) * 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+template <typename T> __device__ T netcore_uniform(unsigned long long seed, unsigned long long i) {
+    unsigned long long bits = netcore_splitmix64(seed, i);  // the top 24 (float) or 53 (double) bits, exactly
+    return sizeof(T) == 4 ? (T)((double)(bits >> 40) * 5.9604644775390625e-08)
+                          : (T)((double)(bits >> 11) * 1.1102230246251565e-16);
+}
+"""
+
 _SOFTMAX_CE_SOURCE = r"""
 template <typename T>
 __global__ void softmax_ce(const T* z, const long long* y, T* grad, T* loss_rows, const T* w, int has_w,
@@ -146,9 +162,12 @@ class CupyBackend(Backend):
         return erfc(x)
 
     def random_into(self, rng, out) -> None:
-        # Device-side draws, seeded from the host generator so a model's seed still fixes them.
-        device_rng = self.xp.random.default_rng(int(rng.integers(2**63)))
-        device_rng.random(out=out, dtype=out.dtype)
+        # Drawn on the device from a seed the host generator supplies, so a model's seed still fixes them.
+        self._uniform_kernel(self._draw_seed(rng), out)
+
+    @staticmethod
+    def _draw_seed(rng) -> np.uint64:
+        return np.uint64(rng.integers(2**64, dtype=np.uint64))
 
     @functools.cached_property
     def _gemm(self):
@@ -357,13 +376,21 @@ class CupyBackend(Backend):
         )
 
     @functools.cached_property
-    def _dropout_kernel(self):
-        # LayerKernels.dropout_forward after the draws: mask = (u >= rate) * scale; out = x * mask
+    def _uniform_kernel(self):
+        # ArrayOps.random_into
         return self.xp.ElementwiseKernel(
-            "T x, T rate, T scale",
+            "uint64 seed", "T out", "out = netcore_uniform<T>(seed, i);", "netcore_uniform", preamble=_RANDOM_PREAMBLE
+        )
+
+    @functools.cached_property
+    def _dropout_kernel(self):
+        # LayerKernels.dropout_forward, draws included: mask = (u >= rate) * scale; out = x * mask
+        return self.xp.ElementwiseKernel(
+            "T x, T rate, T scale, uint64 seed",
             "T mask, T out",
-            "mask = mask >= rate ? scale : (T)0; out = x * mask;",
+            "mask = netcore_uniform<T>(seed, i) >= rate ? scale : (T)0; out = x * mask;",
             "netcore_dropout",
+            preamble=_RANDOM_PREAMBLE,
         )
 
     # ----------------------------------------------------------------- overrides
@@ -486,9 +513,8 @@ class CupyBackend(Backend):
         )
 
     def dropout_forward(self, x, rate, rng, mask, out):
-        self.random_into(rng, mask)
         t = x.dtype.type
-        self._dropout_kernel(x, t(rate), t(1 / (1 - rate)), mask, out)
+        self._dropout_kernel(x, t(rate), t(1 / (1 - rate)), self._draw_seed(rng), mask, out)
         return out
 
     def adam_step(self, p, g, m, v, vmax, tmp, *, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, step):

@@ -30,8 +30,22 @@ import scipy.special
 
 COMPILER = shutil.which("g++") or shutil.which("clang++")
 
-_C_TYPES = {"bool": "bool", "int32": "int", "int64": "long long", "float32": "float", "float64": "double"}
-_NUMPY_TYPES = {"bool": np.bool_, "int32": np.int32, "int64": np.int64, "float32": np.float32, "float64": np.float64}
+_C_TYPES = {
+    "bool": "bool",
+    "int32": "int",
+    "int64": "long long",
+    "uint64": "unsigned long long",
+    "float32": "float",
+    "float64": "double",
+}
+_NUMPY_TYPES = {
+    "bool": np.bool_,
+    "int32": np.int32,
+    "int64": np.int64,
+    "uint64": np.uint64,
+    "float32": np.float32,
+    "float64": np.float64,
+}
 PRELUDE = """
 #include <algorithm>
 #include <cmath>
@@ -408,7 +422,6 @@ def fake_cupy() -> types.ModuleType:
     module.RawModule = _RawModule
     module.asnumpy = lambda x: np.array(x)
     module.cuda = _fake_cuda()
-    module.random = types.SimpleNamespace(default_rng=np.random.default_rng)
     return module
 
 

@@ -20,10 +20,11 @@ RECORDABLE = {
 }
 
 
-def w2_like(device, seed=0, optimizer="adam"):
-    model = netcore.Sequential(
-        [Dense(64, "relu"), Dense(32, "relu"), Dense(10, "softmax")], input_dim=48, device=device, seed=seed
-    )
+def w2_like(device, seed=0, optimizer="adam", dropout=0.0):
+    layers = [Dense(64, "relu"), Dense(32, "relu"), Dense(10, "softmax")]
+    if dropout:
+        layers.insert(1, Dropout(dropout))
+    model = netcore.Sequential(layers, input_dim=48, device=device, seed=seed)
     model.compile(RECORDABLE[optimizer](), "cross_entropy")
     return model
 
@@ -77,14 +78,15 @@ def test_cuda_graph_replays_match_eager_steps(cupy_backend, optimizer):
     assert not step.recorded and "learning rate" in step.reason
 
 
-def test_cpu_stand_in_steps_allocate_nothing():
+@pytest.mark.parametrize("dropout", [0.0, 0.2], ids=["plain", "dropout"])
+def test_cpu_stand_in_steps_allocate_nothing(dropout):
     from tests.backends.cupy_on_cpu import COMPILER, allocations, cupy_on_cpu
 
     if COMPILER is None:
         pytest.skip("no C++ compiler to build the CuPy kernels for the CPU")
     X, y = batch()
     with cupy_on_cpu() as backend:
-        model = w2_like(backend)
+        model = w2_like(backend, dropout=dropout)
         Xd, Yd, _ = model._prepare(X, y)
         for _ in range(3):
             model.train_step(Xd, Yd)
@@ -95,12 +97,13 @@ def test_cpu_stand_in_steps_allocate_nothing():
 
 
 @pytest.mark.gpu
-def test_gpu_training_steps_allocate_nothing():
+@pytest.mark.parametrize("dropout", [0.0, 0.2], ids=["plain", "dropout"])
+def test_gpu_training_steps_allocate_nothing(dropout):
     require("cupy")
     import cupy
 
     X, y = batch()
-    model = w2_like("cupy")
+    model = w2_like("cupy", dropout=dropout)
     Xd, Yd, _ = model._prepare(X, y)
     for _ in range(3):
         model.train_step(Xd, Yd)
