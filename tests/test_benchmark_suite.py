@@ -66,6 +66,35 @@ def test_tf32_rows_are_compared_with_pytorch_in_tf32():
     assert _pytorch_reference("netcore numba", {}) is None
 
 
+def test_ratios_come_from_medians_and_from_the_fastest_runs(monkeypatch):
+    import time
+
+    from benchmarks import compare, contenders
+    from benchmarks.workloads import WORKLOADS
+
+    durations = {
+        "pytorch": [0.02, 0.06, 0.04],
+        "netcore numba": [0.01, 0.05, 0.03],
+        "gemm at workload shapes": [0.01] * 3,
+    }
+
+    def scripted(name):
+        def setup(workload, threads):
+            remaining = list(durations[name])
+            return lambda: time.sleep(remaining.pop(0))
+
+        return setup
+
+    monkeypatch.setattr(compare, "contender_table", lambda workload: {name: scripted(name) for name in durations})
+    monkeypatch.setattr(compare, "PAUSE", 0.0)
+    monkeypatch.setattr(contenders, "square_gemm_rate", lambda workload: 1e9)
+    report = compare.measure(WORKLOADS["W1"].scaled(rows=256), repeats=3, log=lambda *_: None)
+    ours = {row["name"]: row for row in report["results"]}["netcore numba"]
+    assert abs(ours["vs_pytorch"] - 0.03 / 0.04) < 0.1 and abs(ours["best_vs_pytorch"] - 0.01 / 0.02) < 0.1
+    assert abs(ours["vs_gemm_at_shapes"] - 3) < 0.5 and abs(ours["best_vs_gemm_at_shapes"] - 1) < 0.3
+    assert "best:" in compare.format_table(report)
+
+
 def test_a_run_where_every_contender_skips_reports_the_reasons(monkeypatch):
     from benchmarks import compare, contenders
     from benchmarks.workloads import WORKLOADS
