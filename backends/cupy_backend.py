@@ -2,8 +2,8 @@
 
 Each override carries the name of the base method whose array expression it implements. Everything not overridden
 runs the base class's expressions on CuPy arrays. Random draws stay on the host's generator (so a seed gives the
-same weights as on the CPU) except dropout masks, which are drawn on the device from a seed the host generator
-supplies: deterministic for a seed, but not the CPU backends' masks.
+same weights as on the CPU) except dropout masks and Gaussian noise, which are drawn on the device from a seed the
+host generator supplies: deterministic for a seed, but not the CPU backends' draws.
 """
 
 from __future__ import annotations
@@ -383,6 +383,18 @@ class CupyBackend(Backend):
         )
 
     @functools.cached_property
+    def _gaussian_noise_kernel(self):
+        # LayerKernels.gaussian_noise, draws included: out = x + stddev * N(0, 1), by Box-Muller in double precision
+        return self.xp.ElementwiseKernel(
+            "T x, T stddev, uint64 seed",
+            "T out",
+            """double u1 = netcore_uniform<double>(seed, 2 * i), u2 = netcore_uniform<double>(seed, 2 * i + 1);
+               out = x + stddev * (T)(sqrt(-2.0 * log1p(-u1)) * cos(6.283185307179586 * u2));""",
+            "netcore_gaussian_noise",
+            preamble=_RANDOM_PREAMBLE,
+        )
+
+    @functools.cached_property
     def _dropout_kernel(self):
         # LayerKernels.dropout_forward, draws included: mask = (u >= rate) * scale; out = x * mask
         return self.xp.ElementwiseKernel(
@@ -515,6 +527,10 @@ class CupyBackend(Backend):
     def dropout_forward(self, x, rate, rng, mask, out):
         t = x.dtype.type
         self._dropout_kernel(x, t(rate), t(1 / (1 - rate)), self._draw_seed(rng), mask, out)
+        return out
+
+    def gaussian_noise(self, x, stddev, rng, out):
+        self._gaussian_noise_kernel(x, x.dtype.type(stddev), self._draw_seed(rng), out)
         return out
 
     def adam_step(self, p, g, m, v, vmax, tmp, *, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, step):

@@ -310,8 +310,9 @@ METHOD_CASES = {
     "batchnorm_backward": ["batchnorm", "batchnorm[no dx]"],
     "softmax_cross_entropy": [k for k in CASES if k.startswith("softmax_cross_entropy")],
     "dropout_forward": ["dropout_forward"],
+    "gaussian_noise": ["gaussian_noise"],
     "random_into": ["random_into", "dropout_forward"],
     **{kernel: [k for k in CASES if k.startswith(kernel)] for kernel in OPTIMIZER_OPTIONS},
 }
 #: Cases whose random draws come from a device generator on GPU backends (compared by their invariants instead).
-DEVICE_RANDOM = {"dropout_forward", "random_into"}
+DEVICE_RANDOM = {"dropout_forward", "gaussian_noise", "random_into"}

@@ -1,10 +1,11 @@
-"""The CuPy backend's device-side draws (uniform fills and dropout masks): a counter-based generator, so they
-must be checked by their statistics rather than against the host's draws."""
+"""The CuPy backend's device-side draws (uniform fills, dropout masks, Gaussian noise): a counter-based generator,
+so they are checked by their statistics rather than against the host's draws."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 N = 1 << 16
 
@@ -54,3 +55,17 @@ def test_dropout_keeps_one_minus_rate_of_the_units(cupy_backend, rate):
     rows, cols = kept.mean(axis=1), kept.mean(axis=0)  # no row or column stripes
     assert np.abs(rows - (1 - rate)).max() < 6 * np.sqrt(rate * (1 - rate) / 256)
     assert np.abs(cols - (1 - rate)).max() < 6 * np.sqrt(rate * (1 - rate) / 256)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gaussian_noise_is_normal_with_the_given_spread(cupy_backend, dtype):
+    x = cupy_backend.asarray(np.linspace(-1, 1, N).astype(dtype).reshape(256, -1))
+    out = cupy_backend.empty(x.shape, x.dtype)
+    cupy_backend.gaussian_noise(x, 0.5, cupy_backend.rng(0), out)
+    noise = (cupy_backend.to_numpy(out) - cupy_backend.to_numpy(x)).ravel() / 0.5
+    assert abs(noise.mean()) < 5 / np.sqrt(N) and abs(noise.std() - 1) < 0.02
+    assert stats.kstest(noise, "norm").pvalue > 1e-4
+    assert abs((np.abs(noise) > 3).mean() - 2 * stats.norm.sf(3)) < 0.002  # the tails are there, not clipped
+    again = cupy_backend.empty(x.shape, x.dtype)
+    cupy_backend.gaussian_noise(x, 0.5, cupy_backend.rng(0), again)
+    np.testing.assert_array_equal(cupy_backend.to_numpy(again), cupy_backend.to_numpy(out))

@@ -37,6 +37,9 @@ def _check_device_random(name, outputs):
     if name == "random_into":
         (u,) = outputs
         assert ((u >= 0) & (u < 1)).all()
+    elif name == "gaussian_noise":
+        (out,) = outputs
+        assert np.isfinite(out).all()
     else:
         mask, out, dx = outputs
         for value in np.unique(mask):  # dropped (0) or kept and scaled (1 / keep probability, in the dtype)

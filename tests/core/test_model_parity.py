@@ -76,5 +76,5 @@ def test_every_layer(other_backend, case):
         lambda: netcore.optimizers.Adam(lr=1e-2),
         "real",
         2,
-        device_random=case == "dropout",
+        device_random=case in ("dropout", "gaussian-noise"),
     )
