@@ -208,14 +208,17 @@ def plot_bars(report: dict, path: str) -> None:
     plt.close(fig)
 
 
-def sweep(workload: Workload, repeats: int, log=print) -> list[dict]:
-    """Cost against work: batch sizes and widths around the workload, netcore and PyTorch side by side."""
+def sweep(workload: Workload, repeats: int, names: list[str] | None = None, log=print) -> list[dict]:
+    """Cost against work: batch sizes and widths around the workload, side by side (``names``, or netcore and
+    PyTorch in float32), with the GEMMs at each point's shapes."""
     points = []
     hidden = workload.sizes[1:-1]
     variants = [(b, hidden) for b in sorted({32, 64, 128, 256, 512, workload.batch})] + [
         (workload.batch, tuple(max(1, h * f // 4) for h in hidden)) for f in (1, 2, 8)
     ]
-    names = [n for n in contender_table(workload) if n.startswith(("netcore", "pytorch")) and "tf32" not in n]
+    if names is None:
+        names = [n for n in contender_table(workload) if n.startswith(("netcore", "pytorch")) and "tf32" not in n]
+    names = [n for n in names if n != "gemm at workload shapes"]
     rows = min(workload.rows, 20_000) if workload.unit == "epoch" else None
     for batch, widths in variants:
         scaled = workload.scaled(rows=rows, batch=batch, hidden=widths)
@@ -233,22 +236,32 @@ def sweep(workload: Workload, repeats: int, log=print) -> list[dict]:
 
 
 def plot_sweep(points: list[dict], path: str, unit: str, batch: int) -> None:
-    """Two panels: cost against batch size at the workload's widths, and cost against work as the widths grow."""
+    """Two panels: cost against batch size at the workload's widths, and cost against work as the widths grow (at
+    the workload's batch size ``batch``)."""
+    from matplotlib import ticker
+
     plt = load_pyplot()
     widths = points[0]["hidden"]
     panels = [
         ("batch size", [p for p in points if p["hidden"] == widths], "batch"),
         (
             f"GFLOP of matrix products per {unit} (hidden widths scaled)",
-            [p for p in points if p["batch"] == points[2]["batch"]],
+            [p for p in points if p["batch"] == batch],
             "gflop",
         ),
     ]
+    plain = ticker.FuncFormatter(lambda value, _: f"{value:.3g}")
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, (label, chosen, key) in zip(axes, panels, strict=True):
         chosen = sorted(chosen, key=lambda p: p[key])
+        xs = [p[key] for p in chosen]
         for name in chosen[0]["results"]:
-            ax.loglog([p[key] for p in chosen], [p["results"][name] for p in chosen], "o-", label=name)
+            ax.loglog(xs, [p["results"][name] for p in chosen], "o-", label=name)
+        ax.set_xticks(xs)  # the measured points, labelled plainly (log axes otherwise crowd their minor labels)
+        ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(plain)
+            axis.set_minor_formatter(ticker.NullFormatter())
         ax.set_xlabel(label)
         ax.set_ylabel(f"seconds per {unit}")
         ax.grid(True, which="both", alpha=0.3)
@@ -284,7 +297,7 @@ def run(args) -> int:
     report = measure(workload, names, args.repeats, log=lambda msg: print(msg, file=sys.stderr))
     print(format_table(report))
     if args.sweep:
-        report["sweep"] = sweep(workload, args.repeats, log=lambda msg: print(msg, file=sys.stderr))
+        report["sweep"] = sweep(workload, args.repeats, names, log=lambda msg: print(msg, file=sys.stderr))
         path = (args.plot_path or f"{workload.name}.png").removesuffix(".png") + "-sweep.png"
         plot_sweep(report["sweep"], path, workload.unit, workload.batch)
         print(f"sweep plot written to {path}")

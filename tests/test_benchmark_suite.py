@@ -56,6 +56,26 @@ def test_compare_harness_prints_a_table_and_writes_json(tmp_path):
     assert report["gemm_floor_s"] > 0 and all(row["median_s"] > 0 for row in report["results"])
 
 
+def test_sweep_varies_batch_and_width_for_the_chosen_contenders(tmp_path, monkeypatch, capsys):
+    from benchmarks import compare, contenders
+
+    monkeypatch.setattr(compare, "PAUSE", 0.0)
+    monkeypatch.setattr(contenders, "square_gemm_rate", lambda workload: 1e11)
+    args = compare.build_parser().parse_args(
+        ["--rows", "256", "--repeats", "1", "--only", "netcore numpy", "--sweep", "--plot", str(tmp_path / "w1.png")]
+    )
+    assert compare.run(args) == 0
+    assert (tmp_path / "w1-sweep.png").stat().st_size > 0 and (tmp_path / "w1.png").stat().st_size > 0
+    assert "sweep plot written" in capsys.readouterr().out
+    points = compare.sweep(compare.WORKLOADS["W1"].scaled(rows=256), 1, ["netcore numpy"], log=lambda *_: None)
+    batches = sorted(p["batch"] for p in points if p["hidden"] == [512, 256])
+    assert batches == [32, 64, 128, 256, 512]
+    widths = sorted(p["gflop"] for p in points if p["batch"] == 128)
+    assert len(widths) == 4 and widths == sorted(set(widths))
+    for point in points:  # only what --only chose, beside the GEMMs at the point's shapes
+        assert set(point["results"]) == {"netcore numpy", "gemm at workload shapes"}
+
+
 def test_tf32_rows_are_compared_with_pytorch_in_tf32():
     from benchmarks.compare import _pytorch_reference
 
