@@ -188,20 +188,25 @@ def format_table(report: dict) -> str:
 
 
 def plot_bars(report: dict, path: str) -> None:
+    """Medians as bars, the spread of each contender's runs as whiskers (fastest to slowest)."""
     plt = load_pyplot()
     gpu = report["unit"] == "step"
     scale, unit = (1e3, "ms per step") if gpu else (1.0, "seconds per epoch")
-    names = [row["name"] for row in report["results"]] + ["GEMM floor"]
-    values = [row["median_s"] * scale for row in report["results"]] + [report["gemm_floor_s"] * scale]
+    rows = report["results"]
+    names = [row["name"] for row in rows] + ["GEMM floor"]
+    values = [row["median_s"] * scale for row in rows] + [report["gemm_floor_s"] * scale]
+    below = [(row["median_s"] - min(row["samples_s"])) * scale for row in rows] + [0.0]
+    above = [(max(row["samples_s"]) - row["median_s"]) * scale for row in rows] + [0.0]
     colours = [
         "tab:blue" if n.startswith("netcore") else "tab:orange" if n.startswith("pytorch") else "tab:gray"
         for n in names
     ]
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(names) + 1.5))
-    ax.barh(names[::-1], values[::-1], color=colours[::-1])
-    for y, v in enumerate(values[::-1]):
-        ax.text(v, y, f" {v:.3g}", va="center")
-    ax.set_xlabel(unit)
+    ax.barh(names[::-1], values[::-1], color=colours[::-1], xerr=[below[::-1], above[::-1]], capsize=3)
+    for y, (v, extra) in enumerate(zip(values[::-1], above[::-1], strict=True)):
+        ax.text(v + extra, y, f" {v:.3g}", va="center")
+    ax.set_xlim(0, max(v + extra for v, extra in zip(values, above, strict=True)) * 1.12)
+    ax.set_xlabel(f"{unit} (median of {report['repeats']}; whiskers: fastest to slowest run)")
     ax.set_title(f"{report['workload']} ({report['machine'].get('processor', '')})", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
