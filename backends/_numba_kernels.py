@@ -36,7 +36,7 @@ def _activate_row(z, out, kind, alpha):
             out[j] = z[j]
     elif kind == 1:
         for j in range(c):
-            out[j] = z[j] if z[j] > 0 else 0
+            out[j] = 0 if z[j] <= 0 else z[j]  # NaN stays NaN, as np.maximum and PyTorch's relu keep it
     elif kind == 2:
         for j in range(c):
             out[j] = z[j] if z[j] > 0 else alpha * z[j]

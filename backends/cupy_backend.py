@@ -28,7 +28,7 @@ template <typename T> __device__ T netcore_gelu_tanh_slope(T z) {
 # CUDA bodies of ActivationKernels._<kind>_forward: `t` is the pre-activation, `alpha` the parameter.
 _FORWARD = {
     "linear": "t",
-    "relu": "t > 0 ? t : (T)0",
+    "relu": "t <= 0 ? (T)0 : t",  # NaN stays NaN, as np.maximum and PyTorch's relu keep it
     "leaky_relu": "t > 0 ? t : alpha * t",
     "elu": "t > 0 ? t : (T)(alpha * expm1(t))",
     "sigmoid": "netcore_sigmoid(t)",

@@ -102,3 +102,20 @@ def test_gelu_tails_keep_float32_precision(other_backend, numpy_backend, kind):
         backend.activation_backward(backend.asarray(np.ones_like(z, np.float32)), out, zb, kind, 0.0, grad)
         np.testing.assert_allclose(backend.to_numpy(out), value, rtol=2e-5, err_msg=f"{kind} on {backend.name}")
         np.testing.assert_allclose(backend.to_numpy(grad), slope, rtol=2e-5, atol=1e-7, err_msg=backend.name)
+
+
+@pytest.mark.parametrize("kind", DIFFERENTIABLE)
+def test_every_activation_keeps_nan_and_infinity_where_numpy_does(other_backend, numpy_backend, kind):
+    """A NaN swallowed by an activation would hide a diverged batch from fit's non-finite loss check."""
+    values = np.array([[np.nan, np.inf, -np.inf, 1.0, -1.0, 0.0]], "float32")
+    results = []
+    for backend in (other_backend, numpy_backend):
+        z = backend.asarray(values.copy())
+        out = backend.empty(z.shape, z.dtype)
+        with np.errstate(invalid="ignore", over="ignore"):
+            backend.bias_activation(z, None, kind, 0.1, out)
+        results.append(backend.to_numpy(out))
+    got, want = results
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=f"{kind} on {other_backend.name}")
+    np.testing.assert_allclose(got, want, rtol=1e-6, equal_nan=True)
+    assert np.isnan(want[0, 0]), f"{kind}(NaN) is not NaN in the reference"
