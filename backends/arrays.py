@@ -86,10 +86,15 @@ class ArrayOps:
         """``total + value * weight``: how the training loop sums batch losses (a GPU keeps the sum on the device)."""
         return total + value * weight
 
+    def capture_unsupported(self) -> str | None:
+        """Why this device cannot record a training step and replay it as a whole, or None where it can."""
+        return f"the {self.name} backend has no step capture (CUDA graphs need the cupy backend)"
+
     def capture(self, step):
-        """``(replay, None)`` where this device can record ``step`` once and replay it as a whole (a CUDA graph), or
-        ``(None, reason)`` where it cannot."""
-        return None, f"the {self.name} backend has no step capture (CUDA graphs need the cupy backend)"
+        """Where :meth:`capture_unsupported` is None: run ``step`` once, then record it for replay as a whole (a
+        CUDA graph); ``(replay, None)``, or ``(None, reason)`` if the device refused the recording. Elsewhere
+        ``(None, reason)`` without running ``step``."""
+        return None, self.capture_unsupported()
 
     def copy(self, x):
         return self.xp.array(x, copy=True)

@@ -204,26 +204,28 @@ class CupyBackend(Backend):
         self._accumulate_kernel(value, value.dtype.type(weight), total)
         return total
 
+    def capture_unsupported(self) -> str | None:
+        return None
+
     def capture(self, step):
-        """Run ``step`` once on a side stream (warm-up: kernels compiled, buffers allocated), then record it as a
-        CUDA graph; ``(replay, None)`` on success, ``(None, reason)`` if CUDA refused the capture."""
+        """Run ``step`` once on a side stream (warm-up: kernels compiled, buffers allocated; its errors are the
+        caller's), then record it as a CUDA graph; ``(replay, None)``, or ``(None, reason)`` if CUDA refused."""
         stream = self.xp.cuda.Stream(non_blocking=True)
         self.synchronize()  # everything queued so far (weights, inputs) is in place before the side stream starts
-        try:
-            with self.device, stream:
-                step()
-                stream.synchronize()
-                self.capturing = True
+        with self.device, stream:
+            step()
+            stream.synchronize()
+            self.capturing = True
+            try:
+                stream.begin_capture()
                 try:
-                    stream.begin_capture()
-                    try:
-                        step()
-                    finally:
-                        graph = stream.end_capture()
+                    step()
                 finally:
-                    self.capturing = False
-        except Exception as exc:  # CUDA reports an illegal operation during capture in many ways
-            return None, f"CUDA graph capture failed: {type(exc).__name__}: {exc}"
+                    graph = stream.end_capture()
+            except Exception as exc:  # CUDA reports an illegal operation during capture in many ways
+                return None, f"CUDA graph capture failed: {type(exc).__name__}: {exc}"
+            finally:
+                self.capturing = False
 
         before, after = self.xp.cuda.Event(), self.xp.cuda.Event()
 

@@ -123,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dtype", default="float32", choices=("float32", "float64"), help="of weights and data")
     train.add_argument("--save", help="write the trained model to this checkpoint file (.ncz)")
     train.add_argument("--plot", help="write loss and accuracy curves to this PNG file")
+    train.add_argument(
+        "--cuda-graph",
+        action="store_true",
+        help="replay each training step as recorded CUDA graphs (cupy; elsewhere a warning, then eager steps)",
+    )
 
     evaluate = commands.add_parser("evaluate", help="evaluate a saved model on its test split or other data")
     evaluate.add_argument("model")
@@ -250,6 +255,7 @@ def _train(args) -> int:
         validation_split=split,
         callbacks=callbacks,
         verbose=0 if args.json else 2,
+        cuda_graph=args.cuda_graph,
     )
     seconds = time.perf_counter() - started
     test = model.evaluate(data.X_test, _targets(data, data.y_test))

@@ -6,11 +6,11 @@ import contextlib
 import math
 
 from backends import get_backend
+from netcore import graphs, training, validation
 from netcore import layers as layers_mod
 from netcore import losses as losses_mod
 from netcore import metrics as metrics_mod
 from netcore import optimizers as optimizers_mod
-from netcore import training, validation
 from netcore.errors import ConfigurationError, DTypeError, NetcoreError, OutOfMemoryError, ShapeError
 
 
@@ -313,7 +313,7 @@ class Sequential:
             raise ConfigurationError("call compile() before compile_step()")
         with self.backend.scope():
             X, Y, _ = self._prepare(X, y)
-        return training.CompiledStep(self, X, Y)
+        return graphs.CompiledStep(self, X, Y)
 
     def first_nonfinite_gradient(self) -> str | None:
         """``layer.param`` of the first parameter (in forward order) whose gradient holds NaN or infinity."""
@@ -400,6 +400,7 @@ class Sequential:
         sample_weight=None,
         callbacks=None,
         on_nonfinite: str = "raise",
+        cuda_graph: bool = False,
     ) -> History:
         """Train for ``epochs`` passes over ``(X, y)`` in mini-batches (``batch_size=None``: full batch).
 
@@ -413,6 +414,11 @@ class Sequential:
         layer whose gradient went non-finite, ``"skip_batch"`` drops that step, ``"rollback"`` goes back to the end
         of the last good epoch and halves the learning rate (at most 3 times). If fit raises, the model is left
         exactly as it was before the call.
+
+        ``cuda_graph=True`` (cupy backend, launch-bound training) records each batch size's forward and backward
+        pass and the optimizer step as CUDA graphs on first use and replays them for every later batch: the same
+        arithmetic in two launches per step. Where the model cannot be recorded (see :meth:`compile_step`) or the
+        backend has no graphs, training runs eagerly and the reason is logged.
         """
         if self.optimizer is None:
             raise ConfigurationError("call compile() before fit()")
@@ -452,6 +458,7 @@ class Sequential:
                 verbose,
                 History(),
                 on_nonfinite,
+                bool(cuda_graph),
             )
 
     def _restore_callback_state(self, callbacks) -> None:

@@ -10,6 +10,7 @@ import threading
 import time
 
 from netcore.errors import ConfigurationError, DivergenceError
+from netcore.graphs import GraphedSteps
 
 log = logging.getLogger("netcore")
 
@@ -121,9 +122,22 @@ class _Divergence:
         return "restart"
 
 
-def run(model, data, epochs: int, batch: int, shuffle: bool, callbacks, verbose: int, history, on_nonfinite="raise"):
+def run(
+    model,
+    data,
+    epochs: int,
+    batch: int,
+    shuffle: bool,
+    callbacks,
+    verbose: int,
+    history,
+    on_nonfinite="raise",
+    cuda_graph: bool = False,
+):
     """Train ``model`` on prepared device arrays ``data = (X, Y, weights, validation)``; fill ``history``."""
     X, Y, weights, validation = data
+    # Whatever computes each step: the model itself, or its recorded graphs (same two methods).
+    stepper = GraphedSteps(model) if cuda_graph else model
     backend, n = model.backend, X.shape[0]
     steps = -(-n // batch)
     progress = Progress(verbose, epochs, steps)
@@ -160,7 +174,7 @@ def run(model, data, epochs: int, batch: int, shuffle: bool, callbacks, verbose:
                     )
                     for cb in batch_hooks:
                         cb.on_batch_begin(step, {})
-                    loss = model.loss_and_gradients(xb, yb, wb)
+                    loss = stepper.loss_and_gradients(xb, yb, wb)
                     if not backend.is_finite(loss):
                         # Callbacks see the bad batch first: TerminateOnNaN stops training instead of the policy.
                         for cb in batch_hooks:
@@ -171,7 +185,7 @@ def run(model, data, epochs: int, batch: int, shuffle: bool, callbacks, verbose:
                         if restarted:
                             break
                         continue
-                    model.apply_gradients()
+                    stepper.apply_gradients()
                     total = backend.accumulate(total, loss, rows)
                     seen += rows
                     batch_loss = backend.to_float(loss) if need_batch_loss else None
@@ -213,69 +227,3 @@ def run(model, data, epochs: int, batch: int, shuffle: bool, callbacks, verbose:
     history.skipped_batches = divergence.skipped
     history.rollbacks = divergence.rollbacks
     return history
-
-
-def capture_blocker(model) -> str | None:
-    """Why a training step of ``model`` cannot be recorded as a graph that replays correctly, or None."""
-    from netcore.layers import Dense
-
-    for layer in model.layers:
-        if not isinstance(layer, Dense):
-            return f"layer {layer.name} ({type(layer).__name__}) is not recordable (only Dense stacks are)"
-    for _, spec in model._specs:
-        if spec.regularizer is not None or spec.constraint is not None:
-            return "penalties and constraints allocate temporaries"
-    if not (model._fused and model._train_loss.kernel == "softmax_cross_entropy"):
-        return "only the fused softmax cross-entropy loss is allocation-free on the GPU"
-    optimizer = model.optimizer
-    name = type(optimizer).__name__
-    if name == "NAdam" or (name == "Adagrad" and optimizer.lr_decay):
-        return f"{name}'s step-dependent rates would be frozen into the graph"
-    if model.schedule is not None and model.schedule.per == "step":
-        return "a per-step learning-rate schedule changes the rate every step"
-    return None
-
-
-class CompiledStep:
-    """What :meth:`netcore.Sequential.compile_step` returns: call it for one training step."""
-
-    def __init__(self, model, X, Y):
-        self.model, self.X, self.Y = model, X, Y
-        self.replay = None
-        self.reason = capture_blocker(model)
-        if self.reason is None:
-            self._record()
-        if self.replay is None:
-            log.info("compile_step runs eagerly: %s", self.reason)
-
-    def _record(self) -> None:
-        model, optimizer = self.model, self.model.optimizer
-        steps = optimizer.step_count
-        holder = {}
-
-        def step():
-            holder["loss"] = model.train_step(self.X, self.Y)
-
-        self.replay, self.reason = model.backend.capture(step)
-        # The warm-up step ran; the recorded one only ran its host side.
-        optimizer.step_count = steps + 1 if self.replay is not None else optimizer.step_count
-        self.loss = holder.get("loss")
-        self.lr = optimizer.lr
-
-    def __call__(self):
-        model = self.model
-        if self.replay is not None and model.optimizer.lr != self.lr:
-            self.replay, self.reason = None, "the learning rate changed after recording"
-            log.info("compile_step runs eagerly from now on: %s", self.reason)
-        if self.replay is None:
-            with model.backend.scope():
-                return model.train_step(self.X, self.Y)
-        with model.backend.scope():
-            self.replay()
-        model.optimizer.step_count += 1
-        return self.loss
-
-    @property
-    def recorded(self) -> bool:
-        """Whether calls replay a recorded graph (False: eager steps, see :attr:`reason`)."""
-        return self.replay is not None

@@ -185,3 +185,16 @@ def test_train_on_the_cupy_device_in_process(cupy_backend, capsys, tmp_path):
     assert result["device"] == "cupy" and result["test_accuracy"] >= 0.9
     assert main(["evaluate", str(model), "--device", "numpy", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["test_accuracy"] == result["test_accuracy"]
+
+
+def test_train_with_cuda_graphs_on_the_cupy_device(cupy_backend, capsys):
+    train = ["train", "--dataset", "iris", "--device", "cupy", "--epochs", "40", "--json", "--cuda-graph"]
+    assert main(train) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["test_accuracy"] >= 0.9 and "eagerly" not in err
+
+
+def test_cuda_graphs_on_a_cpu_device_warn_and_train_eagerly():
+    result = netcore_cmd("train", "--dataset", "iris", "--device", "numpy", "--epochs", "5", "--json", "--cuda-graph")
+    assert result.returncode == 0 and "test_accuracy" in json.loads(result.stdout)
+    assert "runs eagerly: the numpy backend has no step capture" in result.stderr

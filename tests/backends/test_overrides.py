@@ -49,6 +49,7 @@ PLUMBING = {
     "from_foreign",
     "memory_info",
     "capture",
+    "capture_unsupported",
 }
 
 
