@@ -107,3 +107,14 @@ def test_cpu_backends_train_eagerly_with_the_flag_and_say_why(device, caplog):
     assert history_graphed.history["loss"] == history_eager.history["loss"]
     for a, b in zip(graphed.get_weights(), eager.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_graphed_fit_with_sample_weights_and_validation(cupy_backend):
+    X, y = data()
+    weights = np.random.default_rng(1).random(len(y)) + 0.5
+    graphed, eager = build(cupy_backend), build(cupy_backend)
+    kwargs = dict(epochs=2, batch_size=48, verbose=0, sample_weight=weights, validation_split=0.2)
+    history_graphed = graphed.fit(X, y, cuda_graph=True, **kwargs)
+    history_eager = eager.fit(X, y, **kwargs)
+    np.testing.assert_allclose(history_graphed.history["val_loss"], history_eager.history["val_loss"], rtol=1e-5)
+    assert_same_training(graphed, eager, history_graphed, history_eager)
