@@ -84,6 +84,59 @@ __global__ void softmax_ce(const T* z, const long long* y, T* grad, T* loss_rows
 }
 """
 
+# LayerKernels.batchnorm_forward_train and batchnorm_backward: one thread per column walks its rows (neighbouring
+# threads read neighbouring addresses) in the dtype of the arrays, as the NumPy reference does; dx may alias dy
+# (each thread reads its own column before writing it).
+_BATCHNORM_SOURCE = r"""
+template <typename T>
+__global__ void batchnorm_train(const T* x, const T* gamma, const T* beta, T* running_mean, T* running_var, T* out,
+                                T* xhat, T* inv_std, T eps, T new_weight, T var_scale, int n, int c) {
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= c) return;
+    T keep = (T)1 - new_weight, sum = 0, squares = 0;
+    for (int i = 0; i < n; ++i) sum += x[(long long)i * c + j];
+    T mean = sum / (T)n;
+    running_mean[j] = keep * running_mean[j] + new_weight * mean;
+    for (int i = 0; i < n; ++i) {
+        long long k = (long long)i * c + j;
+        T d = x[k] - mean;
+        xhat[k] = d;
+        squares += d * d;
+    }
+    T var = squares / (T)n;
+    running_var[j] = keep * running_var[j] + new_weight * var_scale * var;
+    T inv = (T)1 / sqrt(var + eps);
+    inv_std[j] = inv;
+    for (int i = 0; i < n; ++i) {
+        long long k = (long long)i * c + j;
+        T h = xhat[k] * inv;
+        xhat[k] = h;
+        out[k] = gamma[j] * h + beta[j];
+    }
+}
+
+template <typename T>
+__global__ void batchnorm_backward(const T* dy, const T* xhat, const T* inv_std, const T* gamma, T* dx, T* dgamma,
+                                   T* dbeta, int need_dx, int n, int c) {
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= c) return;
+    T sum_dy = 0, sum_dy_xhat = 0;
+    for (int i = 0; i < n; ++i) {
+        long long k = (long long)i * c + j;
+        sum_dy += dy[k];
+        sum_dy_xhat += dy[k] * xhat[k];
+    }
+    dbeta[j] = sum_dy;
+    dgamma[j] = sum_dy_xhat;
+    if (!need_dx) return;
+    T scale = gamma[j] * inv_std[j] / (T)n;
+    for (int i = 0; i < n; ++i) {
+        long long k = (long long)i * c + j;
+        dx[k] = scale * ((T)n * dy[k] - sum_dy - xhat[k] * sum_dy_xhat);
+    }
+}
+"""
+
 
 class CupyBackend(Backend):
     """GPU backend; ``cupy:N`` selects device N."""
@@ -270,6 +323,12 @@ class CupyBackend(Backend):
         )
 
     @functools.cache  # noqa: B019 - backends are process-wide singletons
+    def _activation_forward_kernel(self, kind: str):
+        return self.xp.ElementwiseKernel(
+            "T t, T alpha", "T y", f"y = {_FORWARD[kind]};", f"netcore_{kind}_forward", preamble=_ACTIVATION_PREAMBLE
+        )
+
+    @functools.cache  # noqa: B019 - backends are process-wide singletons
     def _activation_backward_kernel(self, kind: str):
         return self.xp.ElementwiseKernel(
             "T dy, T y, T z, T alpha",
@@ -285,6 +344,29 @@ class CupyBackend(Backend):
             code=_SOFTMAX_CE_SOURCE,
             options=("-std=c++14",),
             name_expressions=("softmax_ce<float>", "softmax_ce<double>"),
+        )
+
+    @functools.cached_property
+    def _batchnorm_module(self):
+        return self.xp.RawModule(
+            code=_BATCHNORM_SOURCE,
+            options=("-std=c++14",),
+            name_expressions=tuple(
+                f"{kernel}<{t}>" for kernel in ("batchnorm_train", "batchnorm_backward") for t in ("float", "double")
+            ),
+        )
+
+    def _batchnorm_kernel(self, kernel: str, dtype):
+        return self._batchnorm_module.get_function(f"{kernel}<{'float' if dtype == np.float32 else 'double'}>")
+
+    @functools.cached_property
+    def _batchnorm_eval_kernel(self):
+        # LayerKernels.batchnorm_forward_eval
+        return self.xp.ElementwiseKernel(
+            "T x, raw T gamma, raw T beta, raw T mean, raw T var, T eps, int32 ncol",
+            "T out",
+            "int j = i % ncol; out = gamma[j] * (x - mean[j]) / sqrt(var[j] + eps) + beta[j];",
+            "netcore_batchnorm_eval",
         )
 
     @functools.cached_property
@@ -432,6 +514,12 @@ class CupyBackend(Backend):
             self._bias_activation_kernel(kind, False)(bias, b is not None, z.shape[1], alpha, z, out)
         return out
 
+    def activation_forward(self, z, kind, alpha, out):
+        if kind not in _FORWARD:
+            return super().activation_forward(z, kind, alpha, out)
+        self._activation_forward_kernel(kind)(z, z.dtype.type(alpha), out)
+        return out
+
     def activation_backward(self, dy, y, z, kind, alpha, out):
         if kind not in _BACKWARD:
             return super().activation_backward(dy, y, z, kind, alpha, out)
@@ -530,6 +618,68 @@ class CupyBackend(Backend):
         t = x.dtype.type
         self._dropout_kernel(x, t(rate), t(1 / (1 - rate)), self._draw_seed(rng), mask, out)
         return out
+
+    def batchnorm_forward_train(
+        self, x, gamma, beta, running_mean, running_var, out, xhat, inv_std, *, eps, new_weight, unbiased_running_var
+    ):
+        arrays = (x, gamma, beta, running_mean, running_var, out, xhat, inv_std)
+        if x.ndim != 2 or not all(a.flags.c_contiguous for a in arrays):
+            return super().batchnorm_forward_train(
+                x,
+                gamma,
+                beta,
+                running_mean,
+                running_var,
+                out,
+                xhat,
+                inv_std,
+                eps=eps,
+                new_weight=new_weight,
+                unbiased_running_var=unbiased_running_var,
+            )
+        n, c = x.shape
+        var_scale = n / (n - 1) if unbiased_running_var and n > 1 else 1.0
+        t = x.dtype.type
+        scalars = (t(eps), t(new_weight), t(var_scale), np.int32(n), np.int32(c))
+        self._launch_per_column(
+            self._batchnorm_kernel("batchnorm_train", x.dtype),
+            c,
+            (x, gamma, beta, running_mean, running_var, out, xhat, inv_std, *scalars),
+        )
+        return out
+
+    def batchnorm_backward(self, dy, xhat, inv_std, gamma, dx, dgamma, dbeta):
+        arrays = (dy, xhat, inv_std, gamma, dgamma, dbeta) + (() if dx is None else (dx,))
+        if dy.ndim != 2 or not all(a.flags.c_contiguous for a in arrays):
+            return super().batchnorm_backward(dy, xhat, inv_std, gamma, dx, dgamma, dbeta)
+        n, c = dy.shape
+        self._launch_per_column(
+            self._batchnorm_kernel("batchnorm_backward", dy.dtype),
+            c,
+            (
+                dy,
+                xhat,
+                inv_std,
+                gamma,
+                dy if dx is None else dx,
+                dgamma,
+                dbeta,
+                np.int32(dx is not None),
+                np.int32(n),
+                np.int32(c),
+            ),
+        )
+        return dx
+
+    def batchnorm_forward_eval(self, x, gamma, beta, running_mean, running_var, out, *, eps):
+        if x.ndim != 2:
+            return super().batchnorm_forward_eval(x, gamma, beta, running_mean, running_var, out, eps=eps)
+        self._batchnorm_eval_kernel(x, gamma, beta, running_mean, running_var, x.dtype.type(eps), x.shape[1], out)
+        return out
+
+    @staticmethod
+    def _launch_per_column(kernel, columns: int, args, threads: int = 128) -> None:
+        kernel(((columns + threads - 1) // threads,), (threads,), args)
 
     def gaussian_noise(self, x, stddev, rng, out):
         self._gaussian_noise_kernel(x, x.dtype.type(stddev), self._draw_seed(rng), out)

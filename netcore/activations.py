@@ -33,6 +33,11 @@ class Activation:
         return self.kind != "step"
 
     @property
+    def elementwise(self) -> bool:
+        """Whether each output depends on its own input only (every kind but the row-wise softmax)."""
+        return self.kind != "softmax"
+
+    @property
     def default_initializer(self) -> str:
         """He for the ReLU family, Xavier (Glorot) otherwise."""
         return "he_normal" if self.kind in _HE_FAMILY else "xavier_uniform"

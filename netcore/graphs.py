@@ -14,12 +14,22 @@ log = logging.getLogger("netcore")
 
 
 def capture_blocker(model) -> str | None:
-    """Why a training step of ``model`` cannot be recorded as a graph that replays correctly, or None."""
-    from netcore.layers import Dense
+    """Why a training step of ``model`` cannot be recorded as a graph that replays correctly, or None.
 
-    for layer in model.layers:
-        if not isinstance(layer, Dense):
-            return f"layer {layer.name} ({type(layer).__name__}) is not recordable (only Dense stacks are)"
+    A recording must not allocate (a temporary's address would be frozen into the graph while the memory pool hands
+    it to someone else) nor draw from the host's generator (the draw would be frozen too).
+    """
+    from netcore.layers import Activation, BatchNorm, Dense
+
+    for index, layer in enumerate(model.layers):
+        if not isinstance(layer, (Dense, BatchNorm, Activation)):
+            return (
+                f"layer {layer.name} ({type(layer).__name__}) is not recordable (Dense, BatchNorm and Activation are)"
+            )
+        fused_output = index == len(model.layers) - 1 and model._fused
+        act = getattr(layer, "activation", None)
+        if act is not None and not act.elementwise and not fused_output:
+            return f"layer {layer.name}'s {act.kind} activation is not recordable (element-wise ones are)"
     for _, spec in model._specs:
         if spec.regularizer is not None or spec.constraint is not None:
             return "penalties and constraints allocate temporaries"

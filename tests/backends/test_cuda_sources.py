@@ -43,6 +43,8 @@ def _recorded_sources() -> _RecordingCupy:
     for kind in _FORWARD:
         backend._bias_activation_kernel(kind, True)
         backend._bias_activation_kernel(kind, False)
+    for kind in _FORWARD:
+        backend._activation_forward_kernel(kind)
     for kind in _BACKWARD:
         backend._activation_backward_kernel(kind)
     for name, member in vars(CupyBackend).items():
@@ -62,9 +64,12 @@ def test_every_kernel_factory_is_recorded():
     recorder = _recorded_sources()
     kernels = set(recorder.elementwise)
     assert {f"netcore_bias_{kind}" for kind in _FORWARD} <= kernels
+    assert {f"netcore_{kind}_forward" for kind in _FORWARD} <= kernels
     assert {f"netcore_{kind}_backward" for kind in _BACKWARD} <= kernels
     assert {"netcore_adam", "netcore_sgd", "netcore_rmsprop", "netcore_nadam", "netcore_dropout"} <= kernels
-    assert any("softmax_ce<float>" in expressions for _, expressions in recorder.modules)
+    assert {"netcore_uniform", "netcore_gaussian_noise", "netcore_batchnorm_eval"} <= kernels
+    expressions = {name for _, names in recorder.modules for name in names}
+    assert {"softmax_ce<float>", "batchnorm_train<double>", "batchnorm_backward<float>"} <= expressions
 
 
 def _compile(tmp_path) -> subprocess.CompletedProcess:

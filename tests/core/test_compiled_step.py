@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import netcore
-from netcore.layers import Dense, Dropout
+from netcore.layers import Activation, BatchNorm, Dense, Dropout
 from tests.conftest import require
 
 RECORDABLE = {
@@ -20,8 +20,10 @@ RECORDABLE = {
 }
 
 
-def w2_like(device, seed=0, optimizer="adam", dropout=0.0):
+def w2_like(device, seed=0, optimizer="adam", dropout=0.0, batchnorm=False):
     layers = [Dense(64, "relu"), Dense(32, "relu"), Dense(10, "softmax")]
+    if batchnorm:
+        layers[:1] = [Dense(64, use_bias=False), BatchNorm(), Activation("gelu")]
     if dropout:
         layers.insert(1, Dropout(dropout))
     model = netcore.Sequential(layers, input_dim=48, device=device, seed=seed)
@@ -51,17 +53,29 @@ def test_cpu_backends_fall_back_to_eager_steps_with_a_reason(device, caplog):
         np.testing.assert_array_equal(a, b)
 
 
-def test_unrecordable_models_say_why():
-    model = netcore.Sequential([Dense(8, "relu"), Dropout(0.5), Dense(2, "softmax")], input_dim=3, device="numpy")
+@pytest.mark.parametrize(
+    ("layers", "why"),
+    [
+        ([Dense(8, "relu"), Dropout(0.5), Dense(2, "softmax")], "Dropout"),
+        ([Dense(8, "softmax"), Dense(2, "softmax")], "softmax activation is not recordable"),
+        ([Dense(8), Activation("softmax"), Dense(2, "softmax")], "softmax activation is not recordable"),
+    ],
+)
+def test_unrecordable_models_say_why(layers, why):
+    from netcore.graphs import capture_blocker
+
+    model = netcore.Sequential(layers, input_dim=3, device="numpy")
     model.compile("adam", "cross_entropy")
+    assert why in capture_blocker(model)
     step = model.compile_step(np.ones((4, 3)), np.array([0, 1, 0, 1]))
-    assert "dropout" in step.reason and not step.recorded
+    assert not step.recorded
 
 
-@pytest.mark.parametrize("optimizer", list(RECORDABLE))
-def test_cuda_graph_replays_match_eager_steps(cupy_backend, optimizer):
+@pytest.mark.parametrize(("optimizer", "batchnorm"), [(name, False) for name in RECORDABLE] + [("adam", True)], ids=str)
+def test_cuda_graph_replays_match_eager_steps(cupy_backend, optimizer, batchnorm):
     X, y = batch()
-    graph, eager = w2_like(cupy_backend, optimizer=optimizer), w2_like(cupy_backend, optimizer=optimizer)
+    graph = w2_like(cupy_backend, optimizer=optimizer, batchnorm=batchnorm)
+    eager = w2_like(cupy_backend, optimizer=optimizer, batchnorm=batchnorm)
     step = graph.compile_step(X, y)
     assert step.recorded, step.reason
     Xd, Yd, _ = eager._prepare(X, y)
@@ -78,15 +92,15 @@ def test_cuda_graph_replays_match_eager_steps(cupy_backend, optimizer):
     assert not step.recorded and "learning rate" in step.reason
 
 
-@pytest.mark.parametrize("dropout", [0.0, 0.2], ids=["plain", "dropout"])
-def test_cpu_stand_in_steps_allocate_nothing(dropout):
+@pytest.mark.parametrize(("dropout", "batchnorm"), [(0.0, False), (0.2, False), (0.0, True)], ids=str)
+def test_cpu_stand_in_steps_allocate_nothing(dropout, batchnorm):
     from tests.backends.cupy_on_cpu import COMPILER, allocations, cupy_on_cpu
 
     if COMPILER is None:
         pytest.skip("no C++ compiler to build the CuPy kernels for the CPU")
     X, y = batch()
     with cupy_on_cpu() as backend:
-        model = w2_like(backend, dropout=dropout)
+        model = w2_like(backend, dropout=dropout, batchnorm=batchnorm)
         Xd, Yd, _ = model._prepare(X, y)
         for _ in range(3):
             model.train_step(Xd, Yd)
@@ -97,13 +111,13 @@ def test_cpu_stand_in_steps_allocate_nothing(dropout):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("dropout", [0.0, 0.2], ids=["plain", "dropout"])
-def test_gpu_training_steps_allocate_nothing(dropout):
+@pytest.mark.parametrize(("dropout", "batchnorm"), [(0.0, False), (0.2, False), (0.0, True)], ids=str)
+def test_gpu_training_steps_allocate_nothing(dropout, batchnorm):
     require("cupy")
     import cupy
 
     X, y = batch()
-    model = w2_like("cupy", dropout=dropout)
+    model = w2_like("cupy", dropout=dropout, batchnorm=batchnorm)
     Xd, Yd, _ = model._prepare(X, y)
     for _ in range(3):
         model.train_step(Xd, Yd)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import netcore
-from netcore.layers import Dense, Dropout
+from netcore.layers import Activation, BatchNorm, Dense, Dropout
 from tests.conftest import require
 
 OPTIMIZERS = {
@@ -19,8 +19,10 @@ OPTIMIZERS = {
 }
 
 
-def build(device, optimizer="adam", dropout=0.0):
+def build(device, optimizer="adam", dropout=0.0, batchnorm=False):
     layers = [Dense(64, "relu"), Dense(32, "relu"), Dense(10, "softmax")]
+    if batchnorm:
+        layers[1:2] = [Dense(32, use_bias=False), BatchNorm(), Activation("elu")]
     if dropout:
         layers.insert(1, Dropout(dropout))
     model = netcore.Sequential(layers, input_dim=48, device=device, seed=0)
@@ -57,10 +59,13 @@ class Calls:
         return wrapper
 
 
-@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
-def test_graphed_fit_trains_as_eager_fit_does(cupy_backend, optimizer, monkeypatch, caplog):
+@pytest.mark.parametrize(("optimizer", "batchnorm"), [(name, False) for name in OPTIMIZERS] + [("adam", True)], ids=str)
+def test_graphed_fit_trains_as_eager_fit_does(cupy_backend, optimizer, batchnorm, monkeypatch, caplog):
     X, y = data()  # 200 rows in batches of 32: six full batches and one of 8 rows each epoch
-    graphed, eager = build(cupy_backend, optimizer), build(cupy_backend, optimizer)
+    graphed, eager = (
+        build(cupy_backend, optimizer, batchnorm=batchnorm),
+        build(cupy_backend, optimizer, batchnorm=batchnorm),
+    )
     calls = Calls(graphed, monkeypatch)
     with caplog.at_level(logging.DEBUG, logger="netcore"):
         history_graphed = graphed.fit(X, y, epochs=3, batch_size=32, verbose=0, cuda_graph=True)
