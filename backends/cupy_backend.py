@@ -222,6 +222,17 @@ class CupyBackend(Backend):
     def _draw_seed(rng) -> np.uint64:
         return np.uint64(rng.integers(2**64, dtype=np.uint64))
 
+    def _site_seed(self, rng, site):
+        """The device-held seed of one drawing site (a dropout mask, a noise buffer): set from the host generator
+        on an eager step; while a graph records, advanced on the device instead (one SplitMix64 step), so every
+        replay draws anew without the host."""
+        seed = self._counter((site.data.ptr, "seed"), np.uint64)
+        if self.capturing:
+            self._next_seed_kernel(np.uint64(0), seed)
+        else:
+            seed.fill(self._draw_seed(rng))
+        return seed
+
     @functools.cached_property
     def _gemm(self):
         from backends._cupy_graph import Gemm
@@ -467,12 +478,22 @@ class CupyBackend(Backend):
         )
 
     @functools.cached_property
+    def _next_seed_kernel(self):
+        return self.xp.ElementwiseKernel(
+            "uint64 lane",
+            "uint64 seed",
+            "seed = netcore_splitmix64(seed, lane);",
+            "netcore_next_seed",
+            preamble=_RANDOM_PREAMBLE,
+        )
+
+    @functools.cached_property
     def _gaussian_noise_kernel(self):
         # LayerKernels.gaussian_noise, draws included: out = x + stddev * N(0, 1), by Box-Muller in double precision
         return self.xp.ElementwiseKernel(
-            "T x, T stddev, uint64 seed",
+            "T x, T stddev, raw uint64 seed",
             "T out",
-            """double u1 = netcore_uniform<double>(seed, 2 * i), u2 = netcore_uniform<double>(seed, 2 * i + 1);
+            """double u1 = netcore_uniform<double>(seed[0], 2 * i), u2 = netcore_uniform<double>(seed[0], 2 * i + 1);
                out = x + stddev * (T)(sqrt(-2.0 * log1p(-u1)) * cos(6.283185307179586 * u2));""",
             "netcore_gaussian_noise",
             preamble=_RANDOM_PREAMBLE,
@@ -482,9 +503,9 @@ class CupyBackend(Backend):
     def _dropout_kernel(self):
         # LayerKernels.dropout_forward, draws included: mask = (u >= rate) * scale; out = x * mask
         return self.xp.ElementwiseKernel(
-            "T x, T rate, T scale, uint64 seed",
+            "T x, T rate, T scale, raw uint64 seed",
             "T mask, T out",
-            "mask = netcore_uniform<T>(seed, i) >= rate ? scale : (T)0; out = x * mask;",
+            "mask = netcore_uniform<T>(seed[0], i) >= rate ? scale : (T)0; out = x * mask;",
             "netcore_dropout",
             preamble=_RANDOM_PREAMBLE,
         )
@@ -616,7 +637,7 @@ class CupyBackend(Backend):
 
     def dropout_forward(self, x, rate, rng, mask, out):
         t = x.dtype.type
-        self._dropout_kernel(x, t(rate), t(1 / (1 - rate)), self._draw_seed(rng), mask, out)
+        self._dropout_kernel(x, t(rate), t(1 / (1 - rate)), self._site_seed(rng, mask), mask, out)
         return out
 
     def batchnorm_forward_train(
@@ -682,7 +703,7 @@ class CupyBackend(Backend):
         kernel(((columns + threads - 1) // threads,), (threads,), args)
 
     def gaussian_noise(self, x, stddev, rng, out):
-        self._gaussian_noise_kernel(x, x.dtype.type(stddev), self._draw_seed(rng), out)
+        self._gaussian_noise_kernel(x, x.dtype.type(stddev), self._site_seed(rng, out), out)
         return out
 
     def adam_step(self, p, g, m, v, vmax, tmp, *, lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, step):

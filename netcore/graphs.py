@@ -2,8 +2,9 @@
 instead of dozens of kernel launches, which is what launch-bound GPU training (small layers, small batches) waits on.
 
 A backend records with ``backend.capture(step)``: it runs ``step`` once for real (the warm-up), then records it
-without running it. Everything a replay must vary lives in device memory (Adam's step number); host-side values
-(learning rates, flags) are frozen into the recording, so a change to them means recording again.
+without running it. Everything a replay must vary lives in device memory (Adam's step number, the seeds of dropout
+masks and noise); host-side values (learning rates, flags) are frozen into the recording, so a change to them means
+recording again.
 """
 
 from __future__ import annotations
@@ -17,15 +18,16 @@ def capture_blocker(model) -> str | None:
     """Why a training step of ``model`` cannot be recorded as a graph that replays correctly, or None.
 
     A recording must not allocate (a temporary's address would be frozen into the graph while the memory pool hands
-    it to someone else) nor draw from the host's generator (the draw would be frozen too).
+    it to someone else) nor draw from the host's generator (the draw would be frozen too: a backend that records
+    draws dropout masks and noise from seeds it advances on the device).
     """
-    from netcore.layers import Activation, BatchNorm, Dense
+    from netcore.layers import Activation, BatchNorm, Dense, Dropout, GaussianNoise
 
+    recordable = (Dense, BatchNorm, Activation, Dropout, GaussianNoise)
     for index, layer in enumerate(model.layers):
-        if not isinstance(layer, (Dense, BatchNorm, Activation)):
-            return (
-                f"layer {layer.name} ({type(layer).__name__}) is not recordable (Dense, BatchNorm and Activation are)"
-            )
+        if not isinstance(layer, recordable):
+            names = ", ".join(cls.__name__ for cls in recordable)
+            return f"layer {layer.name} ({type(layer).__name__}) is not recordable (these are: {names})"
         fused_output = index == len(model.layers) - 1 and model._fused
         act = getattr(layer, "activation", None)
         if act is not None and not act.elementwise and not fused_output:

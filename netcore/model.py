@@ -304,10 +304,11 @@ class Sequential:
         Recording happens after one ordinary warm-up step. The returned callable performs one step per call and
         returns the batch loss as a device scalar (valid until the next step, as with :meth:`train_step`). To train
         on other data, copy it into the same ``X``/``y`` arrays. Where a step cannot be recorded faithfully (another
-        backend; dropout or noise, whose draws would be frozen; a softmax inside the network; losses, penalties or
-        constraints whose kernels allocate; NAdam's or Adagrad's step-dependent rates) or CUDA refuses the capture,
-        the callable runs the step eagerly and the reason is logged. A learning-rate change after recording also
-        falls back to eager steps, with the reason logged.
+        backend; a softmax inside the network; losses, penalties or constraints whose kernels allocate; NAdam's or
+        Adagrad's step-dependent rates) or CUDA refuses the capture, the callable runs the step eagerly and the
+        reason is logged. A learning-rate change after recording also falls back to eager steps, with the reason
+        logged. Dropout masks and noise are drawn from seeds advanced on the device at every replay: fixed by the
+        model's seed, but not the masks eager steps would draw.
         """
         if self.optimizer is None:
             raise ConfigurationError("call compile() before compile_step()")

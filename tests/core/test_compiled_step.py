@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import netcore
-from netcore.layers import Activation, BatchNorm, Dense, Dropout
+from netcore.layers import Activation, BatchNorm, Dense, Dropout, GaussianNoise
 from tests.conftest import require
 
 RECORDABLE = {
@@ -56,7 +56,7 @@ def test_cpu_backends_fall_back_to_eager_steps_with_a_reason(device, caplog):
 @pytest.mark.parametrize(
     ("layers", "why"),
     [
-        ([Dense(8, "relu"), Dropout(0.5), Dense(2, "softmax")], "Dropout"),
+        ([Dense(8, "relu", kernel_regularizer=netcore.regularizers.L2(0.01)), Dense(2, "softmax")], "penalties"),
         ([Dense(8, "softmax"), Dense(2, "softmax")], "softmax activation is not recordable"),
         ([Dense(8), Activation("softmax"), Dense(2, "softmax")], "softmax activation is not recordable"),
     ],
@@ -146,3 +146,24 @@ def test_a_models_device_loss_survives_another_models_step(cupy_backend):
     value = float(loss)
     second.train_step(Xd, Yd)
     assert float(loss) == value
+
+
+def test_dropout_and_noise_are_recorded_and_draw_anew_on_every_replay(cupy_backend):
+    X, y = batch()
+    model = netcore.Sequential(
+        [GaussianNoise(0.1), Dense(64, "relu"), Dropout(0.3), Dense(10, "softmax")], input_dim=48, device=cupy_backend
+    )
+    model.compile("adam", "cross_entropy")
+    step = model.compile_step(X, y)
+    assert step.recorded, step.reason
+    dropout, noise = model.layers[2], model.layers[0]
+    masks, noisy = [], []
+    for _ in range(3):
+        step()
+        masks.append(cupy_backend.to_numpy(dropout._mask).copy())
+        noisy.append(cupy_backend.to_numpy(noise.buffer("y", 32, 48, model.dtype)).copy())
+    for draws in (masks, noisy):
+        assert all(not np.array_equal(a, b) for a, b in zip(draws, draws[1:], strict=False))
+    kept = np.mean([m != 0 for m in masks])
+    assert abs(kept - 0.7) < 0.05
+    np.testing.assert_allclose(np.std(noisy[0] - X), 0.1, rtol=0.1)
