@@ -20,3 +20,8 @@ class NumpyBackend(Backend):
     def random_into(self, rng, out) -> None:
         # The draws land in the buffer directly; no temporary (same stream as the base version).
         rng.random(out=out, dtype=out.dtype)
+
+    def take_rows(self, x, index, out):
+        # The indices come from a permutation of the rows. NumPy's default bounds-checked mode copies through a
+        # buffer when given ``out`` (ten times slower for a batch); "clip" gathers straight into ``out``.
+        return self.xp.take(x, index, axis=0, out=out, mode="clip")

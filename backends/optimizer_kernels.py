@@ -65,11 +65,12 @@ class OptimizerKernels:
         v += tmp
         if amsgrad:
             xp.maximum(vmax, v, out=vmax)
+        # step_size * m / denom as m / (denom / step_size): the step size folded into the denominator saves a pass.
+        step_size = lr / (1 - beta1**step)
         xp.sqrt(vmax if amsgrad else v, out=tmp)
-        tmp *= 1 / (1 - beta2**step) ** 0.5
-        tmp += eps
+        tmp *= 1 / ((1 - beta2**step) ** 0.5 * step_size)
+        tmp += eps / step_size
         xp.divide(m, tmp, out=tmp)
-        tmp *= lr / (1 - beta1**step)
         p -= tmp
 
     def adagrad_step(self, p, g, state_sum, tmp, *, lr, lr_decay, weight_decay, eps, step):
