@@ -70,6 +70,7 @@ class NumbaBackend(NumpyBackend):
         return None
 
     def __init__(self):
+        super().__init__()
         self.k = _load_kernels()
 
     # ----------------------------------------------------------------- activations

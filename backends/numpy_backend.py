@@ -13,6 +13,9 @@ class NumpyBackend(Backend):
     name = "numpy"
     xp = numpy
 
+    def __init__(self):
+        self._ones = {}
+
     @classmethod
     def unavailable_reason(cls, index: int = 0) -> str | None:
         return None
@@ -25,3 +28,13 @@ class NumpyBackend(Backend):
         # The indices come from a permutation of the rows. NumPy's default bounds-checked mode copies through a
         # buffer when given ``out`` (ten times slower for a batch); "clip" gathers straight into ``out``.
         return self.xp.take(x, index, axis=0, out=out, mode="clip")
+
+    def column_sum(self, x, out):
+        # A product with a row of ones: BLAS sums a batch's columns three times faster than NumPy's reduction.
+        if x.ndim != 2 or not out.flags.c_contiguous or out.dtype != x.dtype:
+            return super().column_sum(x, out)
+        key = (x.shape[0], x.dtype.str)
+        ones = self._ones.get(key)
+        if ones is None:
+            ones = self._ones[key] = self.xp.ones(x.shape[0], x.dtype)
+        return self.xp.dot(ones, x, out=out)
