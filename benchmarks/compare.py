@@ -41,6 +41,8 @@ def contender_table(workload: Workload) -> dict:
         "netcore cupy": c.netcore_runner("cupy"),
         "netcore cupy graph": c.netcore_runner("cupy", graph=True),
         "netcore cupy graph tf32": c.netcore_runner("cupy", graph=True, tf32=True),
+        "netcore cupy fit": c.netcore_runner("cupy", fit=True),
+        "netcore cupy fit graph": c.netcore_runner("cupy", graph=True, fit=True),
         "pytorch eager": c.torch_runner(),
         "pytorch cuda graph": c.torch_runner(graph=True),
         "pytorch eager tf32": c.torch_runner(tf32=True),

@@ -37,7 +37,11 @@ def os_threads() -> int:
 
 
 # ----------------------------------------------------------------------------------------------- netcore
-def netcore_runner(device: str, graph: bool = False, tf32: bool = False):
+def netcore_runner(device: str, graph: bool = False, tf32: bool = False, fit: bool = False):
+    """netcore on ``device``: an epoch of ``fit`` on the CPU; on a GPU, ``GPU_BLOCK`` steps of ``train_step`` (or
+    of ``compile_step``'s graph), or with ``fit=True`` the same number of steps through ``fit`` (gathers, loss
+    checks and all; ``graph`` then means ``fit(cuda_graph=True)``)."""
+
     def setup(workload: Workload, threads: int):
         with _matmul_precision("high" if tf32 else "highest"):
             return _netcore_setup(workload, device, graph)
@@ -64,6 +68,8 @@ def netcore_runner(device: str, graph: bool = False, tf32: bool = False):
 
             return run
         backend = model.backend
+        if fit:
+            return _fit_steps(model, workload, graph)
         with backend.scope():
             Xd, yd, _ = model._prepare(X, y)
             step = model.compile_step(Xd, yd) if graph else (lambda: model.train_step(Xd, yd))
@@ -82,6 +88,25 @@ def netcore_runner(device: str, graph: bool = False, tf32: bool = False):
         return run
 
     return setup
+
+
+def _fit_steps(model, workload: Workload, graph: bool):
+    """``run()`` = ``GPU_BLOCK`` training steps through ``fit`` on data staged on the device once (under 1 GiB)."""
+    cap = max(1, 2**30 // (workload.batch * workload.sizes[0] * 4))
+    per_epoch = max(d for d in range(1, GPU_BLOCK + 1) if GPU_BLOCK % d == 0 and d <= cap)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((per_epoch * workload.batch, workload.sizes[0]), dtype=np.float32)
+    y = rng.integers(0, workload.sizes[-1], len(X))
+    backend = model.backend
+    with backend.scope():
+        Xd, yd, _ = model._prepare(X, y)
+
+    def run():
+        model.fit(Xd, yd, epochs=GPU_BLOCK // per_epoch, batch_size=workload.batch, verbose=0, cuda_graph=graph)
+        backend.synchronize()
+
+    run()  # warm-up: kernels compiled, buffers allocated, graphs recorded
+    return run
 
 
 @contextlib.contextmanager

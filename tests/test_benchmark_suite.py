@@ -145,7 +145,8 @@ def test_gpu_workload_tables_on_the_cupy_stand_in(monkeypatch):
             workload = WORKLOADS[name].scaled(batch=8, hidden=(16, 8))
             report = compare.measure(workload, repeats=1, log=lambda *_: None)
             rows = {row["name"]: row for row in report["results"]}
-            assert {"netcore cupy", "netcore cupy graph", "netcore cupy graph tf32", "plain cupy"} <= set(rows)
+            expected = {"netcore cupy", "netcore cupy graph", "netcore cupy graph tf32", "plain cupy"}
+            assert expected | {"netcore cupy fit", "netcore cupy fit graph"} <= set(rows)
             assert "gemm at workload shapes" in rows and report["unit"] == "step"
             assert all(row["median_s"] > 0 and row["vs_floor"] > 0 for row in rows.values())
             assert "PyTorch sees no CUDA device" in report["skipped"]["pytorch eager"]
