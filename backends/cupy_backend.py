@@ -367,8 +367,15 @@ class CupyBackend(Backend):
             ),
         )
 
-    def _batchnorm_kernel(self, kernel: str, dtype):
-        return self._batchnorm_module.get_function(f"{kernel}<{'float' if dtype == np.float32 else 'double'}>")
+    @staticmethod
+    def _instance(module, kernel: str, dtype):
+        """The float or double instantiation of a templated ``__global__`` kernel of ``module``."""
+        return module.get_function(f"{kernel}<{'float' if dtype == np.float32 else 'double'}>")
+
+    @staticmethod
+    def _launch(kernel, count: int, args, threads: int = 128) -> None:
+        """Run ``kernel`` on ``count`` threads (one per row or column), in blocks of ``threads``."""
+        kernel(((count + threads - 1) // threads,), (threads,), args)
 
     @functools.cached_property
     def _batchnorm_eval_kernel(self):
@@ -551,18 +558,14 @@ class CupyBackend(Backend):
         if target.ndim != 1 or not logits.flags.c_contiguous or not grad.flags.c_contiguous:
             return super().softmax_cross_entropy(logits, target, grad, scale, weights, label_smoothing)
         n, c = logits.shape
-        kernel = self._softmax_ce_module.get_function(
-            f"softmax_ce<{'float' if logits.dtype == np.float32 else 'double'}>"
-        )
         # Keyed by the gradient buffer, i.e. by model: one model's step does not overwrite another's loss.
         loss_rows = self._scratch(("loss rows", grad.data.ptr), (n, 1), logits.dtype)
         total = self._scratch(("loss", grad.data.ptr), (1, 1), logits.dtype)
         w = weights if weights is not None else logits
         y = target.astype(np.int64, copy=False)
-        threads = 128
-        kernel(
-            ((n + threads - 1) // threads,),
-            (threads,),
+        self._launch(
+            self._instance(self._softmax_ce_module, "softmax_ce", logits.dtype),
+            n,
             (
                 logits,
                 y,
@@ -662,8 +665,8 @@ class CupyBackend(Backend):
         var_scale = n / (n - 1) if unbiased_running_var and n > 1 else 1.0
         t = x.dtype.type
         scalars = (t(eps), t(new_weight), t(var_scale), np.int32(n), np.int32(c))
-        self._launch_per_column(
-            self._batchnorm_kernel("batchnorm_train", x.dtype),
+        self._launch(
+            self._instance(self._batchnorm_module, "batchnorm_train", x.dtype),
             c,
             (x, gamma, beta, running_mean, running_var, out, xhat, inv_std, *scalars),
         )
@@ -674,8 +677,8 @@ class CupyBackend(Backend):
         if dy.ndim != 2 or not all(a.flags.c_contiguous for a in arrays):
             return super().batchnorm_backward(dy, xhat, inv_std, gamma, dx, dgamma, dbeta)
         n, c = dy.shape
-        self._launch_per_column(
-            self._batchnorm_kernel("batchnorm_backward", dy.dtype),
+        self._launch(
+            self._instance(self._batchnorm_module, "batchnorm_backward", dy.dtype),
             c,
             (
                 dy,
@@ -697,10 +700,6 @@ class CupyBackend(Backend):
             return super().batchnorm_forward_eval(x, gamma, beta, running_mean, running_var, out, eps=eps)
         self._batchnorm_eval_kernel(x, gamma, beta, running_mean, running_var, x.dtype.type(eps), x.shape[1], out)
         return out
-
-    @staticmethod
-    def _launch_per_column(kernel, columns: int, args, threads: int = 128) -> None:
-        kernel(((columns + threads - 1) // threads,), (threads,), args)
 
     def gaussian_noise(self, x, stddev, rng, out):
         self._gaussian_noise_kernel(x, x.dtype.type(stddev), self._site_seed(rng, out), out)
