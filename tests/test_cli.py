@@ -188,8 +188,8 @@ def test_train_on_the_cupy_device_in_process(cupy_backend, capsys, tmp_path):
 
 
 def test_train_with_cuda_graphs_on_the_cupy_device(cupy_backend, capsys):
-    train = ["train", "--dataset", "iris", "--device", "cupy", "--epochs", "40", "--json", "--cuda-graph"]
-    assert main(train) == 0
+    train = ["train", "--dataset", "digits", "--device", "cupy", "--epochs", "15", "--json", "--cuda-graph"]
+    assert main([*train, "--dropout", "0.2", "--batchnorm"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)["test_accuracy"] >= 0.9 and "eagerly" not in err
 
