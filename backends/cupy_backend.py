@@ -648,28 +648,13 @@ class CupyBackend(Backend):
     ):
         arrays = (x, gamma, beta, running_mean, running_var, out, xhat, inv_std)
         if x.ndim != 2 or not all(a.flags.c_contiguous for a in arrays):
-            return super().batchnorm_forward_train(
-                x,
-                gamma,
-                beta,
-                running_mean,
-                running_var,
-                out,
-                xhat,
-                inv_std,
-                eps=eps,
-                new_weight=new_weight,
-                unbiased_running_var=unbiased_running_var,
-            )
+            options = dict(eps=eps, new_weight=new_weight, unbiased_running_var=unbiased_running_var)
+            return super().batchnorm_forward_train(*arrays, **options)
         n, c = x.shape
-        var_scale = n / (n - 1) if unbiased_running_var and n > 1 else 1.0
         t = x.dtype.type
+        var_scale = self.running_variance_scale(n, unbiased_running_var)
         scalars = (t(eps), t(new_weight), t(var_scale), np.int32(n), np.int32(c))
-        self._launch(
-            self._instance(self._batchnorm_module, "batchnorm_train", x.dtype),
-            c,
-            (x, gamma, beta, running_mean, running_var, out, xhat, inv_std, *scalars),
-        )
+        self._launch(self._instance(self._batchnorm_module, "batchnorm_train", x.dtype), c, (*arrays, *scalars))
         return out
 
     def batchnorm_backward(self, dy, xhat, inv_std, gamma, dx, dgamma, dbeta):

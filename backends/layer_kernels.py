@@ -79,8 +79,13 @@ class LayerKernels:
         running_mean *= 1 - new_weight
         running_mean += new_weight * mean
         running_var *= 1 - new_weight
-        running_var += (new_weight * n / (n - 1) if unbiased_running_var and n > 1 else new_weight) * var
+        running_var += new_weight * self.running_variance_scale(n, unbiased_running_var) * var
         return out
+
+    @staticmethod
+    def running_variance_scale(n: int, unbiased: bool) -> float:
+        """What a batch's biased variance is multiplied by before it enters the running variance."""
+        return n / (n - 1) if unbiased and n > 1 else 1.0
 
     def batchnorm_forward_eval(self, x, gamma, beta, running_mean, running_var, out, *, eps: float):
         """``out = gamma (x - running_mean) / sqrt(running_var + eps) + beta``."""

@@ -131,27 +131,13 @@ class NumbaBackend(NumpyBackend):
     def batchnorm_forward_train(
         self, x, gamma, beta, running_mean, running_var, out, xhat, inv_std, *, eps, new_weight, unbiased_running_var
     ):
-        arrays = (x, out, xhat)
-        if not all(a.ndim == 2 and a.flags.c_contiguous for a in arrays) or not inv_std.flags.c_contiguous:
-            return super().batchnorm_forward_train(
-                x,
-                gamma,
-                beta,
-                running_mean,
-                running_var,
-                out,
-                xhat,
-                inv_std,
-                eps=eps,
-                new_weight=new_weight,
-                unbiased_running_var=unbiased_running_var,
-            )
-        n = x.shape[0]
-        var_scale = n / (n - 1) if unbiased_running_var and n > 1 else 1.0
+        arrays = (x, gamma, beta, running_mean, running_var, out, xhat, inv_std)
+        if not all(a.ndim == 2 and a.flags.c_contiguous for a in (x, out, xhat)) or not inv_std.flags.c_contiguous:
+            options = dict(eps=eps, new_weight=new_weight, unbiased_running_var=unbiased_running_var)
+            return super().batchnorm_forward_train(*arrays, **options)
+        var_scale = self.running_variance_scale(x.shape[0], unbiased_running_var)
         c = x.dtype.type
-        self.k.batchnorm_forward_train(
-            x, gamma, beta, running_mean, running_var, out, xhat, inv_std, c(eps), c(new_weight), c(var_scale)
-        )
+        self.k.batchnorm_forward_train(*arrays, c(eps), c(new_weight), c(var_scale))
         return out
 
     def batchnorm_backward(self, dy, xhat, inv_std, gamma, dx, dgamma, dbeta):
