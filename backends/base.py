@@ -10,6 +10,7 @@ one sitting:
 - :mod:`backends.loss_kernels`: every loss as value + gradient in one call, fused softmax / sigmoid cross-entropy.
 - :mod:`backends.optimizer_kernels`: in-place updates of flat parameter buffers, one call per step.
 - :mod:`backends.layer_kernels`: inverted dropout, Gaussian noise and batch normalisation.
+- :mod:`backends.image_kernels`: convolution patches (``im2col`` / ``col2im``) and pooling over channels-last images.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import contextlib
 
 from backends.activation_kernels import ActivationKernels
 from backends.arrays import ArrayOps
+from backends.image_kernels import ImageKernels
 from backends.layer_kernels import LayerKernels
 from backends.loss_kernels import LossKernels
 from backends.optimizer_kernels import OptimizerKernels
 
 
-class Backend(ArrayOps, ActivationKernels, LossKernels, OptimizerKernels, LayerKernels):
+class Backend(ArrayOps, ActivationKernels, LossKernels, OptimizerKernels, LayerKernels, ImageKernels):
     """One device's array namespace plus its hot kernels.
 
     Subclasses set :attr:`name` and :attr:`xp`, implement :meth:`unavailable_reason`, and override kernels.

@@ -517,6 +517,17 @@ class CupyBackend(Backend):
             preamble=_RANDOM_PREAMBLE,
         )
 
+    @functools.cached_property
+    def _dropout_mask_kernel(self):
+        # LayerKernels.dropout_forward's mask alone: mask = (u >= rate) * scale
+        return self.xp.ElementwiseKernel(
+            "T rate, T scale, raw uint64 seed",
+            "T mask",
+            "mask = netcore_uniform<T>(seed[0], i) >= rate ? scale : (T)0;",
+            "netcore_dropout_mask",
+            preamble=_RANDOM_PREAMBLE,
+        )
+
     # ----------------------------------------------------------------- overrides
     def matmul(self, a, b, out=None):
         if out is None or not self._gemm.supports(a, b, out):
@@ -640,7 +651,12 @@ class CupyBackend(Backend):
 
     def dropout_forward(self, x, rate, rng, mask, out):
         t = x.dtype.type
-        self._dropout_kernel(x, t(rate), t(1 / (1 - rate)), self._site_seed(rng, mask), mask, out)
+        seed = self._site_seed(rng, mask)
+        if mask.shape != x.shape:  # one draw per feature map (spatial dropout), broadcast over the image
+            self._dropout_mask_kernel(t(rate), t(1 / (1 - rate)), seed, mask)
+            self.xp.multiply(x, mask, out=out)
+            return out
+        self._dropout_kernel(x, t(rate), t(1 / (1 - rate)), seed, mask, out)
         return out
 
     def batchnorm_forward_train(

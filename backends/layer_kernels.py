@@ -10,7 +10,8 @@ class LayerKernels:
     def dropout_forward(self, x, rate: float, rng, mask, out):
         """Keep each unit with probability ``1 - rate``: ``mask = (u >= rate) / (1 - rate)``, ``out = x * mask``.
 
-        ``mask`` is kept for the backward pass; the same generator state gives the same mask on every backend.
+        ``mask`` is kept for the backward pass; the same generator state gives the same mask on every backend. It
+        may be smaller than ``x`` and broadcast (``(batch, 1, 1, channels)`` drops whole feature maps).
         """
         self.random_into(rng, mask)
         self.dropout_apply_mask(mask, rate)
@@ -23,7 +24,7 @@ class LayerKernels:
         return mask
 
     def dropout_backward(self, dy, mask, out):
-        """``out = dy * mask``."""
+        """``out = dy * mask`` (``mask`` broadcast as in the forward pass)."""
         return self.xp.multiply(dy, mask, out=out)
 
     def gaussian_noise(self, x, stddev: float, rng, out):

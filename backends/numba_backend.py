@@ -120,7 +120,7 @@ class NumbaBackend(NumpyBackend):
 
     # ----------------------------------------------------------------- dropout
     def dropout_forward(self, x, rate, rng, mask, out):
-        if not (x.flags.c_contiguous and out.flags.c_contiguous):
+        if mask.shape != x.shape or not (x.flags.c_contiguous and out.flags.c_contiguous):
             return super().dropout_forward(x, rate, rng, mask, out)
         self.random_into(rng, mask)
         c = x.dtype.type

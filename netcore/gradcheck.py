@@ -29,7 +29,7 @@ def check_gradients(
 
     Runs on a float64 copy of ``model`` (same device, weights and loss), in training mode with the random generator
     rewound before every evaluation, so dropout and noise draw the same masks each time. Checks up to
-    ``max_entries`` entries of each parameter (all of them when it is smaller). Returns the relative error
+    ``max_entries`` entries of each trainable parameter (all of them when it is smaller). Returns the relative error
     ``|a - n| / (|a| + |n|)`` (Euclidean norms over the checked entries) per parameter, named ``layer.param``.
     """
     twin = model.clone(dtype="float64")
@@ -47,7 +47,7 @@ def check_gradients(
         analytic = backend.to_numpy(twin._grads).copy()
         report = GradientReport()
         offset = 0
-        for layer, spec in twin._specs:
+        for layer, spec in twin._specs[: twin._n_trained_specs]:  # frozen weights get no gradient
             size = math.prod(spec.shape)
             flat = twin._params[offset : offset + size]
             entries = range(size) if size <= max_entries else sorted(pick.choice(size, max_entries, replace=False))

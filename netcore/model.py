@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import operator
 
 from backends import get_backend
 from netcore import graphs, training, validation
@@ -40,6 +41,29 @@ def _prod(shape) -> int:
     return math.prod(shape)
 
 
+def _input_shape(input_dim, input_shape) -> tuple[int, ...] | None:
+    """The model's input shape from ``input_dim`` (an int: a table of that many features) or ``input_shape``."""
+    both = input_dim is not None and input_shape is not None
+    if both and _input_shape(input_dim, None) != _input_shape(None, input_shape):
+        raise ConfigurationError(f"input_dim={input_dim!r} and input_shape={input_shape!r} disagree; give one")
+    value = input_dim if input_dim is not None else input_shape
+    if value is None:
+        return None
+    if not hasattr(value, "__iter__"):
+        value = (value,)
+    try:
+        shape = tuple(operator.index(d) for d in value if not isinstance(d, bool))
+    except TypeError:
+        shape = ()
+    if not shape or len(shape) != len(tuple(value)) or min(shape) <= 0:
+        what = "input_dim" if input_dim is not None else "input_shape"
+        raise ConfigurationError(
+            f"{what} must be a positive integer or a tuple of them (a sample's shape, without the batch axis), "
+            f"got {value!r}"
+        )
+    return shape
+
+
 def _unique_names(layers) -> None:
     """Number repeated layer names (dense, dense_1, ...) so errors and reports can name one layer."""
     seen: dict[str, int] = {}
@@ -53,9 +77,15 @@ def _unique_names(layers) -> None:
 class Sequential:
     """A stack of layers trained end to end.
 
-    ``Sequential([Dense(64, "relu"), Dense(10, "softmax")], input_dim=64, device="numba", seed=0)``. The device is
-    a name (``"numpy"``, ``"numba"``, ``"cupy"``, ``"cpu"``, ``"auto"``, ...) or None for the active device;
-    ``dtype`` is ``"float32"`` (default) or ``"float64"``; ``seed`` fixes weights, shuffles and dropout masks.
+    ``Sequential([Dense(64, "relu"), Dense(10, "softmax")], input_dim=64, device="numba", seed=0)``, or for images
+    ``Sequential([Conv2D(16, 3, activation="relu"), ...], input_shape=(28, 28, 1))`` (a sample's shape, without the
+    batch axis; images are channels-last). ``input_dim=n`` means ``input_shape=(n,)``; without either, the model is
+    built on the first data it sees. The device is a name (``"numpy"``, ``"numba"``, ``"cupy"``, ``"cpu"``,
+    ``"auto"``, ...) or None for the active device; ``dtype`` is ``"float32"`` (default) or ``"float64"``; ``seed``
+    fixes weights, shuffles, dropout masks and augmentations.
+
+    Layers that already carry weights (``base.layers[:-1]`` of a trained model) keep them: that is transfer
+    learning. A layer object then belongs to both models and shares its weights between them, as in Keras.
     """
 
     def __init__(
@@ -66,6 +96,7 @@ class Sequential:
         dtype: str = "float32",
         seed: int | None = None,
         auto_transfer: bool = False,
+        input_shape=None,
     ):
         self.layers = list(layers)
         if not self.layers or not all(isinstance(layer, layers_mod.Layer) for layer in self.layers):
@@ -78,7 +109,7 @@ class Sequential:
         self.dtype = self.backend.float_dtype(self.dtype_name)
         self.seed = seed
         self.rng = self.backend.rng(seed)
-        self.input_dim = None
+        self.input_shape: tuple[int, ...] | None = None
         self.optimizer = None
         self.loss = None
         self.schedule = None
@@ -89,53 +120,143 @@ class Sequential:
         self.training = True
         self._fused = False
         self._current_layer = None
+        #: Identifies this model's binding of its layers (see :meth:`_claim`).
+        self._token = object()
         #: Copy arrays of another device in (True) or refuse them with a DeviceError (False, the default).
         self.auto_transfer = bool(auto_transfer)
-        if input_dim is not None:
-            self.build(input_dim)
+        shape = _input_shape(input_dim, input_shape)
+        if shape is not None:
+            self.build(shape)
 
     # ----------------------------------------------------------------- construction
     @property
     def built(self) -> bool:
-        return self.input_dim is not None
+        return self.input_shape is not None
+
+    @property
+    def input_dim(self) -> int | None:
+        """Values per sample (the features of a table; height x width x channels of an image)."""
+        return None if self.input_shape is None else _prod(self.input_shape)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.layers[-1].output_shape
 
     @property
     def n_outputs(self) -> int:
-        return self.layers[-1].n_out
+        """Values per sample of the output (the loss sees each sample's output as one row)."""
+        return _prod(self.layers[-1].output_shape)
 
-    def build(self, input_dim: int) -> None:
-        """Fix the input width, allocate the flat buffers and draw the initial weights."""
-        self._infer_shapes(input_dim)
-        self.input_dim = input_dim
-        self._specs = [(layer, spec) for layer in self.layers for spec in layer.param_specs()]
+    def build(self, input_shape) -> None:
+        """Fix the input shape (an int means a table of that many features), allocate the flat buffers, and draw
+        the initial weights of every layer that does not carry weights already."""
+        shape = _input_shape(input_shape, None)
+        for layer in self.layers:  # layers this build changes must be re-checked by the model they come from
+            if layer.owner is not self._token:
+                layer.owner = None
+        self._infer_shapes(shape)
+        carried = self._allocate(tuple(layer.trainable for layer in self.layers))
+        self.input_shape = shape
+        for layer in self.layers:  # in layer order, so a seed gives the same weights whatever is frozen
+            for spec in layer.param_specs():
+                if spec.name not in carried[id(layer)][1]:
+                    fan_in, fan_out = spec.fan
+                    layer.params[spec.name][...] = spec.initializer(
+                        self.backend, self.rng, spec.shape, fan_in, fan_out, self.dtype
+                    )
+            for spec in layer.state_specs():
+                if spec.name not in carried[id(layer)][2]:
+                    layer.state[spec.name][...] = spec.initial
+        self._carry(carried)
+
+    def _infer_shapes(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Fix every layer's input and output shape (no allocation); returns the output shape."""
+        shape = input_shape
+        weighted = None
+        for layer in self.layers:
+            if layer.input_only and weighted is not None:
+                raise ConfigurationError(
+                    f"{layer.name} ({type(layer).__name__}) transforms the input and has no gradient: put it before "
+                    f"every layer with weights (it comes after {weighted})"
+                )
+            shape = layer.build(shape)
+            if layer.has_weights and weighted is None:
+                weighted = layer.name
+        return shape
+
+    def _allocate(self, trainable: tuple[bool, ...]) -> dict:
+        """Lay out the flat buffers for the given trainable flags, one per layer, and bind every layer to its views.
+
+        Trainable parameters come first, so the optimizer updates one contiguous prefix and frozen weights are never
+        touched. Returns each layer's views from before (``{id: (backend, params, state)}``) for :meth:`_carry`.
+        """
+        previous = {id(layer): (layer.backend, dict(layer.params), dict(layer.state)) for layer in self.layers}
+        self._layout = trainable
+        frozen = {id(layer) for layer, flag in zip(self.layers, trainable, strict=True) if not flag}
+        specs = [(layer, spec) for layer in self.layers for spec in layer.param_specs()]
+        self._specs = [s for s in specs if id(s[0]) not in frozen] + [s for s in specs if id(s[0]) in frozen]
         self._state_specs = [(layer, spec) for layer in self.layers for spec in layer.state_specs()]
         n_params = sum(_prod(spec.shape) for _, spec in self._specs)
+        n_trained = sum(_prod(spec.shape) for layer, spec in self._specs if id(layer) not in frozen)
         n_state = sum(_prod(spec.shape) for _, spec in self._state_specs)
         self._params = self.backend.empty((n_params,), self.dtype)
         self._grads = self.backend.zeros((n_params,), self.dtype)
         self._state = self.backend.empty((n_state,), self.dtype)
-        self._has_penalties = any(spec.regularizer is not None for _, spec in self._specs)
-        self._has_constraints = any(spec.constraint is not None for _, spec in self._specs)
+        self._n_trained = n_trained
+        trained = [(layer, spec) for layer, spec in self._specs if id(layer) not in frozen]
+        self._n_trained_specs = len(trained)
+        self._has_penalties = any(spec.regularizer is not None for _, spec in trained)
+        self._has_constraints = any(spec.constraint is not None for _, spec in trained)
+        #: Backpropagation stops at the first layer whose weights train: nothing below it needs a gradient.
+        self._first_trained = next(
+            (i for i, layer in enumerate(self.layers) if layer.has_weights and id(layer) not in frozen),
+            len(self.layers),
+        )
         self._bind()
-        for layer, spec in self._specs:
-            fan_in, fan_out = spec.fan
-            layer.params[spec.name][...] = spec.initializer(
-                self.backend, self.rng, spec.shape, fan_in, fan_out, self.dtype
-            )
-        for layer, spec in self._state_specs:
-            layer.state[spec.name][...] = spec.initial
+        return previous
 
-    def _infer_shapes(self, input_dim: int) -> int:
-        """Fix every layer's input and output width (no allocation); returns the output width."""
-        if not isinstance(input_dim, int) or isinstance(input_dim, bool) or input_dim <= 0:
-            raise ConfigurationError(f"input_dim must be a positive integer, got {input_dim!r}")
-        width = input_dim
+    def _carry(self, previous: dict) -> None:
+        """Copy the weights and running statistics layers had before :meth:`_allocate` into their new views
+        (converted to this model's device and dtype)."""
         for layer in self.layers:
-            width = layer.build(width)
-        return width
+            old_backend, old_params, old_state = previous[id(layer)]
+            for store, old in ((layer.params, old_params), (layer.state, old_state)):
+                for name, value in old.items():
+                    target = store.get(name)
+                    if target is None:
+                        continue
+                    if tuple(value.shape) != tuple(target.shape):
+                        raise ShapeError(
+                            f"{layer.name} carries {name} of shape {tuple(value.shape)} from the model it was "
+                            f"trained in, but here its input {layer.input_shape} needs {tuple(target.shape)}"
+                        )
+                    if old_backend is self.backend:
+                        target[...] = value
+                    else:
+                        target[...] = self.backend.asarray(old_backend.to_numpy(value), self.dtype)
+
+    def _claim(self) -> None:
+        """Take back layers another model has used since (transfer learning shares layer objects between models):
+        re-fix their shapes for this model's input and copy their current weights into this model's buffers."""
+        if not self.built or all(layer.owner is self._token for layer in self.layers):
+            return
+        self._infer_shapes(self.input_shape)
+        self._carry(self._allocate(self._layout))
+
+    def _check_layout(self) -> None:
+        """Training needs the trainable flags the buffers were laid out for (a change takes effect at compile)."""
+        for layer, flag in zip(self.layers, self._layout, strict=True):
+            if layer.trainable != flag:
+                state = "frozen (trainable=False)" if flag else "unfrozen (trainable=True)"
+                raise ConfigurationError(
+                    f"layer {layer.name} was {state} after compile(); call compile() again for the change to take "
+                    "effect"
+                )
 
     def _bind(self) -> None:
         """Hand every layer its views into the flat buffers (after build and after a device move)."""
+        #: What the optimizer updates: the trainable prefix of the flat buffers.
+        self._trained_params, self._trained_grads = self._params[: self._n_trained], self._grads[: self._n_trained]
         views = {id(layer): ({}, {}, {}) for layer in self.layers}
         offset = 0
         for layer, spec in self._specs:
@@ -149,7 +270,7 @@ class Sequential:
             views[id(layer)][2][spec.name] = self._state[offset : offset + size].reshape(spec.shape)
             offset += size
         for layer in self.layers:
-            layer.bind(self.backend, *views[id(layer)])
+            layer.bind(self.backend, *views[id(layer)], owner=self._token)
             if hasattr(layer, "rng"):
                 layer.rng = self.rng
         self._batch_buffers = {}
@@ -177,7 +298,10 @@ class Sequential:
         else:
             self._train_loss = self.loss
         if self.built:
-            self.optimizer.bind(self.backend, self._params)
+            self._claim()
+            if self._layout != tuple(layer.trainable for layer in self.layers):
+                self._carry(self._allocate(tuple(layer.trainable for layer in self.layers)))
+            self.optimizer.bind(self.backend, self._trained_params)
         return self
 
     # ----------------------------------------------------------------- modes and devices
@@ -210,7 +334,7 @@ class Sequential:
             self._bind()
         if self.optimizer is not None and self.optimizer.backend is not None:
             old_state = {k: source.to_numpy(v) for k, v in self.optimizer.state.items()}
-            self.optimizer.bind(target, self._params)
+            self.optimizer.bind(target, self._trained_params)
             for key, value in old_state.items():
                 self.optimizer.state[key][...] = target.asarray(value, self.dtype)
         return self
@@ -219,7 +343,7 @@ class Sequential:
     def _prepare(self, X, y=None, class_weight=None, sample_weight=None, need_targets=True):
         """Validate inputs (nothing changes if they are bad), then build the model on first sight of data."""
         X = validation.features(self, X)
-        n_outputs = self.n_outputs if self.built else self._infer_shapes(int(X.shape[1]))
+        n_outputs = self.n_outputs if self.built else _prod(self._infer_shapes(tuple(X.shape[1:])))
         Y = weights = None
         if need_targets:
             if self.loss is None:
@@ -227,9 +351,9 @@ class Sequential:
             Y = validation.targets(self, self.loss, y, X.shape[0], n_outputs)
             weights = validation.sample_weights(self, Y, X.shape[0], n_outputs, class_weight, sample_weight)
         if not self.built:
-            self.build(int(X.shape[1]))
+            self.build(tuple(X.shape[1:]))
             if self.optimizer is not None:
-                self.optimizer.bind(self.backend, self._params)
+                self.optimizer.bind(self.backend, self._trained_params)
         return X, Y, weights
 
     def _batch_buffer(self, key: str, like, rows: int):
@@ -252,31 +376,34 @@ class Sequential:
         return x
 
     def _backward(self, grad) -> None:
-        for i in range(len(self.layers) - 1, -1, -1):
+        first = self._first_trained
+        for i in range(len(self.layers) - 1, first - 1, -1):
             self._current_layer = self.layers[i].name
-            grad = self.layers[i].backward(grad, need_dx=i > 0)
+            grad = self.layers[i].backward(grad, need_dx=i > first)
 
     def _penalties(self):
         """Add every penalty's gradient to the gradient buffer and return the summed penalty (0.0 if none)."""
         total = 0.0
-        for layer, spec in self._specs:
+        for layer, spec in self._specs[: self._n_trained_specs]:
             if spec.regularizer is not None:
                 total = total + spec.regularizer.penalty(self.backend, layer.params[spec.name])
                 spec.regularizer.add_gradient(self.backend, layer.params[spec.name], layer.grads[spec.name])
         return total
 
     def _constrain(self) -> None:
-        for layer, spec in self._specs:
-            if spec.constraint is not None:
-                spec.constraint.apply(self.backend, layer.params[spec.name])
+        for layer, spec in self._specs[: self._n_trained_specs]:
+            if spec.constraint is not None:  # per output unit: a kernel's last axis (a Dense column, a filter)
+                weights = layer.params[spec.name]
+                spec.constraint.apply(self.backend, weights.reshape(-1, weights.shape[-1]))
 
     def loss_and_gradients(self, xb, yb, weights=None):
         """Training-mode forward and backward on a device batch: the loss (with penalties), gradients written
         into the model's gradient buffer. No parameter changes."""
         out = self._forward(xb, True, logits=True)
-        grad = self._batch_buffer("grad", out, out.shape[0])
-        loss = self._train_loss(self.backend, out, yb, grad, weights)
-        self._backward(grad)
+        rows = out if out.ndim == 2 else out.reshape(out.shape[0], -1)  # a sample's output is one row of the loss
+        grad = self._batch_buffer("grad", rows, rows.shape[0])
+        loss = self._train_loss(self.backend, rows, yb, grad, weights)
+        self._backward(grad if out.ndim == 2 else grad.reshape(out.shape))
         if self._has_penalties:
             loss = loss + self._penalties()
         return loss
@@ -285,7 +412,7 @@ class Sequential:
         """One optimizer step from the gradient buffer (then the constraints)."""
         if self.schedule is not None and self.schedule.per == "step":
             self.optimizer.lr = self.schedule.lr(self.optimizer.initial_lr, self.optimizer.step_count)
-        self.optimizer.step(self._params, self._grads)
+        self.optimizer.step(self._trained_params, self._trained_grads)
         if self._has_constraints:
             self._constrain()
 
@@ -313,7 +440,9 @@ class Sequential:
         if self.optimizer is None:
             raise ConfigurationError("call compile() before compile_step()")
         with self.backend.scope():
+            self._claim()
             X, Y, _ = self._prepare(X, y)
+            self._check_layout()
         return graphs.CompiledStep(self, X, Y)
 
     def first_nonfinite_gradient(self) -> str | None:
@@ -329,6 +458,7 @@ class Sequential:
             raise ConfigurationError("call compile() before train_on_batch()")
         with self.backend.scope(), self._guarded():
             X, Y, weights = self._prepare(X, y, sample_weight=sample_weight)
+            self._check_layout()
             return self.backend.to_float(self.train_step(X, Y, weights))
 
     # ----------------------------------------------------------------- state snapshots
@@ -368,6 +498,7 @@ class Sequential:
     def _guarded(self, mutates: bool = True):
         """Run a public call; if it raises, put the model back as it was before the call (for calls that change
         it) and turn a device out-of-memory error into a netcore error that says where and what to do."""
+        self._claim()
         before = self.snapshot() if mutates else {"built": False}
         try:
             yield
@@ -435,6 +566,7 @@ class Sequential:
             raise ConfigurationError(f"validation_split must be in [0, 1), got {validation_split!r}")
         with self.backend.scope(), self._guarded():
             X, Y, weights = self._prepare(X, y, class_weight, sample_weight)
+            self._check_layout()
             n = X.shape[0]
             validation = None
             if validation_data is None and validation_split:
@@ -478,9 +610,11 @@ class Sequential:
         return {name: metrics_mod.get(name)(self.backend, pred, Y) for name in self.metric_names}
 
     def _predict_native(self, X, batch_size: int = 1024, logits: bool = False):
+        """Outputs for ``X`` in evaluation mode, one row per sample (``(n, n_outputs)``)."""
         out = self.backend.empty((X.shape[0], self.n_outputs), self.dtype)
         for start in range(0, X.shape[0], batch_size):
-            out[start : start + batch_size] = self._forward(X[start : start + batch_size], False, logits)
+            batch = self._forward(X[start : start + batch_size], False, logits)
+            out[start : start + batch_size] = batch.reshape(batch.shape[0], -1)
         return out
 
     def _evaluate_native(self, X, Y, batch_size: int = 1024) -> dict:
@@ -511,7 +645,8 @@ class Sequential:
         self._check_batch_size(batch_size)
         with self.backend.scope(), self._guarded(mutates=False):
             X, _, _ = self._prepare(X, need_targets=False)
-            return self.backend.to_numpy(self._predict_native(X, batch_size)).copy()
+            out = self.backend.to_numpy(self._predict_native(X, batch_size)).copy()
+            return out.reshape(out.shape[0], *self.output_shape)
 
     def predict_proba(self, X, batch_size: int = 1024):
         """Class probabilities (the outputs of a model ending in softmax or sigmoid)."""
@@ -530,9 +665,10 @@ class Sequential:
 
     # ----------------------------------------------------------------- weights
     def get_weights(self) -> list:
-        """NumPy copies in layer order: Dense ``W (n_in, n_out)`` then ``b (n_out,)``; BatchNorm ``gamma``,
-        ``beta``, ``running_mean``, ``running_var``."""
+        """NumPy copies in layer order: Dense ``W (n_in, n_out)`` then ``b (n_out,)``; Conv2D ``W (kh, kw, in,
+        filters)`` then ``b (filters,)``; BatchNorm ``gamma``, ``beta``, ``running_mean``, ``running_var``."""
         self._require_built()
+        self._claim()
         out = []
         for layer in self.layers:
             for spec in layer.param_specs():
@@ -544,6 +680,7 @@ class Sequential:
     def set_weights(self, weights) -> None:
         """Load arrays in :meth:`get_weights` order; every shape is checked before anything is written."""
         self._require_built()
+        self._claim()
         targets = []
         for layer in self.layers:
             targets += [(layer, layer.params, s.name, s.shape) for s in layer.param_specs()]
@@ -577,7 +714,7 @@ class Sequential:
         layers = [layers_mod.from_config(type(layer).__name__, layer.config()) for layer in self.layers]
         twin = Sequential(
             layers,
-            input_dim=self.input_dim,
+            input_shape=self.input_shape,
             device=device or self.backend,
             dtype=dtype or self.dtype_name,
             seed=self.seed,
@@ -598,13 +735,18 @@ class Sequential:
         """A table of layers, output shapes and parameter counts (trainable and not, so the column adds up to the
         total, as in Keras), with the device and dtype; printed and returned."""
         self._require_built()
+        self._claim()
         rows = [("layer", "output shape", "params")]
         trainable = frozen = 0
-        for layer in self.layers:
+        for layer, trained in zip(self.layers, self._layout, strict=True):
             learned = sum(_prod(spec.shape) for spec in layer.param_specs())
             tracked = sum(_prod(spec.shape) for spec in layer.state_specs())
-            trainable, frozen = trainable + learned, frozen + tracked
-            rows.append((f"{layer.name} ({type(layer).__name__})", f"(None, {layer.n_out})", f"{learned + tracked:,}"))
+            if trained:
+                trainable, frozen = trainable + learned, frozen + tracked
+            else:
+                frozen += learned + tracked
+            shape = "(" + ", ".join(map(str, (None, *layer.output_shape))) + ")"
+            rows.append((f"{layer.name} ({type(layer).__name__})", shape, f"{learned + tracked:,}"))
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
         line = "-" * (sum(widths) + 4)
         text = [line] + [f"{a:{widths[0]}}  {b:{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows[:1]] + [line]
@@ -613,7 +755,7 @@ class Sequential:
             f"total parameters: {trainable + frozen:,}",
             f"trainable parameters: {trainable:,}",
             f"non-trainable parameters: {frozen:,}",
-            f"device: {self.device}, dtype: {self.dtype_name}, input_dim: {self.input_dim}",
+            f"device: {self.device}, dtype: {self.dtype_name}, input shape: {self.input_shape}",
         ]
         result = "\n".join(text)
         if print_fn is not None:
@@ -626,7 +768,7 @@ class Sequential:
 
     def _require_built(self) -> None:
         if not self.built:
-            raise NetcoreError("the model is not built yet: pass input_dim or call fit() first")
+            raise NetcoreError("the model is not built yet: pass input_shape (or input_dim) or call fit() first")
 
     def __repr__(self) -> str:
         inner = ", ".join(repr(layer) for layer in self.layers)

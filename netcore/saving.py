@@ -12,6 +12,7 @@ from netcore.errors import CheckpointError, NetcoreError
 
 def save_model(model, path) -> None:
     model._require_built()
+    model._claim()
     backend = model.backend
     arrays = {"params": backend.to_numpy(model._params), "state": backend.to_numpy(model._state)}
     manifest = {
@@ -19,8 +20,12 @@ def save_model(model, path) -> None:
         "dtype": model.dtype_name,
         "device": model.device,
         "seed": model.seed,
-        "input_dim": model.input_dim,
-        "layers": [{"class": type(layer).__name__, "config": layer.config()} for layer in model.layers],
+        "input_shape": list(model.input_shape),
+        # Each layer's trainable flag as the buffers are laid out (a change not yet compiled is not saved).
+        "layers": [
+            {"class": type(layer).__name__, "config": {**layer.config(), "trainable": trained}}
+            for layer, trained in zip(model.layers, model._layout, strict=True)
+        ],
         "epochs_trained": model.epochs_trained,
         "rng_state": backend.rng_state(model.rng),
         "loss": None if model.loss is None else {"class": model.loss.name, "config": model.loss.config()},
@@ -67,7 +72,8 @@ def _rebuild(manifest: dict, arrays: dict, device):
     built = [layers.from_config(entry["class"], entry["config"]) for entry in manifest["layers"]]
     model = netcore.Sequential(
         built,
-        input_dim=int(manifest["input_dim"]),
+        # Checkpoints of dense-only releases record the input width alone.
+        input_shape=tuple(manifest["input_shape"]) if "input_shape" in manifest else int(manifest["input_dim"]),
         device=device or manifest["device"],
         dtype=manifest["dtype"],
         seed=manifest["seed"],

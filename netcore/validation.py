@@ -4,6 +4,8 @@ came, and the model stays exactly as it was. The hot loops do no checking."""
 
 from __future__ import annotations
 
+import math
+
 from netcore.errors import DeviceError, DTypeError, ShapeError
 
 #: dtype kinds that are not numbers: object, bytes, str, void, datetime, timedelta, complex.
@@ -42,7 +44,8 @@ def _dtype_kind(data):
 
 
 def features(model, X, what: str = "X"):
-    """``X`` as a finite 2-D array of the model's device and dtype with the width the first layer expects."""
+    """``X`` as a finite array of the model's device and dtype, one sample per row of its first axis, each of the
+    shape the first layer expects (a 1-D ``X`` is one feature per row)."""
     X = _native(model, X, what)
     if _dtype_kind(X) in _NOT_REAL:
         raise DTypeError(f"{what} must hold real numbers, got dtype {X.dtype}")
@@ -50,22 +53,39 @@ def features(model, X, what: str = "X"):
         X = model.backend.asarray(X, model.dtype)
     except (TypeError, ValueError) as exc:
         raise DTypeError(f"{what} must be numeric, convertible to {model.dtype_name}: {exc}") from None
-    one_sample = X.ndim == 1 and model.input_dim not in (None, 1) and X.shape[0] == model.input_dim
+    expected = model.input_shape
+    one_sample = X.ndim == 1 and expected is not None and expected != (1,) and tuple(X.shape) == expected
     if X.ndim == 1:
         X = X.reshape(-1, 1)
-    if X.ndim != 2:
-        raise ShapeError(f"{what} must be 2-D (rows, features), got shape {tuple(X.shape)}")
-    if X.shape[0] == 0 or X.shape[1] == 0:
+    if X.ndim < 2:
+        raise ShapeError(f"{what} must have a sample axis and a feature axis, got shape {tuple(X.shape)}")
+    if X.size == 0:
         raise ShapeError(f"{what} is empty (shape {tuple(X.shape)})")
-    expected = model.input_dim
-    if expected is not None and X.shape[1] != expected:
-        hint = f"; a single sample is {what}.reshape(1, -1)" if one_sample else ""
-        raise ShapeError(
-            f"{what} has {X.shape[1]} features but the first layer ({model.layers[0].name}) expects {expected}{hint}"
-        )
+    if expected is not None and tuple(X.shape[1:]) != expected:
+        raise ShapeError(_shape_mismatch(model, X, expected, what, one_sample))
     if not model.backend.all_finite(X):
         raise ShapeError(f"{what} contains NaN or infinity (first in row {_first_bad_row(model.backend, X)})")
     return X
+
+
+def _shape_mismatch(model, X, expected, what, one_sample) -> str:
+    """Both shapes, the first layer, and the reshape that fixes it when the sizes agree."""
+    first = model.layers[0].name
+    got = tuple(X.shape[1:])
+    if len(expected) == 1 and len(got) == 1:
+        hint = f"; a single sample is {what}.reshape(1, -1)" if one_sample else ""
+        return f"{what} has {got[0]} features but the first layer ({first}) expects {expected[0]}{hint}"
+    message = (
+        f"{what} has samples of shape {got} (array shape {tuple(X.shape)}) but the first layer ({first}) expects "
+        f"samples of shape {expected}"
+    )
+    if one_sample:
+        return message + f"; a single sample is {what}[None]"
+    if math.prod(got) == math.prod(expected):
+        return message + f"; reshape with {what}.reshape(-1, {', '.join(map(str, expected))})"
+    if len(got) == len(expected) and got[:-1] == expected[:-1]:
+        return message + f" ({got[-1]} channels instead of {expected[-1]})"
+    return message
 
 
 def targets(model, loss, y, n_rows: int, n_outputs: int, what: str = "y"):
@@ -101,6 +121,8 @@ def targets(model, loss, y, n_rows: int, n_outputs: int, what: str = "y"):
     y = backend.asarray(y, model.dtype)
     if y.ndim == 1:
         y = y.reshape(-1, 1)
+    if y.ndim > 2 and y.shape[1:] == tuple(model.output_shape):  # targets shaped like the outputs: one row each
+        y = y.reshape(y.shape[0], -1)
     if y.ndim != 2 or y.shape[1] != n_outputs:
         raise ShapeError(f"{what} must have shape ({n_rows}, {n_outputs}) for this model, got {tuple(y.shape)}")
     return y

@@ -23,10 +23,19 @@ def imported_modules(path: pathlib.Path) -> set[str]:
     return names
 
 
+def module_files(module: str) -> list[pathlib.Path]:
+    """A core module's file, or every file of a core package."""
+    package = ROOT / "netcore" / module
+    return sorted(package.glob("*.py")) if package.is_dir() else [ROOT / "netcore" / f"{module}.py"]
+
+
 @pytest.mark.parametrize("module", CORE)
 def test_core_module_imports_no_array_library(module):
-    found = imported_modules(ROOT / "netcore" / f"{module}.py") & ARRAY_LIBRARIES
-    assert not found, f"netcore/{module}.py imports {found}"
+    files = module_files(module)
+    assert files and all(path.exists() for path in files), module
+    for path in files:
+        found = imported_modules(path) & ARRAY_LIBRARIES
+        assert not found, f"{path.relative_to(ROOT)} imports {found}"
 
 
 def test_torch_is_never_imported_by_the_library():

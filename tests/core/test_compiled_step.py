@@ -161,7 +161,7 @@ def test_dropout_and_noise_are_recorded_and_draw_anew_on_every_replay(cupy_backe
     for _ in range(3):
         step()
         masks.append(cupy_backend.to_numpy(dropout._mask).copy())
-        noisy.append(cupy_backend.to_numpy(noise.buffer("y", 32, 48, model.dtype)).copy())
+        noisy.append(cupy_backend.to_numpy(noise.buffer("y", (32, 48), model.dtype)).copy())
     for draws in (masks, noisy):
         assert all(not np.array_equal(a, b) for a, b in zip(draws, draws[1:], strict=False))
     kept = np.mean([m != 0 for m in masks])

@@ -1,0 +1,197 @@
+"""Kernels of the image layers: patch extraction for convolutions (``im2col``) and its adjoint (``col2im``), max and
+average pooling, as array expressions over ``self.xp``.
+
+Images are channels-last ``(batch, height, width, channels)``. A :class:`Window` says where a sliding window reads:
+output pixel ``(i, j)`` and window position ``(p, q)`` read input pixel ``(i * sh + p * dh - pad_top,
+j * sw + q * dw - pad_left)``; positions outside the image read zero (convolution) or are skipped (pooling). A
+convolution is then ``im2col`` followed by one matrix product: the patches ``(batch, out_h, out_w, kh, kw, channels)``
+as a matrix of ``batch * out_h * out_w`` rows times the kernel ``(kh, kw, in, out)`` as a matrix of ``kh * kw * in``
+rows gives the output in channels-last order directly; its gradients are the two transposed products and ``col2im``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from backends.errors import ConfigurationError
+
+PADDINGS = ("valid", "same")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A 2-D sliding window over ``in_h x in_w`` images: its size, strides, dilation and padding."""
+
+    in_h: int
+    in_w: int
+    kh: int
+    kw: int
+    sh: int = 1
+    sw: int = 1
+    dh: int = 1
+    dw: int = 1
+    pad_top: int = 0
+    pad_left: int = 0
+    out_h: int = 0
+    out_w: int = 0
+
+    @classmethod
+    def of(cls, in_hw, kernel, strides=(1, 1), dilation=(1, 1), padding: str = "valid", owner: str = "window"):
+        """The window of a layer, with Keras's output sizes: ``"valid"`` keeps only windows inside the image,
+        ``"same"`` gives ``ceil(size / stride)`` outputs, padding split with the smaller half on top and left."""
+        (in_h, in_w), (kh, kw), (sh, sw), (dh, dw) = in_hw, kernel, strides, dilation
+        span_h, span_w = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+        if padding == "valid":
+            if span_h > in_h or span_w > in_w:
+                raise ConfigurationError(
+                    f"{owner}: its {span_h}x{span_w} window (kernel {kh}x{kw}, dilation {dh}x{dw}) is larger than "
+                    f"its {in_h}x{in_w} input; use padding='same' or a smaller window"
+                )
+            out_h, out_w = (in_h - span_h) // sh + 1, (in_w - span_w) // sw + 1
+            pad_top = pad_left = 0
+        elif padding == "same":
+            out_h, out_w = math.ceil(in_h / sh), math.ceil(in_w / sw)
+            pad_top = max((out_h - 1) * sh + span_h - in_h, 0) // 2
+            pad_left = max((out_w - 1) * sw + span_w - in_w, 0) // 2
+        else:
+            raise ConfigurationError(f"{owner}: padding must be one of {PADDINGS}, got {padding!r}")
+        return cls(in_h, in_w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, out_h, out_w)
+
+    @property
+    def size(self) -> int:
+        """Positions in the window (``kh * kw``)."""
+        return self.kh * self.kw
+
+    @property
+    def padded(self) -> bool:
+        """Whether some window reaches outside the image (padding on any side)."""
+        bottom = (self.out_h - 1) * self.sh + (self.kh - 1) * self.dh + 1 - self.in_h - self.pad_top
+        right = (self.out_w - 1) * self.sw + (self.kw - 1) * self.dw + 1 - self.in_w - self.pad_left
+        return self.pad_top > 0 or self.pad_left > 0 or bottom > 0 or right > 0
+
+    @property
+    def is_identity(self) -> bool:
+        """A 1x1 window at stride 1 without padding: the patches are the image itself."""
+        return self.kh == self.kw == self.sh == self.sw == 1 and self.pad_top == self.pad_left == 0
+
+    def valid_range(self, axis: int, position: int) -> tuple[int, int, int]:
+        """For window position ``position`` along ``axis`` (0: rows, 1: columns): the output indices
+        ``[lo, hi)`` whose input index lies inside the image, and the input index of output ``lo``."""
+        stride, dilation, pad, size, out = (
+            (self.sh, self.dh, self.pad_top, self.in_h, self.out_h)
+            if axis == 0
+            else (self.sw, self.dw, self.pad_left, self.in_w, self.out_w)
+        )
+        offset = position * dilation - pad  # input index of output 0
+        lo = max(0, -(offset // stride))  # the first output reading at or after input 0
+        hi = min(out, (size - 1 - offset) // stride + 1)  # one past the last output reading before input `size`
+        return lo, max(lo, hi), lo * stride + offset
+
+
+class ImageKernels:
+    """Convolution patches and pooling over ``self.xp``; see :class:`backends.base.Backend`."""
+
+    def _window_slices(self, window: Window, p: int, q: int):
+        """For window position ``(p, q)``: the output slice it contributes to and the input slice it reads (both
+        ``(rows, columns)``), or None when it reads nothing but padding."""
+        lo_h, hi_h, start_h = window.valid_range(0, p)
+        lo_w, hi_w, start_w = window.valid_range(1, q)
+        if hi_h <= lo_h or hi_w <= lo_w:
+            return None
+        out = (slice(lo_h, hi_h), slice(lo_w, hi_w))
+        stop_h = start_h + (hi_h - lo_h - 1) * window.sh + 1
+        stop_w = start_w + (hi_w - lo_w - 1) * window.sw + 1
+        src = (slice(start_h, stop_h, window.sh), slice(start_w, stop_w, window.sw))
+        return out, src
+
+    # ----------------------------------------------------------------- convolution patches
+    def im2col(self, x, window: Window, cols):
+        """``cols[n, i, j, p, q, c] = x[n, i*sh + p*dh - pad_top, j*sw + q*dw - pad_left, c]`` (0 outside)."""
+        if window.padded:
+            cols[...] = 0
+        for p in range(window.kh):
+            for q in range(window.kw):
+                where = self._window_slices(window, p, q)
+                if where is not None:
+                    (rows, columns), (src_rows, src_columns) = where
+                    cols[:, rows, columns, p, q, :] = x[:, src_rows, src_columns, :]
+        return cols
+
+    def col2im(self, cols, window: Window, dx):
+        """The adjoint of :meth:`im2col`: ``dx`` is the sum, over every patch entry, of what it was read from."""
+        dx[...] = 0
+        for p in range(window.kh):
+            for q in range(window.kw):
+                where = self._window_slices(window, p, q)
+                if where is not None:
+                    (rows, columns), (src_rows, src_columns) = where
+                    dx[:, src_rows, src_columns, :] += cols[:, rows, columns, p, q, :]
+        return dx
+
+    # ----------------------------------------------------------------- pooling
+    def max_pool_forward(self, x, window: Window, out, argmax):
+        """``out`` = the maximum over each window (padding excluded); ``argmax`` = its position ``p * kw + q``, the
+        first one in row-major order on ties; NaN wins, as in PyTorch (so a NaN is never hidden)."""
+        xp = self.xp
+        out[...] = -xp.inf
+        argmax[...] = 0
+        for p in range(window.kh):
+            for q in range(window.kw):
+                where = self._window_slices(window, p, q)
+                if where is None:
+                    continue
+                (rows, columns), (src_rows, src_columns) = where
+                value = x[:, src_rows, src_columns, :]
+                best = out[:, rows, columns, :]
+                wins = (value > best) | (value != value)
+                best[...] = xp.where(wins, value, best)
+                argmax[:, rows, columns, :] = xp.where(wins, p * window.kw + q, argmax[:, rows, columns, :])
+        return out
+
+    def max_pool_backward(self, dy, argmax, window: Window, dx):
+        """Each output's gradient goes to the input its maximum came from (summed where windows overlap)."""
+        dx[...] = 0
+        for p in range(window.kh):
+            for q in range(window.kw):
+                where = self._window_slices(window, p, q)
+                if where is not None:
+                    (rows, columns), (src_rows, src_columns) = where
+                    chosen = argmax[:, rows, columns, :] == p * window.kw + q
+                    dx[:, src_rows, src_columns, :] += dy[:, rows, columns, :] * chosen
+        return dx
+
+    def _window_counts(self, window: Window, dtype):
+        """How many positions of each output's window lie inside the image, shaped ``(out_h, out_w, 1)``."""
+        counts = self.xp.zeros((window.out_h, window.out_w, 1), dtype=dtype)
+        for p in range(window.kh):
+            for q in range(window.kw):
+                where = self._window_slices(window, p, q)
+                if where is not None:
+                    counts[where[0]] += 1
+        return counts
+
+    def avg_pool_forward(self, x, window: Window, out):
+        """``out`` = the mean over each window's positions inside the image (Keras's ``"same"``: padding is not
+        counted; PyTorch's ``count_include_pad=False``)."""
+        out[...] = 0
+        for p in range(window.kh):
+            for q in range(window.kw):
+                where = self._window_slices(window, p, q)
+                if where is not None:
+                    (rows, columns), (src_rows, src_columns) = where
+                    out[:, rows, columns, :] += x[:, src_rows, src_columns, :]
+        out /= self._window_counts(window, out.dtype)
+        return out
+
+    def avg_pool_backward(self, dy, window: Window, dx):
+        """Each output's gradient shared equally among its window's positions inside the image."""
+        share = dy / self._window_counts(window, dy.dtype)
+        dx[...] = 0
+        for p in range(window.kh):
+            for q in range(window.kw):
+                where = self._window_slices(window, p, q)
+                if where is not None:
+                    (rows, columns), (src_rows, src_columns) = where
+                    dx[:, src_rows, src_columns, :] += share[:, rows, columns, :]
+        return dx

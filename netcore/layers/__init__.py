@@ -1,0 +1,52 @@
+"""Layers, one module per family (as Keras): :mod:`~netcore.layers.base` (what a layer is),
+:mod:`~netcore.layers.core` (Dense, Activation), :mod:`~netcore.layers.regularization` (Dropout,
+SpatialDropout2D, GaussianNoise), :mod:`~netcore.layers.normalization` (BatchNorm),
+:mod:`~netcore.layers.convolution` (Conv2D), :mod:`~netcore.layers.pooling` (max, average and global pooling) and
+:mod:`~netcore.layers.reshaping` (Flatten, Reshape)."""
+
+from __future__ import annotations
+
+from netcore import activations
+from netcore.layers.base import Layer, ParamSpec, StateSpec
+from netcore.layers.convolution import Conv2D
+from netcore.layers.core import Activation, Dense
+from netcore.layers.normalization import BatchNorm
+from netcore.layers.pooling import (
+    AveragePooling2D,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
+    MaxPooling2D,
+)
+from netcore.layers.regularization import Dropout, GaussianNoise, SpatialDropout2D
+from netcore.layers.reshaping import Flatten, Reshape
+
+_LAYERS = {
+    cls.__name__: cls
+    for cls in (
+        Dense,
+        Activation,
+        Dropout,
+        SpatialDropout2D,
+        GaussianNoise,
+        BatchNorm,
+        Conv2D,
+        MaxPooling2D,
+        AveragePooling2D,
+        GlobalAveragePooling2D,
+        GlobalMaxPooling2D,
+        Flatten,
+        Reshape,
+    )
+}
+
+
+def from_config(kind: str, config: dict) -> Layer:
+    """Rebuild a layer from :meth:`Layer.config` (the activation parameter travels as ``activation_alpha``)."""
+    config = dict(config)
+    alpha = config.pop("activation_alpha", None)
+    if "activation" in config:
+        config["activation"] = activations.Activation(config["activation"], alpha or 0.0)
+    return _LAYERS[kind](**config)
+
+
+__all__ = ["Layer", "ParamSpec", "StateSpec", "from_config", *_LAYERS]

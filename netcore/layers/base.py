@@ -1,0 +1,171 @@
+"""What every layer is: a small class that builds from an input shape, declares its parameters, and has ``forward``
+and ``backward``.
+
+A layer never allocates its parameters: it declares them (:meth:`Layer.param_specs`) and the model hands it views
+into one flat buffer per kind (parameters, gradients), so an optimizer step is one kernel over the whole model.
+Activations and gradients between layers live in per-batch-size work buffers the layer keeps, so a training step
+allocates nothing once the first batch of each size has passed. ``backward`` may overwrite the ``dy`` it is given.
+
+Shapes are given without the batch axis: ``(features,)`` for tables, ``(height, width, channels)`` for images
+(channels last, as in Keras).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from netcore import initializers, regularizers
+from netcore.errors import ConfigurationError
+
+
+@dataclass
+class ParamSpec:
+    """A parameter a layer declares: its name, shape, initialiser, penalty, constraint and (fan_in, fan_out)."""
+
+    name: str
+    shape: tuple[int, ...]
+    initializer: initializers.Initializer
+    regularizer: regularizers.Regularizer | None = None
+    constraint: regularizers.MaxNorm | None = None
+    fan: tuple[int, int] = (1, 1)
+
+
+@dataclass
+class StateSpec:
+    """A non-trainable array a layer keeps across steps (batch norm's running statistics)."""
+
+    name: str
+    shape: tuple[int, ...]
+    initial: float
+
+
+def positive_int(owner: str, what: str, value) -> int:
+    """``value`` if it is a positive integer, else a ConfigurationError naming the layer and the argument."""
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigurationError(f"{owner} {what} must be a positive integer, got {value!r}")
+    return value
+
+
+def pair(owner: str, what: str, value) -> tuple[int, int]:
+    """An int or a pair of ints (Keras's ``kernel_size=3`` or ``(3, 5)``) as a checked pair of positive ints."""
+    values = (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
+    try:
+        values = tuple(values)
+    except TypeError:
+        raise ConfigurationError(f"{owner} {what} must be an int or a pair of ints, got {value!r}") from None
+    if len(values) != 2:
+        raise ConfigurationError(f"{owner} {what} must be an int or a pair of ints, got {value!r}")
+    return tuple(positive_int(owner, what, v) for v in values)
+
+
+class Layer:
+    """Base class. Subclasses implement :meth:`forward` and :meth:`backward`, and :meth:`build` when they change
+    the shape or have parameters.
+
+    ``trainable=False`` freezes a layer as in Keras: the optimizer leaves its weights alone, its weight gradients
+    are not computed, ``summary()`` counts them as non-trainable, and a frozen batch norm normalises with its running
+    statistics. A change takes effect at the next ``compile()``.
+    """
+
+    #: Whether the layer may only appear before every layer with weights (it has no input gradient).
+    input_only = False
+    #: The name a layer gets when none is given (else its class name in snake case: ``max_pooling2d``).
+    default_name: str | None = None
+
+    def __init__(self, name: str | None = None, trainable: bool = True):
+        self.name = name or self.default_name or _snake_case(type(self).__name__)
+        self.trainable = bool(trainable)
+        self.input_shape: tuple[int, ...] | None = None
+        self.output_shape: tuple[int, ...] | None = None
+        self.backend = None
+        self.params: dict = {}
+        self.grads: dict = {}
+        self.state: dict = {}
+        self._buffers: dict = {}
+        #: Token of the model whose flat buffers ``params`` and ``state`` view (layers can move between models).
+        self.owner = None
+
+    # ----------------------------------------------------------------- construction
+    @property
+    def n_in(self) -> int:
+        """Size of the input's last axis (the features of a table, the channels of an image)."""
+        return self.input_shape[-1]
+
+    @property
+    def n_out(self) -> int:
+        return self.output_shape[-1]
+
+    def build(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Fix the input shape (without the batch axis) and return the output shape."""
+        self.input_shape = self.output_shape = tuple(input_shape)
+        return self.output_shape
+
+    def param_specs(self) -> list[ParamSpec]:
+        return []
+
+    def state_specs(self) -> list[StateSpec]:
+        return []
+
+    @property
+    def has_weights(self) -> bool:
+        return bool(self.param_specs())
+
+    def bind(self, backend, params: dict, grads: dict, state: dict, owner=None) -> None:
+        """Receive the views of the model's flat buffers; drop work buffers of a previous binding."""
+        self.backend, self.params, self.grads, self.state = backend, params, grads, state
+        self.owner = owner
+        self._buffers = {}
+
+    def config(self) -> dict:
+        """Constructor arguments that rebuild this layer (checkpoints, summaries)."""
+        return {"name": self.name, "trainable": self.trainable}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k not in ("name", "trainable"))
+        return f"{type(self).__name__}({args})"
+
+    # ----------------------------------------------------------------- running
+    def buffer(self, key: str, shape: tuple[int, ...], dtype):
+        """A work buffer of ``shape``, allocated once per key and shape (so once per batch size)."""
+        slot = (key, tuple(shape))
+        buf = self._buffers.get(slot)
+        if buf is None:
+            buf = self._buffers[slot] = self.backend.empty(tuple(shape), dtype)
+        return buf
+
+    def batch_shape(self, rows: int, shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
+        """``(rows, *shape)``, the output shape by default."""
+        return (rows, *(self.output_shape if shape is None else shape))
+
+    def forward(self, x, training: bool):
+        raise NotImplementedError
+
+    def backward(self, dy, need_dx: bool):
+        """Write parameter gradients into ``self.grads`` (unless frozen) and return ``dL/dx`` (None when not
+        ``need_dx``)."""
+        raise NotImplementedError
+
+
+def rows(x, width: int):
+    """``x`` as a matrix of ``width`` columns (a view; ``x`` itself when it is one already, to spare the object)."""
+    return x if x.ndim == 2 and x.shape[1] == width else x.reshape(-1, width)
+
+
+def shaped(x, shape: tuple[int, ...]):
+    """``x`` viewed with ``shape`` (``x`` itself when it has it already)."""
+    return x if x.shape == shape else x.reshape(shape)
+
+
+def _snake_case(name: str) -> str:
+    """``MaxPooling2D`` -> ``max_pooling2d``, ``Dense`` -> ``dense`` (Keras's default layer names)."""
+    out = []
+    for i, char in enumerate(name):
+        if char.isupper() and i and (name[i - 1].islower() or (i + 1 < len(name) and name[i + 1].islower())):
+            out.append("_")
+        out.append(char.lower())
+    return "".join(out)
+
+
+def flat_size(shape) -> int:
+    return math.prod(shape)

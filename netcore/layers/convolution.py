@@ -1,0 +1,189 @@
+"""The 2-D convolution: a kernel slid over the image and summed into feature maps, as patch extraction plus one
+matrix product (:mod:`backends.image_kernels`)."""
+
+from __future__ import annotations
+
+import warnings
+
+from backends.image_kernels import Window
+from netcore import activations, initializers, regularizers
+from netcore.errors import ConfigurationError, ShapeError
+from netcore.layers.base import Layer, ParamSpec, pair, positive_int
+
+
+def image_shape(layer: Layer, input_shape) -> tuple[int, int, int]:
+    """``input_shape`` if it is an image shape ``(height, width, channels)``, else a ShapeError naming the layer."""
+    if len(input_shape) != 3:
+        raise ShapeError(
+            f"{layer.name} ({type(layer).__name__}) takes images (height, width, channels), got input shape "
+            f"{tuple(input_shape)}; give the model input_shape=(h, w, c) or reshape flat rows with Reshape"
+        )
+    return tuple(input_shape)
+
+
+def padding_name(owner: str, padding) -> str:
+    value = str(padding).lower()
+    if value not in ("valid", "same"):
+        raise ConfigurationError(f"{owner} padding must be 'valid' or 'same', got {padding!r}")
+    return value
+
+
+def channels_last(owner: str, data_format) -> None:
+    if data_format not in (None, "channels_last"):
+        raise ConfigurationError(
+            f"{owner}: netcore stores images channels-last (batch, height, width, channels); got data_format="
+            f"{data_format!r} (transpose the data with X.transpose(0, 2, 3, 1))"
+        )
+
+
+class Conv2D(Layer):
+    """2-D convolution over channels-last images: ``y[n, i, j, f] = f(b[f] + sum_{p, q, c} x[n, i*sh + p*dh,
+    j*sw + q*dw, c] W[p, q, c, f])`` (a cross-correlation, as in every deep-learning library).
+
+    Keras's arguments and meanings: ``filters``, ``kernel_size`` and ``strides`` (an int or a pair),
+    ``padding="valid"`` (only windows inside the image) or ``"same"`` (``ceil(size / stride)`` outputs, zero padding
+    split with the smaller half on top and left), ``dilation_rate``, ``activation``, ``use_bias``. The kernel is stored
+    and returned by ``get_weights()`` as ``(kh, kw, in_channels, filters)``, then the bias ``(filters,)``. The
+    initialiser defaults to He for the ReLU family and Xavier otherwise, with ``fan_in = kh * kw * in_channels`` and
+    ``fan_out = kh * kw * filters`` (the receptive field, as Keras and PyTorch count it).
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size,
+        strides=1,
+        padding: str = "valid",
+        data_format=None,
+        dilation_rate=1,
+        activation=None,
+        use_bias: bool = True,
+        kernel_initializer=None,
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        name: str | None = None,
+        trainable: bool = True,
+    ):
+        super().__init__(name, trainable)
+        owner = "Conv2D"
+        self.filters = positive_int(owner, "filters", filters)
+        self.kernel_size = pair(owner, "kernel_size", kernel_size)
+        self.strides = pair(owner, "strides", strides)
+        self.dilation_rate = pair(owner, "dilation_rate", dilation_rate)
+        self.padding = padding_name(owner, padding)
+        channels_last(owner, data_format)
+        self.activation = activations.get(activation)
+        if not self.activation.elementwise:
+            raise ConfigurationError(f"{owner} activation must act element by element, not {self.activation.kind!r}")
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer or self.activation.default_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = regularizers.get_constraint(kernel_constraint)
+        if self.kernel_initializer.symmetric:
+            warnings.warn(
+                f"{self.name}: a constant kernel initializer gives every filter the same weights and gradients",
+                stacklevel=2,
+            )
+        self.window: Window | None = None
+
+    def build(self, input_shape):
+        height, width, channels = image_shape(self, input_shape)
+        self.window = Window.of(
+            (height, width), self.kernel_size, self.strides, self.dilation_rate, self.padding, owner=self.name
+        )
+        self.input_shape = (height, width, channels)
+        self.output_shape = (self.window.out_h, self.window.out_w, self.filters)
+        return self.output_shape
+
+    @property
+    def patch_size(self) -> int:
+        """Rows of the kernel as a matrix: ``kh * kw * in_channels``."""
+        return self.window.size * self.n_in
+
+    def param_specs(self):
+        kh, kw = self.kernel_size
+        fan = (kh * kw * self.n_in, kh * kw * self.filters)
+        specs = [
+            ParamSpec(
+                "W",
+                (kh, kw, self.n_in, self.filters),
+                self.kernel_initializer,
+                self.kernel_regularizer,
+                self.kernel_constraint,
+                fan,
+            )
+        ]
+        if self.use_bias:
+            specs.append(ParamSpec("b", (self.filters,), self.bias_initializer, self.bias_regularizer, None, fan))
+        return specs
+
+    def config(self):
+        act = self.activation
+        return {
+            "filters": self.filters,
+            "kernel_size": list(self.kernel_size),
+            "strides": list(self.strides),
+            "padding": self.padding,
+            "dilation_rate": list(self.dilation_rate),
+            "activation": act.kind,
+            "activation_alpha": act.alpha,
+            "use_bias": self.use_bias,
+            "kernel_regularizer": regularizers.to_config(self.kernel_regularizer),
+            "bias_regularizer": regularizers.to_config(self.bias_regularizer),
+            "kernel_constraint": regularizers.to_config(self.kernel_constraint),
+            **super().config(),
+        }
+
+    def _patches(self, x):
+        """The input's patches as a ``(pixels, kh * kw * channels)`` matrix (the input itself for 1x1 kernels)."""
+        n = x.shape[0]
+        if self.window.is_identity:
+            return x.reshape(-1, self.n_in)
+        cols = self.buffer("cols", (n, self.window.out_h, self.window.out_w, *self.kernel_size, self.n_in), x.dtype)
+        self.backend.im2col(x, self.window, cols)
+        return cols.reshape(-1, self.patch_size)
+
+    def forward(self, x, training):
+        backend, act = self.backend, self.activation
+        cols = self._patches(x)
+        pixels = cols.shape[0]
+        z = self.buffer("z", (pixels, self.filters), x.dtype)
+        backend.matmul(cols, self.params["W"].reshape(self.patch_size, self.filters), out=z)
+        y = z if act.kind == "linear" else self.buffer("y", (pixels, self.filters), x.dtype)
+        backend.bias_activation(z, self.params.get("b"), act.kind, act.alpha, y)
+        if training:
+            if not act.differentiable:
+                raise ConfigurationError(f"{self.name}: the step activation has no gradient and cannot be trained")
+            self._cache = (cols, y, z if act.needs_preactivation else None)
+        return y.reshape(self.batch_shape(x.shape[0]))
+
+    def backward(self, dy, need_dx):
+        backend, act = self.backend, self.activation
+        cols, y, z = self._cache
+        dy = dy.reshape(y.shape)
+        if act.kind == "linear":
+            dz = dy
+        else:
+            dz = self.buffer("dz", y.shape, dy.dtype)
+            backend.activation_backward(dy, y, z, act.kind, act.alpha, dz)
+        if self.trainable:
+            backend.matmul(cols.T, dz, out=self.grads["W"].reshape(self.patch_size, self.filters))
+            if self.use_bias:
+                backend.column_sum(dz, out=self.grads["b"])
+        if not need_dx:
+            return None
+        n = dz.shape[0] // (self.window.out_h * self.window.out_w)
+        kernel = self.params["W"].reshape(self.patch_size, self.filters)
+        if self.window.is_identity:
+            dx = self.buffer("dx", (dz.shape[0], self.n_in), dz.dtype)
+            backend.matmul(dz, kernel.T, out=dx)
+            return dx.reshape(self.batch_shape(n, self.input_shape))
+        dcols = self.buffer("dcols", cols.shape, dz.dtype)
+        backend.matmul(dz, kernel.T, out=dcols)
+        dx = self.buffer("dx", self.batch_shape(n, self.input_shape), dz.dtype)
+        patches = (n, self.window.out_h, self.window.out_w, *self.kernel_size, self.n_in)
+        return backend.col2im(dcols.reshape(patches), self.window, dx)

@@ -1,0 +1,118 @@
+"""Pooling over channels-last images: the maximum or the mean of each window, per channel; and their global forms,
+one value per channel over the whole image."""
+
+from __future__ import annotations
+
+from backends.image_kernels import Window
+from netcore.layers.base import Layer, pair
+from netcore.layers.convolution import channels_last, image_shape, padding_name
+
+
+class _Pooling2D(Layer):
+    """Shared by max and average pooling: Keras's ``pool_size=2``, ``strides=None`` (the pool size) and
+    ``padding="valid"`` or ``"same"`` (padded positions are left out of the maximum and of the mean)."""
+
+    def __init__(self, pool_size=2, strides=None, padding: str = "valid", data_format=None, name=None, trainable=True):
+        super().__init__(name, trainable)
+        owner = type(self).__name__
+        self.pool_size = pair(owner, "pool_size", pool_size)
+        self.strides = self.pool_size if strides is None else pair(owner, "strides", strides)
+        self.padding = padding_name(owner, padding)
+        channels_last(owner, data_format)
+        self.window: Window | None = None
+
+    def build(self, input_shape):
+        height, width, channels = image_shape(self, input_shape)
+        self.window = self._window(height, width)
+        self.input_shape = (height, width, channels)
+        self.output_shape = (self.window.out_h, self.window.out_w, channels)
+        return self.output_shape
+
+    def _window(self, height: int, width: int) -> Window:
+        return Window.of((height, width), self.pool_size, self.strides, (1, 1), self.padding, owner=self.name)
+
+    def config(self):
+        return {
+            "pool_size": list(self.pool_size),
+            "strides": list(self.strides),
+            "padding": self.padding,
+            **super().config(),
+        }
+
+    def _dx(self, dy):
+        return self.buffer("dx", self.batch_shape(dy.shape[0], self.input_shape), dy.dtype)
+
+
+class MaxPooling2D(_Pooling2D):
+    """The maximum of each window, per channel; its gradient goes to the input the maximum came from (the first
+    one on ties, as in PyTorch)."""
+
+    def forward(self, x, training):
+        shape = (x.shape[0], self.window.out_h, self.window.out_w, self.n_in)
+        out = self.buffer("y", shape, x.dtype)
+        argmax = self.buffer("argmax", shape, "int32")
+        self._argmax = argmax
+        return self.backend.max_pool_forward(x, self.window, out, argmax)
+
+    def backward(self, dy, need_dx):
+        if not need_dx:
+            return None
+        return self.backend.max_pool_backward(dy, self._argmax, self.window, self._dx(dy))
+
+
+class AveragePooling2D(_Pooling2D):
+    """The mean of each window, per channel (with ``padding="same"``, of the positions inside the image)."""
+
+    def forward(self, x, training):
+        shape = (x.shape[0], self.window.out_h, self.window.out_w, self.n_in)
+        return self.backend.avg_pool_forward(x, self.window, self.buffer("y", shape, x.dtype))
+
+    def backward(self, dy, need_dx):
+        if not need_dx:
+            return None
+        return self.backend.avg_pool_backward(dy, self.window, self._dx(dy))
+
+
+class _GlobalPooling2D(Layer):
+    """One value per channel over the whole image: a pooling window as large as the image. ``keepdims=True``
+    keeps the output as a ``(1, 1, channels)`` image."""
+
+    pooling: type[_Pooling2D] = _Pooling2D
+
+    def __init__(self, data_format=None, keepdims: bool = False, name=None, trainable=True):
+        super().__init__(name, trainable)
+        channels_last(type(self).__name__, data_format)
+        self.keepdims = bool(keepdims)
+
+    def build(self, input_shape):
+        height, width, channels = image_shape(self, input_shape)
+        self.pool = self.pooling(pool_size=(height, width), name=self.name)
+        self.pool.build((height, width, channels))
+        self.input_shape = (height, width, channels)
+        self.output_shape = (1, 1, channels) if self.keepdims else (channels,)
+        return self.output_shape
+
+    def bind(self, backend, params, grads, state, owner=None):
+        super().bind(backend, params, grads, state, owner)
+        self.pool.bind(backend, params, grads, state, owner)
+
+    def config(self):
+        return {"keepdims": self.keepdims, **super().config()}
+
+    def forward(self, x, training):
+        return self.pool.forward(x, training).reshape(self.batch_shape(x.shape[0]))
+
+    def backward(self, dy, need_dx):
+        return self.pool.backward(dy.reshape(dy.shape[0], 1, 1, self.n_in), need_dx)
+
+
+class GlobalAveragePooling2D(_GlobalPooling2D):
+    """The mean of each channel over the image: ``(batch, h, w, c) -> (batch, c)``."""
+
+    pooling = AveragePooling2D
+
+
+class GlobalMaxPooling2D(_GlobalPooling2D):
+    """The maximum of each channel over the image: ``(batch, h, w, c) -> (batch, c)``."""
+
+    pooling = MaxPooling2D
