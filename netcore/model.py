@@ -155,6 +155,7 @@ class Sequential:
             if layer.owner is not self._token:
                 layer.owner = None
         self._infer_shapes(shape)
+        self._check_carried()
         carried = self._allocate(tuple(layer.trainable for layer in self.layers))
         self.input_shape = shape
         for layer in self.layers:  # in layer order, so a seed gives the same weights whatever is frozen
@@ -215,6 +216,18 @@ class Sequential:
         self._bind()
         return previous
 
+    def _check_carried(self) -> None:
+        """Layers that bring weights must have been built for weights of the shapes this model gives them."""
+        for layer in self.layers:
+            for store, specs in ((layer.params, layer.param_specs()), (layer.state, layer.state_specs())):
+                for spec in specs:
+                    value = store.get(spec.name)
+                    if value is not None and tuple(value.shape) != tuple(spec.shape):
+                        raise ShapeError(
+                            f"{layer.name} carries {spec.name} of shape {tuple(value.shape)} from the model it was "
+                            f"trained in, but here its input {layer.input_shape} needs {tuple(spec.shape)}"
+                        )
+
     def _carry(self, previous: dict) -> None:
         """Copy the weights and running statistics layers had before :meth:`_allocate` into their new views
         (converted to this model's device and dtype)."""
@@ -225,11 +238,6 @@ class Sequential:
                     target = store.get(name)
                     if target is None:
                         continue
-                    if tuple(value.shape) != tuple(target.shape):
-                        raise ShapeError(
-                            f"{layer.name} carries {name} of shape {tuple(value.shape)} from the model it was "
-                            f"trained in, but here its input {layer.input_shape} needs {tuple(target.shape)}"
-                        )
                     if old_backend is self.backend:
                         target[...] = value
                     else:
@@ -241,6 +249,7 @@ class Sequential:
         if not self.built or all(layer.owner is self._token for layer in self.layers):
             return
         self._infer_shapes(self.input_shape)
+        self._check_carried()
         self._carry(self._allocate(self._layout))
 
     def _check_layout(self) -> None:

@@ -54,7 +54,7 @@ def features(model, X, what: str = "X"):
     except (TypeError, ValueError) as exc:
         raise DTypeError(f"{what} must be numeric, convertible to {model.dtype_name}: {exc}") from None
     expected = model.input_shape
-    one_sample = X.ndim == 1 and expected is not None and expected != (1,) and tuple(X.shape) == expected
+    one_sample = expected is not None and expected != (1,) and tuple(X.shape) == expected
     if X.ndim == 1:
         X = X.reshape(-1, 1)
     if X.ndim < 2:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -160,3 +161,33 @@ def test_saving_is_atomic(tmp_path, monkeypatch):
         make("numpy").save(path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.ncz"]
+
+
+def test_an_image_model_round_trips_with_its_shapes(tmp_path):
+    from netcore.layers import Conv2D, Flatten, MaxPooling2D
+
+    model = netcore.Sequential(
+        [Conv2D(3, 3, padding="same", activation="relu"), MaxPooling2D(2), Flatten(), Dense(2, "softmax")],
+        input_shape=(6, 4, 2),
+        device="numpy",
+        seed=0,
+    )
+    model.compile("adam", "cross_entropy")
+    X = np.random.default_rng(0).random((10, 6, 4, 2)).astype("float32")
+    model.fit(X, np.arange(10) % 2, epochs=1, verbose=0)
+    model.save(tmp_path / "image.ncz")
+    loaded = netcore.load(tmp_path / "image.ncz", device="numba")
+    assert loaded.input_shape == (6, 4, 2) and loaded.output_shape == (2,)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    assert "(None, 3, 2, 3)" in loaded.summary(print_fn=None)
+
+
+def test_a_checkpoint_of_the_dense_only_release_still_loads():
+    """Written by netcore 0.1.0 before layers had shapes (its manifest has input_dim only)."""
+    folder = Path(__file__).parent / "data"
+    model = netcore.load(folder / "release-0.1.0-iris.ncz")
+    assert model.input_shape == (4,) and model.epochs_trained == 3
+    data = netcore.datasets.load("iris", seed=0)
+    expected = np.load(folder / "release-0.1.0-iris-predictions.npy")
+    np.testing.assert_allclose(model.predict(data.X_test), expected, rtol=1e-6)
+    model.fit(data.X_train, data.y_train, epochs=1, verbose=0)  # its optimizer state resumes too
