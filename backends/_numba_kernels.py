@@ -62,14 +62,31 @@ def _activate_row(z, out, kind, alpha):
 
 
 @njit(**_KERNEL)
-def bias_activation(z, b, has_bias, kind, alpha, out):
-    """ActivationKernels.bias_activation: z += b; out = f(z), one pass per row."""
+def bias_activation(z, b, has_bias, kind, alpha, out, tiled):
+    """ActivationKernels.bias_activation: z += b; out = f(z), one pass per block of rows.
+
+    Rows narrower than ``tiled`` (a convolution's few channels) are taken several at a time against the bias
+    repeated along ``tiled``, so the inner loop is long enough to vectorise.
+    """
     n, c = z.shape
-    for i in range(n):
+    if c > tiled.shape[0] // 2:  # wide rows vectorise on their own
+        for i in range(n):
+            if has_bias:
+                for j in range(c):
+                    z[i, j] += b[j]
+            _activate_row(z[i], out[i], kind, alpha)
+        return
+    width = (tiled.shape[0] // c) * c
+    if has_bias:
+        for k in range(width):
+            tiled[k] = b[k % c]
+    flat, flat_out = z.reshape(-1), out.reshape(-1)
+    for start in range(0, n * c, width):
+        stop = min(start + width, n * c)
         if has_bias:
-            for j in range(c):
-                z[i, j] += b[j]
-        _activate_row(z[i], out[i], kind, alpha)
+            for k in range(start, stop):
+                flat[k] += tiled[k - start]
+        _activate_row(flat[start:stop], flat_out[start:stop], kind, alpha)
 
 
 @njit(**_KERNEL)

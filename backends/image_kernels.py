@@ -3,10 +3,14 @@ average pooling, as array expressions over ``self.xp``.
 
 Images are channels-last ``(batch, height, width, channels)``. A :class:`Window` says where a sliding window reads:
 output pixel ``(i, j)`` and window position ``(p, q)`` read input pixel ``(i * sh + p * dh - pad_top,
-j * sw + q * dw - pad_left)``; positions outside the image read zero (convolution) or are skipped (pooling). A
-convolution is then ``im2col`` followed by one matrix product: the patches ``(batch, out_h, out_w, kh, kw, channels)``
-as a matrix of ``batch * out_h * out_w`` rows times the kernel ``(kh, kw, in, out)`` as a matrix of ``kh * kw * in``
-rows gives the output in channels-last order directly; its gradients are the two transposed products and ``col2im``.
+j * sw + q * dw - pad_left)``; positions outside the image read zero (convolution) or are skipped (pooling).
+
+A convolution is ``im2col`` followed by one matrix product. The patches are stored patch-major, ``(kh, kw, channels,
+batch, out_h, out_w)``: a ``(kh * kw * channels, pixels)`` matrix whose rows are written contiguously (one shifted
+copy of the image per window position and channel, fast on every device). Its transpose times the kernel ``(kh, kw,
+in, out)`` as a ``(kh * kw * in, out)`` matrix gives the output in channels-last order; the gradients are the
+products ``patches @ dz`` (kernel) and ``kernel @ dz.T`` followed by ``col2im`` (input). Matrix libraries take the
+transposed operand without a copy.
 """
 
 from __future__ import annotations
@@ -107,7 +111,7 @@ class ImageKernels:
 
     # ----------------------------------------------------------------- convolution patches
     def im2col(self, x, window: Window, cols):
-        """``cols[n, i, j, p, q, c] = x[n, i*sh + p*dh - pad_top, j*sw + q*dw - pad_left, c]`` (0 outside)."""
+        """``cols[p, q, c, n, i, j] = x[n, i*sh + p*dh - pad_top, j*sw + q*dw - pad_left, c]`` (0 outside)."""
         if window.padded:
             cols[...] = 0
         for p in range(window.kh):
@@ -115,7 +119,7 @@ class ImageKernels:
                 where = self._window_slices(window, p, q)
                 if where is not None:
                     (rows, columns), (src_rows, src_columns) = where
-                    cols[:, rows, columns, p, q, :] = x[:, src_rows, src_columns, :]
+                    cols[p, q, :, :, rows, columns] = self.xp.moveaxis(x[:, src_rows, src_columns, :], 3, 0)
         return cols
 
     def col2im(self, cols, window: Window, dx):
@@ -126,7 +130,7 @@ class ImageKernels:
                 where = self._window_slices(window, p, q)
                 if where is not None:
                     (rows, columns), (src_rows, src_columns) = where
-                    dx[:, src_rows, src_columns, :] += cols[:, rows, columns, p, q, :]
+                    dx[:, src_rows, src_columns, :] += self.xp.moveaxis(cols[p, q, :, :, rows, columns], 0, 3)
         return dx
 
     # ----------------------------------------------------------------- pooling

@@ -26,6 +26,7 @@ _KIND_CODES = {
     "gelu_tanh": 8,
 }
 _kernels = None
+_image_kernels = None
 
 
 def _or(buffer, scratch):
@@ -41,6 +42,20 @@ def _load_kernels():
 
         _kernels = _numba_kernels
     return _kernels
+
+
+def _load_image_kernels():
+    """The image kernels compile on first use of an image layer: dense models never pay for them."""
+    global _image_kernels
+    if _image_kernels is None:
+        from backends import _numba_image_kernels
+
+        _image_kernels = _numba_image_kernels
+    return _image_kernels
+
+
+def _contiguous(*arrays) -> bool:
+    return all(a.flags.c_contiguous for a in arrays)
 
 
 class NumbaBackend(NumpyBackend):
@@ -72,22 +87,32 @@ class NumbaBackend(NumpyBackend):
     def __init__(self):
         super().__init__()
         self.k = _load_kernels()
+        self._tiles = {}
 
     # ----------------------------------------------------------------- activations
     def bias_activation(self, z, b, kind, alpha, out):
         code = _KIND_CODES.get(kind)
-        if code is None or z.ndim != 2 or not z.flags.c_contiguous or not out.flags.c_contiguous:
+        if code is None or z.ndim != 2 or not _contiguous(z, out) or (b is not None and z.dtype != b.dtype):
             return super().bias_activation(z, b, kind, alpha, out)
         bias = b if b is not None else z[0, :0]
-        self.k.bias_activation(z, bias, b is not None, code, z.dtype.type(alpha), out)
+        self.k.bias_activation(z, bias, b is not None, code, z.dtype.type(alpha), out, self._tile(z.dtype))
         return out
+
+    def _tile(self, dtype):
+        """Scratch for a bias repeated along a block of narrow rows (see the kernel), one per dtype."""
+        tile = self._tiles.get(dtype.str)
+        if tile is None:
+            tile = self._tiles[dtype.str] = self.xp.empty(256, dtype)
+        return tile
 
     def activation_backward(self, dy, y, z, kind, alpha, out):
         code = _KIND_CODES.get(kind)
-        if code is None or dy.ndim != 2 or not (dy.flags.c_contiguous and y.flags.c_contiguous):
+        if code is None or dy.ndim != 2 or not _contiguous(dy, y, out) or (z is not None and not _contiguous(z)):
             return super().activation_backward(dy, y, z, kind, alpha, out)
         pre = z if z is not None else y
-        self.k.activation_backward(dy, y, pre, code, dy.dtype.type(alpha), out)
+        # Element-wise: one long row vectorises whatever the layer's width.
+        rows = (dy.reshape(1, -1), y.reshape(1, -1), pre.reshape(1, -1))
+        self.k.activation_backward(*rows, code, dy.dtype.type(alpha), out.reshape(1, -1))
         return out
 
     # ----------------------------------------------------------------- products
@@ -144,6 +169,49 @@ class NumbaBackend(NumpyBackend):
         if not (dy.flags.c_contiguous and xhat.flags.c_contiguous) or (dx is not None and not dx.flags.c_contiguous):
             return super().batchnorm_backward(dy, xhat, inv_std, gamma, dx, dgamma, dbeta)
         self.k.batchnorm_backward(dy, xhat, inv_std, gamma, dy if dx is None else dx, dgamma, dbeta, dx is not None)
+        return dx
+
+    # ----------------------------------------------------------------- images
+    def im2col(self, x, window, cols):
+        if not _contiguous(x, cols) or x.dtype != cols.dtype:
+            return super().im2col(x, window, cols)
+        w = window
+        _load_image_kernels().im2col(x, cols, w.kh, w.kw, w.sh, w.sw, w.dh, w.dw, w.pad_top, w.pad_left)
+        return cols
+
+    def col2im(self, cols, window, dx):
+        if not _contiguous(cols, dx) or cols.dtype != dx.dtype:
+            return super().col2im(cols, window, dx)
+        w = window
+        _load_image_kernels().col2im(cols, dx, w.kh, w.kw, w.sh, w.sw, w.dh, w.dw, w.pad_top, w.pad_left)
+        return dx
+
+    def max_pool_forward(self, x, window, out, argmax):
+        if not _contiguous(x, out, argmax) or x.dtype != out.dtype:
+            return super().max_pool_forward(x, window, out, argmax)
+        w = window
+        _load_image_kernels().max_pool_forward(x, out, argmax, w.kh, w.kw, w.sh, w.sw, w.pad_top, w.pad_left)
+        return out
+
+    def max_pool_backward(self, dy, argmax, window, dx):
+        if not _contiguous(dy, argmax, dx) or dy.dtype != dx.dtype:
+            return super().max_pool_backward(dy, argmax, window, dx)
+        w = window
+        _load_image_kernels().max_pool_backward(dy, argmax, dx, w.kw, w.sh, w.sw, w.pad_top, w.pad_left)
+        return dx
+
+    def avg_pool_forward(self, x, window, out):
+        if not _contiguous(x, out) or x.dtype != out.dtype:
+            return super().avg_pool_forward(x, window, out)
+        w = window
+        _load_image_kernels().avg_pool_forward(x, out, w.kh, w.kw, w.sh, w.sw, w.pad_top, w.pad_left)
+        return out
+
+    def avg_pool_backward(self, dy, window, dx):
+        if not _contiguous(dy, dx) or dy.dtype != dx.dtype:
+            return super().avg_pool_backward(dy, window, dx)
+        w = window
+        _load_image_kernels().avg_pool_backward(dy, dx, w.kh, w.kw, w.sh, w.sw, w.pad_top, w.pad_left)
         return dx
 
     # ----------------------------------------------------------------- optimizers (flat buffers)

@@ -139,51 +139,51 @@ class Conv2D(Layer):
         }
 
     def _patches(self, x):
-        """The input's patches as a ``(pixels, kh * kw * channels)`` matrix (the input itself for 1x1 kernels)."""
-        n = x.shape[0]
+        """The input's patches as a ``(kh * kw * channels, pixels)`` matrix (for 1x1 kernels at stride 1, a view
+        of the input itself)."""
         if self.window.is_identity:
-            return x.reshape(-1, self.n_in)
-        cols = self.buffer("cols", (n, self.window.out_h, self.window.out_w, *self.kernel_size, self.n_in), x.dtype)
-        self.backend.im2col(x, self.window, cols)
-        return cols.reshape(-1, self.patch_size)
+            return x.reshape(-1, self.n_in).T
+        w = self.window
+        cols = self.buffer("cols", (*self.kernel_size, self.n_in, x.shape[0], w.out_h, w.out_w), x.dtype)
+        self.backend.im2col(x, w, cols)
+        return cols.reshape(self.patch_size, -1)
 
     def forward(self, x, training):
         backend, act = self.backend, self.activation
-        cols = self._patches(x)
-        pixels = cols.shape[0]
+        patches = self._patches(x)
+        pixels = patches.shape[1]
         z = self.buffer("z", (pixels, self.filters), x.dtype)
-        backend.matmul(cols, self.params["W"].reshape(self.patch_size, self.filters), out=z)
+        backend.matmul(patches.T, self.params["W"].reshape(self.patch_size, self.filters), out=z)
         y = z if act.kind == "linear" else self.buffer("y", (pixels, self.filters), x.dtype)
         backend.bias_activation(z, self.params.get("b"), act.kind, act.alpha, y)
         if training:
             if not act.differentiable:
                 raise ConfigurationError(f"{self.name}: the step activation has no gradient and cannot be trained")
-            self._cache = (cols, y, z if act.needs_preactivation else None)
+            self._cache = (patches, y, z if act.needs_preactivation else None)
         return y.reshape(self.batch_shape(x.shape[0]))
 
     def backward(self, dy, need_dx):
         backend, act = self.backend, self.activation
-        cols, y, z = self._cache
+        patches, y, z = self._cache
         dy = dy.reshape(y.shape)
         if act.kind == "linear":
             dz = dy
         else:
             dz = self.buffer("dz", y.shape, dy.dtype)
             backend.activation_backward(dy, y, z, act.kind, act.alpha, dz)
+        kernel = self.params["W"].reshape(self.patch_size, self.filters)
         if self.trainable:
-            backend.matmul(cols.T, dz, out=self.grads["W"].reshape(self.patch_size, self.filters))
+            backend.matmul(patches, dz, out=self.grads["W"].reshape(self.patch_size, self.filters))
             if self.use_bias:
                 backend.column_sum(dz, out=self.grads["b"])
         if not need_dx:
             return None
         n = dz.shape[0] // (self.window.out_h * self.window.out_w)
-        kernel = self.params["W"].reshape(self.patch_size, self.filters)
-        if self.window.is_identity:
-            dx = self.buffer("dx", (dz.shape[0], self.n_in), dz.dtype)
-            backend.matmul(dz, kernel.T, out=dx)
-            return dx.reshape(self.batch_shape(n, self.input_shape))
-        dcols = self.buffer("dcols", cols.shape, dz.dtype)
-        backend.matmul(dz, kernel.T, out=dcols)
         dx = self.buffer("dx", self.batch_shape(n, self.input_shape), dz.dtype)
-        patches = (n, self.window.out_h, self.window.out_w, *self.kernel_size, self.n_in)
-        return backend.col2im(dcols.reshape(patches), self.window, dx)
+        if self.window.is_identity:
+            backend.matmul(dz, kernel.T, out=dx.reshape(-1, self.n_in))
+            return dx
+        dcols = self.buffer("dcols", patches.shape, dz.dtype)
+        backend.matmul(kernel, dz.T, out=dcols)
+        w = self.window
+        return backend.col2im(dcols.reshape(*self.kernel_size, self.n_in, n, w.out_h, w.out_w), w, dx)

@@ -46,6 +46,14 @@ def bias_activation(kind):
     return case
 
 
+def bias_activation_wide(backend, rng, n, c, dtype, contiguous):
+    """Rows wider than the numba kernel's bias tile (taken one at a time) and just narrower (several at a time)."""
+    outputs = []
+    for width in (300, 127, 129):
+        outputs += bias_activation("relu")(backend, rng, n, width, dtype, contiguous)
+    return outputs
+
+
 def bias_activation_in_place(kind):
     def case(backend, rng, n, c, dtype, contiguous):
         z = put(backend, _activation_input(rng, n, c, dtype, kind), contiguous)
@@ -200,6 +208,81 @@ def penalties(backend, rng, n, c, dtype, contiguous):
     return get(backend, w, g)
 
 
+#: Window geometries of the image kernels: (kernel, strides, dilation, padding).
+WINDOWS = {
+    "3x3 same": ((3, 3), (1, 1), (1, 1), "same"),
+    "5x5 same": ((5, 5), (1, 1), (1, 1), "same"),
+    "2x3 stride 2 same": ((2, 3), (2, 2), (1, 1), "same"),
+    "2x2 dilated valid": ((2, 2), (1, 2), (2, 1), "valid"),
+    "pool 2x2": ((2, 2), (2, 2), (1, 1), "valid"),
+    "pool 3x3 stride 2 same": ((3, 3), (2, 2), (1, 1), "same"),
+}
+POOL_WINDOWS = [name for name, (_, _, dilation, _) in WINDOWS.items() if dilation == (1, 1)]
+
+
+def _image(backend, rng, n, c, dtype, contiguous, ties=False):
+    """A batch of ``n`` images of ``c`` channels and a few odd sizes; every other channel of a wider array when not
+    contiguous; small integers (many equal neighbours) with ``ties``."""
+    shape = (n, 4 + n % 4, 5 + c % 3, c)
+    host = rng.integers(0, 3, shape) if ties else rng.standard_normal(shape)
+    host = host.astype(dtype)
+    if contiguous:
+        return backend.asarray(host)
+    wide = np.zeros((*shape[:3], 2 * c), dtype)
+    wide[..., ::2] = host
+    return backend.asarray(wide)[..., ::2]
+
+
+def _window(x, name):
+    from backends.image_kernels import Window
+
+    kernel, strides, dilation, padding = WINDOWS[name]
+    return Window.of(x.shape[1:3], kernel, strides, dilation, padding)
+
+
+def im2col_case(name):
+    def case(backend, rng, n, c, dtype, contiguous):
+        x = _image(backend, rng, n, c, dtype, contiguous)
+        w = _window(x, name)
+        cols = backend.empty((w.kh, w.kw, c, n, w.out_h, w.out_w), x.dtype)
+        backend.im2col(x, w, cols)
+        dcols = backend.asarray(rng.standard_normal(cols.shape).astype(dtype))
+        dx = backend.empty(x.shape, x.dtype)
+        backend.col2im(dcols, w, dx)
+        return get(backend, cols, dx)
+
+    return case
+
+
+def pool_case(name, kind, ties=False):
+    def case(backend, rng, n, c, dtype, contiguous):
+        x = _image(backend, rng, n, c, dtype, contiguous, ties)
+        w = _window(x, name)
+        out = backend.empty((n, w.out_h, w.out_w, c), x.dtype)
+        dy = backend.asarray(rng.standard_normal(out.shape).astype(dtype))
+        dx = backend.empty(x.shape, x.dtype)
+        if kind == "max":
+            argmax = backend.empty(out.shape, "int32")
+            backend.max_pool_forward(x, w, out, argmax)
+            backend.max_pool_backward(dy, argmax, w, dx)
+            return get(backend, out, argmax, dx)
+        backend.avg_pool_forward(x, w, out)
+        backend.avg_pool_backward(dy, w, dx)
+        return get(backend, out, dx)
+
+    return case
+
+
+def spatial_dropout(backend, rng, n, c, dtype, contiguous):
+    """Dropout with one draw per feature map, broadcast over the image."""
+    x = _image(backend, rng, n, c, dtype, contiguous)
+    mask = backend.empty((n, 1, 1, c), x.dtype)
+    out = backend.empty(x.shape, x.dtype)
+    backend.dropout_forward(x, 0.3, backend.rng(int(rng.integers(1000))), mask, out)
+    dx = backend.dropout_backward(out, mask, backend.empty(x.shape, x.dtype))
+    return get(backend, mask, out, dx)
+
+
 OPTIMIZER_OPTIONS = {
     "sgd_step": [
         dict(lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False),
@@ -259,6 +342,7 @@ def optimizer_case(kernel, options):
 CASES = {
     **{f"bias_activation[{k}]": bias_activation(k) for k in KINDS},
     **{f"bias_activation_in_place[{k}]": bias_activation_in_place(k) for k in KINDS},
+    "bias_activation[wide rows]": bias_activation_wide,
     **{f"activation_backward[{k}]": activation_backward(k) for k in DIFFERENTIABLE},
     "column_sum": column_sum,
     "matmul": matmul,
@@ -291,6 +375,11 @@ CASES = {
     "batchnorm": batchnorm,
     "batchnorm[no dx]": batchnorm_no_dx,
     "penalties": penalties,
+    "dropout_forward[spatial]": spatial_dropout,
+    **{f"im2col[{w}]": im2col_case(w) for w in WINDOWS},
+    **{f"max_pool[{w}]": pool_case(w, "max") for w in POOL_WINDOWS},
+    **{f"max_pool[{w}, ties]": pool_case(w, "max", ties=True) for w in POOL_WINDOWS},
+    **{f"avg_pool[{w}]": pool_case(w, "avg") for w in POOL_WINDOWS},
     **{
         f"{kernel}[{i}]": optimizer_case(kernel, options)
         for kernel, variants in OPTIMIZER_OPTIONS.items()
@@ -311,10 +400,16 @@ METHOD_CASES = {
     "batchnorm_backward": ["batchnorm", "batchnorm[no dx]"],
     "batchnorm_forward_eval": ["batchnorm"],
     "softmax_cross_entropy": [k for k in CASES if k.startswith("softmax_cross_entropy")],
-    "dropout_forward": ["dropout_forward"],
+    "dropout_forward": ["dropout_forward", "dropout_forward[spatial]"],
+    "im2col": [k for k in CASES if k.startswith("im2col")],
+    "col2im": [k for k in CASES if k.startswith("im2col")],
+    "max_pool_forward": [k for k in CASES if k.startswith("max_pool")],
+    "max_pool_backward": [k for k in CASES if k.startswith("max_pool")],
+    "avg_pool_forward": [k for k in CASES if k.startswith("avg_pool")],
+    "avg_pool_backward": [k for k in CASES if k.startswith("avg_pool")],
     "gaussian_noise": ["gaussian_noise"],
     "random_into": ["random_into", "dropout_forward"],
     **{kernel: [k for k in CASES if k.startswith(kernel)] for kernel in OPTIMIZER_OPTIONS},
 }
 #: Cases whose random draws come from a device generator on GPU backends (compared by their invariants instead).
-DEVICE_RANDOM = {"dropout_forward", "gaussian_noise", "random_into"}
+DEVICE_RANDOM = {"dropout_forward", "dropout_forward[spatial]", "gaussian_noise", "random_into"}

@@ -1,0 +1,164 @@
+"""Numba kernels of :mod:`backends.image_kernels` (each docstring names the base method it compiles).
+
+Imported on first use of an image layer on the numba backend. Window geometry arrives as plain ints: ``kh, kw``
+(window), ``sh, sw`` (strides), ``dh, dw`` (dilation), ``pt, pl`` (padding on top and left). The inner loops run
+along a row of output pixels with a select for the image border rather than a branch, so they vectorise; the
+unit-stride case gets its own loop because a constant stride lets LLVM read the row contiguously.
+"""
+
+import numpy as np
+from numba import njit
+
+_KERNEL = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
+
+
+@njit(**_KERNEL)
+def im2col(x, cols, kh, kw, sh, sw, dh, dw, pt, pl):
+    """ImageKernels.im2col: ``cols[p, q, c, n, i, j] = x[n, i*sh + p*dh - pt, j*sw + q*dw - pl, c]`` or 0."""
+    n_images, height, width, channels = x.shape
+    out_h, out_w = cols.shape[4], cols.shape[5]
+    zero = x.dtype.type(0)
+    for p in range(kh):
+        for q in range(kw):
+            shift = q * dw - pl
+            for c in range(channels):
+                for n in range(n_images):
+                    for i in range(out_h):
+                        h = i * sh + p * dh - pt
+                        if h < 0 or h >= height:
+                            for j in range(out_w):
+                                cols[p, q, c, n, i, j] = zero
+                        elif sw == 1:
+                            for j in range(out_w):
+                                w = j + shift
+                                cols[p, q, c, n, i, j] = x[n, h, w, c] if 0 <= w < width else zero
+                        else:
+                            for j in range(out_w):
+                                w = j * sw + shift
+                                cols[p, q, c, n, i, j] = x[n, h, w, c] if 0 <= w < width else zero
+
+
+@njit(**_KERNEL)
+def col2im(cols, dx, kh, kw, sh, sw, dh, dw, pt, pl):
+    """ImageKernels.col2im: every patch entry added back to the input pixel it was read from."""
+    n_images, height, width, channels = dx.shape
+    out_h, out_w = cols.shape[4], cols.shape[5]
+    dx[...] = 0
+    for p in range(kh):
+        for q in range(kw):
+            shift = q * dw - pl
+            lo = 0  # the output columns whose input column lies inside the image: [lo, hi)
+            while lo < out_w and lo * sw + shift < 0:
+                lo += 1
+            hi = out_w
+            while hi > lo and (hi - 1) * sw + shift >= width:
+                hi -= 1
+            for c in range(channels):
+                for n in range(n_images):
+                    for i in range(out_h):
+                        h = i * sh + p * dh - pt
+                        if 0 <= h < height:
+                            for j in range(lo, hi):
+                                dx[n, h, j * sw + shift, c] += cols[p, q, c, n, i, j]
+
+
+@njit(**_KERNEL)
+def max_pool_forward(x, out, argmax, kh, kw, sh, sw, pt, pl):
+    """ImageKernels.max_pool_forward: the running maximum over window positions, one output row at a time."""
+    n_images, height, width, channels = x.shape
+    out_h, out_w = out.shape[1], out.shape[2]
+    for n in range(n_images):
+        for i in range(out_h):
+            for j in range(out_w):
+                for c in range(channels):
+                    out[n, i, j, c] = -np.inf
+                    argmax[n, i, j, c] = 0
+            for p in range(kh):
+                h = i * sh + p - pt
+                if h < 0 or h >= height:
+                    continue
+                for q in range(kw):
+                    k = p * kw + q
+                    for j in range(out_w):
+                        w = j * sw + q - pl
+                        if 0 <= w < width:
+                            for c in range(channels):
+                                v = x[n, h, w, c]
+                                best = out[n, i, j, c]
+                                wins = v > best or v != v  # strictly greater keeps the first; NaN always wins
+                                out[n, i, j, c] = v if wins else best
+                                argmax[n, i, j, c] = k if wins else argmax[n, i, j, c]
+
+
+@njit(**_KERNEL)
+def max_pool_backward(dy, argmax, dx, kw, sh, sw, pt, pl):
+    """ImageKernels.max_pool_backward: each output's gradient added to the input its maximum came from."""
+    n_images, out_h, out_w, channels = dy.shape
+    dx[...] = 0
+    for n in range(n_images):
+        for i in range(out_h):
+            for j in range(out_w):
+                for c in range(channels):
+                    k = argmax[n, i, j, c]
+                    dx[n, i * sh + k // kw - pt, j * sw + k % kw - pl, c] += dy[n, i, j, c]
+
+
+@njit(**_KERNEL)
+def _window_count(i, j, height, width, kh, kw, sh, sw, pt, pl):
+    """Positions of output (i, j)'s window that lie inside the image."""
+    rows = 0
+    for p in range(kh):
+        if 0 <= i * sh + p - pt < height:
+            rows += 1
+    columns = 0
+    for q in range(kw):
+        if 0 <= j * sw + q - pl < width:
+            columns += 1
+    return rows * columns
+
+
+@njit(**_KERNEL)
+def avg_pool_forward(x, out, kh, kw, sh, sw, pt, pl):
+    """ImageKernels.avg_pool_forward: the mean over each window's positions inside the image."""
+    n_images, height, width, channels = x.shape
+    out_h, out_w = out.shape[1], out.shape[2]
+    for n in range(n_images):
+        for i in range(out_h):
+            for j in range(out_w):
+                for c in range(channels):
+                    out[n, i, j, c] = 0
+            for p in range(kh):
+                h = i * sh + p - pt
+                if h < 0 or h >= height:
+                    continue
+                for q in range(kw):
+                    for j in range(out_w):
+                        w = j * sw + q - pl
+                        if 0 <= w < width:
+                            for c in range(channels):
+                                out[n, i, j, c] += x[n, h, w, c]
+            for j in range(out_w):
+                count = _window_count(i, j, height, width, kh, kw, sh, sw, pt, pl)
+                for c in range(channels):
+                    out[n, i, j, c] /= count
+
+
+@njit(**_KERNEL)
+def avg_pool_backward(dy, dx, kh, kw, sh, sw, pt, pl):
+    """ImageKernels.avg_pool_backward: each output's gradient shared among its window's positions in the image."""
+    n_images, height, width, channels = dx.shape
+    out_h, out_w = dy.shape[1], dy.shape[2]
+    dx[...] = 0
+    for n in range(n_images):
+        for i in range(out_h):
+            for j in range(out_w):
+                count = _window_count(i, j, height, width, kh, kw, sh, sw, pt, pl)
+                for p in range(kh):
+                    h = i * sh + p - pt
+                    if h < 0 or h >= height:
+                        continue
+                    for q in range(kw):
+                        w = j * sw + q - pl
+                        if 0 <= w < width:
+                            for c in range(channels):
+                                dx[n, h, w, c] += dy[n, i, j, c] / count
