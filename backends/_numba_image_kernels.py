@@ -13,11 +13,27 @@ _KERNEL = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
 
 @njit(**_KERNEL)
-def im2col(x, cols, kh, kw, sh, sw, dh, dw, pt, pl):
-    """ImageKernels.im2col: ``cols[p, q, c, n, i, j] = x[n, i*sh + p*dh - pt, j*sw + q*dw - pl, c]`` or 0."""
+def _to_channels_first(x, xt):
+    """``xt[c, n, h, w] = x[n, h, w, c]``: rows of one channel are contiguous, so patch rows copy without gathers."""
+    n_images, height, width, channels = x.shape
+    for n in range(n_images):
+        for h in range(height):
+            for w in range(width):
+                for c in range(channels):
+                    xt[c, n, h, w] = x[n, h, w, c]
+
+
+@njit(**_KERNEL)
+def im2col(x, cols, xt, kh, kw, sh, sw, dh, dw, pt, pl):
+    """ImageKernels.im2col: ``cols[p, q, c, n, i, j] = x[n, i*sh + p*dh - pt, j*sw + q*dw - pl, c]`` or 0.
+
+    ``xt`` is ``x`` channels-first (scratch of shape ``(C, N, H, W)``; ``x`` itself, reshaped, for one channel).
+    """
     n_images, height, width, channels = x.shape
     out_h, out_w = cols.shape[4], cols.shape[5]
     zero = x.dtype.type(0)
+    if channels > 1:
+        _to_channels_first(x, xt)
     for p in range(kh):
         for q in range(kw):
             shift = q * dw - pl
@@ -31,19 +47,20 @@ def im2col(x, cols, kh, kw, sh, sw, dh, dw, pt, pl):
                         elif sw == 1:
                             for j in range(out_w):
                                 w = j + shift
-                                cols[p, q, c, n, i, j] = x[n, h, w, c] if 0 <= w < width else zero
+                                cols[p, q, c, n, i, j] = xt[c, n, h, w] if 0 <= w < width else zero
                         else:
                             for j in range(out_w):
                                 w = j * sw + shift
-                                cols[p, q, c, n, i, j] = x[n, h, w, c] if 0 <= w < width else zero
+                                cols[p, q, c, n, i, j] = xt[c, n, h, w] if 0 <= w < width else zero
 
 
 @njit(**_KERNEL)
-def col2im(cols, dx, kh, kw, sh, sw, dh, dw, pt, pl):
-    """ImageKernels.col2im: every patch entry added back to the input pixel it was read from."""
+def col2im(cols, dx, dxt, kh, kw, sh, sw, dh, dw, pt, pl):
+    """ImageKernels.col2im: every patch entry added back to the input pixel it was read from, accumulated
+    channels-first in ``dxt`` (scratch ``(C, N, H, W)``, or ``dx`` itself reshaped for one channel)."""
     n_images, height, width, channels = dx.shape
     out_h, out_w = cols.shape[4], cols.shape[5]
-    dx[...] = 0
+    dxt[...] = 0
     for p in range(kh):
         for q in range(kw):
             shift = q * dw - pl
@@ -59,7 +76,13 @@ def col2im(cols, dx, kh, kw, sh, sw, dh, dw, pt, pl):
                         h = i * sh + p * dh - pt
                         if 0 <= h < height:
                             for j in range(lo, hi):
-                                dx[n, h, j * sw + shift, c] += cols[p, q, c, n, i, j]
+                                dxt[c, n, h, j * sw + shift] += cols[p, q, c, n, i, j]
+    if channels > 1:
+        for n in range(n_images):
+            for h in range(height):
+                for w in range(width):
+                    for c in range(channels):
+                        dx[n, h, w, c] = dxt[c, n, h, w]
 
 
 @njit(**_KERNEL)

@@ -88,6 +88,7 @@ class NumbaBackend(NumpyBackend):
         super().__init__()
         self.k = _load_kernels()
         self._tiles = {}
+        self._image_scratch = {}
 
     # ----------------------------------------------------------------- activations
     def bias_activation(self, z, b, kind, alpha, out):
@@ -172,18 +173,32 @@ class NumbaBackend(NumpyBackend):
         return dx
 
     # ----------------------------------------------------------------- images
+    def _channels_first(self, x):
+        """``x`` (N, H, W, C) as a channels-first array for the patch kernels: a view for one channel, else a
+        scratch buffer kept per shape."""
+        n, h, w, c = x.shape
+        if c == 1:
+            return x.reshape(1, n, h, w)
+        key = ((c, n, h, w), x.dtype.str)
+        scratch = self._image_scratch.get(key)
+        if scratch is None:
+            scratch = self._image_scratch[key] = self.xp.empty((c, n, h, w), x.dtype)
+        return scratch
+
     def im2col(self, x, window, cols):
         if not _contiguous(x, cols) or x.dtype != cols.dtype:
             return super().im2col(x, window, cols)
         w = window
-        _load_image_kernels().im2col(x, cols, w.kh, w.kw, w.sh, w.sw, w.dh, w.dw, w.pad_top, w.pad_left)
+        geometry = (w.kh, w.kw, w.sh, w.sw, w.dh, w.dw, w.pad_top, w.pad_left)
+        _load_image_kernels().im2col(x, cols, self._channels_first(x), *geometry)
         return cols
 
     def col2im(self, cols, window, dx):
         if not _contiguous(cols, dx) or cols.dtype != dx.dtype:
             return super().col2im(cols, window, dx)
         w = window
-        _load_image_kernels().col2im(cols, dx, w.kh, w.kw, w.sh, w.sw, w.dh, w.dw, w.pad_top, w.pad_left)
+        geometry = (w.kh, w.kw, w.sh, w.sw, w.dh, w.dw, w.pad_top, w.pad_left)
+        _load_image_kernels().col2im(cols, dx, self._channels_first(dx), *geometry)
         return dx
 
     def max_pool_forward(self, x, window, out, argmax):
