@@ -187,6 +187,26 @@ def dropout_forward(x, mask, rate, scale, out):
 
 
 @njit(**_KERNEL)
+def scale_maps(x, mask, out):
+    """``out = x * mask`` with one factor per image and channel, ``x`` as (images, pixels, channels)."""
+    n, pixels, channels = x.shape
+    for i in range(n):
+        for p in range(pixels):
+            for k in range(channels):
+                out[i, p, k] = x[i, p, k] * mask[i, k]
+
+
+@njit(**_KERNEL)
+def dropout_maps(x, mask, rate, scale, out):
+    """LayerKernels.dropout_forward with one draw per image and channel, ``x`` as (images, pixels, channels)."""
+    n, channels = mask.shape
+    for i in range(n):
+        for k in range(channels):
+            mask[i, k] = scale if mask[i, k] >= rate else 0
+    scale_maps(x, mask, out)
+
+
+@njit(**_KERNEL)
 def batchnorm_forward_train(x, gamma, beta, running_mean, running_var, out, xhat, inv_std, eps, new_weight, var_scale):
     """LayerKernels.batchnorm_forward_train in four row-wise passes; inv_std holds the mean, then the variance."""
     n, c = x.shape

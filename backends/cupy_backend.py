@@ -12,6 +12,7 @@ import functools
 
 import numpy as np
 
+from backends._cupy_image_kernels import CupyImageKernels
 from backends.base import Backend
 
 # Device helpers the activation kernels share (ActivationKernels._sigmoid and the GELU-tanh derivative).
@@ -138,7 +139,7 @@ __global__ void batchnorm_backward(const T* dy, const T* xhat, const T* inv_std,
 """
 
 
-class CupyBackend(Backend):
+class CupyBackend(CupyImageKernels, Backend):
     """GPU backend; ``cupy:N`` selects device N."""
 
     name = "cupy"

@@ -145,12 +145,33 @@ class NumbaBackend(NumpyBackend):
         return self.k.softmax_cross_entropy(logits, target, grad, float(scale), w, float(label_smoothing))
 
     # ----------------------------------------------------------------- dropout
+    @staticmethod
+    def _maps(x, mask):
+        """``(x, mask)`` as (images, pixels, channels) and (images, channels) when ``mask`` has one value per feature
+        map of the images ``x`` (spatial dropout), else None."""
+        if x.ndim != 4 or mask.shape != (x.shape[0], 1, 1, x.shape[3]) or not _contiguous(x, mask):
+            return None
+        n, channels = x.shape[0], x.shape[3]
+        return x.reshape(n, -1, channels), mask.reshape(n, channels)
+
     def dropout_forward(self, x, rate, rng, mask, out):
-        if mask.shape != x.shape or not (x.flags.c_contiguous and out.flags.c_contiguous):
+        maps = self._maps(x, mask)
+        if not (mask.shape == x.shape or maps) or not _contiguous(x, out, mask):
             return super().dropout_forward(x, rate, rng, mask, out)
         self.random_into(rng, mask)
         c = x.dtype.type
-        self.k.dropout_forward(x.reshape(-1), mask.reshape(-1), c(rate), c(1 / (1 - rate)), out.reshape(-1))
+        if maps:
+            self.k.dropout_maps(*maps, c(rate), c(1 / (1 - rate)), out.reshape(maps[0].shape))
+        else:
+            self.k.dropout_forward(x.reshape(-1), mask.reshape(-1), c(rate), c(1 / (1 - rate)), out.reshape(-1))
+        return out
+
+    def dropout_backward(self, dy, mask, out):
+        # NumPy copies an input that broadcasts into an output it overlaps; the kernel works in place.
+        maps = self._maps(dy, mask)
+        if maps is None or not _contiguous(out):
+            return super().dropout_backward(dy, mask, out)
+        self.k.scale_maps(*maps, out.reshape(maps[0].shape))
         return out
 
     # ----------------------------------------------------------------- batch normalisation

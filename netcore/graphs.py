@@ -21,9 +21,22 @@ def capture_blocker(model) -> str | None:
     it to someone else) nor draw from the host's generator (the draw would be frozen too: a backend that records
     draws dropout masks and noise from seeds it advances on the device).
     """
-    from netcore.layers import Activation, BatchNorm, Dense, Dropout, GaussianNoise
+    from netcore import layers as L
 
-    recordable = (Dense, BatchNorm, Activation, Dropout, GaussianNoise)
+    recordable = (
+        L.Dense,
+        L.BatchNorm,
+        L.Activation,
+        L.Dropout,
+        L.GaussianNoise,
+        L.Conv2D,
+        L.MaxPooling2D,
+        L.AveragePooling2D,
+        L.GlobalAveragePooling2D,
+        L.GlobalMaxPooling2D,
+        L.Flatten,
+        L.Reshape,
+    )  # SpatialDropout2D is a Dropout
     for index, layer in enumerate(model.layers):
         if not isinstance(layer, recordable):
             names = ", ".join(cls.__name__ for cls in recordable)

@@ -401,6 +401,7 @@ METHOD_CASES = {
     "batchnorm_forward_eval": ["batchnorm"],
     "softmax_cross_entropy": [k for k in CASES if k.startswith("softmax_cross_entropy")],
     "dropout_forward": ["dropout_forward", "dropout_forward[spatial]"],
+    "dropout_backward": ["dropout_forward", "dropout_forward[spatial]"],
     "im2col": [k for k in CASES if k.startswith("im2col")],
     "col2im": [k for k in CASES if k.startswith("im2col")],
     "max_pool_forward": [k for k in CASES if k.startswith("max_pool")],

@@ -17,9 +17,16 @@ from tests.conftest import require
 INTERFACE = {name for name, value in inspect.getmembers(Backend) if callable(value) and not name.startswith("__")}
 
 
+def own_classes(cls) -> list[type]:
+    """``cls`` and the kernel mixins it is made of (a backend's helper classes), not the backends it extends."""
+    before_base = cls.__mro__[: cls.__mro__.index(Backend)]
+    return [c for c in before_base if c is cls or not issubclass(c, Backend)]
+
+
 def overrides(cls) -> list[str]:
-    """Interface methods ``cls`` defines itself, overriding an inherited version."""
-    return sorted(name for name in vars(cls) if name in INTERFACE and not name.startswith("_"))
+    """Interface methods ``cls`` (or one of its own mixins) defines, overriding an inherited version."""
+    names = {name for c in own_classes(cls) for name in vars(c)}
+    return sorted(name for name in names if name in INTERFACE and not name.startswith("_"))
 
 
 @pytest.mark.parametrize("name", list(BACKENDS))
@@ -64,7 +71,8 @@ def test_every_override_has_a_kernel_case(name):
 def _without(backend, method):
     """A copy of ``backend`` whose ``method`` is the one its class inherits (the override switched off)."""
     cls = type(backend)
-    parent = next(c for c in cls.__mro__[1:] if method in vars(c))
+    owner = next(c for c in cls.__mro__ if method in vars(c))
+    parent = next(c for c in cls.__mro__[cls.__mro__.index(owner) + 1 :] if method in vars(c))
     clone = object.__new__(cls)
     clone.__dict__.update(backend.__dict__)
     setattr(clone, method, getattr(parent, method).__get__(clone, cls))
