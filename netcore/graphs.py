@@ -21,21 +21,21 @@ def capture_blocker(model) -> str | None:
     it to someone else) nor draw from the host's generator (the draw would be frozen too: a backend that records
     draws dropout masks and noise from seeds it advances on the device).
     """
-    from netcore import layers as L
+    from netcore import layers
 
     recordable = (
-        L.Dense,
-        L.BatchNorm,
-        L.Activation,
-        L.Dropout,
-        L.GaussianNoise,
-        L.Conv2D,
-        L.MaxPooling2D,
-        L.AveragePooling2D,
-        L.GlobalAveragePooling2D,
-        L.GlobalMaxPooling2D,
-        L.Flatten,
-        L.Reshape,
+        layers.Dense,
+        layers.BatchNorm,
+        layers.Activation,
+        layers.Dropout,
+        layers.GaussianNoise,
+        layers.Conv2D,
+        layers.MaxPooling2D,
+        layers.AveragePooling2D,
+        layers.GlobalAveragePooling2D,
+        layers.GlobalMaxPooling2D,
+        layers.Flatten,
+        layers.Reshape,
     )  # SpatialDropout2D is a Dropout
     for index, layer in enumerate(model.layers):
         if not isinstance(layer, recordable):

@@ -16,7 +16,6 @@ from netcore.layers import (
     BatchNorm,
     Conv2D,
     Dense,
-    Flatten,
     GlobalAveragePooling2D,
     MaxPooling2D,
     SpatialDropout2D,
