@@ -185,3 +185,54 @@ def avg_pool_backward(dy, dx, kh, kw, sh, sw, pt, pl):
                         if 0 <= w < width:
                             for c in range(channels):
                                 dx[n, h, w, c] += dy[n, i, j, c] / count
+
+
+@njit(**_KERNEL)
+def _source(index, size, mode):
+    """AugmentKernels._source_index for one coordinate: (index inside the image, whether it was inside)."""
+    inside = 0 <= index < size
+    if mode == 0:  # reflect
+        period = index % (2 * size)
+        return (2 * size - 1 - period if period >= size else period), inside
+    if mode == 1:  # wrap
+        return index % size, inside
+    return min(max(index, 0), size - 1), inside  # nearest, and constant (masked by the caller)
+
+
+@njit(**_KERNEL)
+def _add_tap(x, out, n, y, w, ty, tx, weight, mode, fill_value):
+    """``out[n, y, w, :] += weight * x[n, ty, tx, :]``, the source point mapped by the fill mode."""
+    height, width, channels = x.shape[1], x.shape[2], x.shape[3]
+    iy, inside_y = _source(ty, height, mode)
+    ix, inside_x = _source(tx, width, mode)
+    outside = mode == 3 and not (inside_y and inside_x)
+    for c in range(channels):
+        value = fill_value if outside else x[n, iy, ix, c]
+        out[n, y, w, c] += weight * value
+
+
+@njit(**_KERNEL)
+def affine_sample(x, a, out, mode, fill_value, nearest):
+    """AugmentKernels.affine_sample: each output pixel resampled from its image at ``a[n] @ (x, y, 1)``."""
+    n_images, height, width, channels = x.shape
+    one = x.dtype.type(1)
+    half = x.dtype.type(0.5)
+    for n in range(n_images):
+        for y in range(height):
+            fy = x.dtype.type(y)
+            for w in range(width):
+                fw = x.dtype.type(w)
+                sx = a[n, 0] * fw + a[n, 1] * fy + a[n, 2]
+                sy = a[n, 3] * fw + a[n, 4] * fy + a[n, 5]
+                for c in range(channels):
+                    out[n, y, w, c] = 0
+                if nearest:
+                    _add_tap(x, out, n, y, w, int(np.floor(sy + half)), int(np.floor(sx + half)), one, mode, fill_value)
+                    continue
+                y0, x0 = np.floor(sy), np.floor(sx)
+                wy, wx = sy - y0, sx - x0
+                top, left = int(y0), int(x0)
+                _add_tap(x, out, n, y, w, top, left, (one - wy) * (one - wx), mode, fill_value)
+                _add_tap(x, out, n, y, w, top, left + 1, (one - wy) * wx, mode, fill_value)
+                _add_tap(x, out, n, y, w, top + 1, left, wy * (one - wx), mode, fill_value)
+                _add_tap(x, out, n, y, w, top + 1, left + 1, wy * wx, mode, fill_value)

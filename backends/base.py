@@ -11,6 +11,7 @@ one sitting:
 - :mod:`backends.optimizer_kernels`: in-place updates of flat parameter buffers, one call per step.
 - :mod:`backends.layer_kernels`: inverted dropout, Gaussian noise and batch normalisation.
 - :mod:`backends.image_kernels`: convolution patches (``im2col`` / ``col2im``) and pooling over channels-last images.
+- :mod:`backends.augment_kernels`: random per-image transforms for the augmentation layers, and their application.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ import contextlib
 
 from backends.activation_kernels import ActivationKernels
 from backends.arrays import ArrayOps
+from backends.augment_kernels import AugmentKernels
 from backends.image_kernels import ImageKernels
 from backends.layer_kernels import LayerKernels
 from backends.loss_kernels import LossKernels
 from backends.optimizer_kernels import OptimizerKernels
 
 
-class Backend(ArrayOps, ActivationKernels, LossKernels, OptimizerKernels, LayerKernels, ImageKernels):
+class Backend(ArrayOps, ActivationKernels, LossKernels, OptimizerKernels, LayerKernels, ImageKernels, AugmentKernels):
     """One device's array namespace plus its hot kernels.
 
     Subclasses set :attr:`name` and :attr:`xp`, implement :meth:`unavailable_reason`, and override kernels.

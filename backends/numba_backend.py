@@ -250,6 +250,14 @@ class NumbaBackend(NumpyBackend):
         _load_image_kernels().avg_pool_backward(dy, dx, w.kh, w.kw, w.sh, w.sw, w.pad_top, w.pad_left)
         return dx
 
+    def affine_sample(self, x, matrices, out, fill_mode, fill_value, interpolation):
+        if not _contiguous(x, matrices, out) or not x.dtype == matrices.dtype == out.dtype:
+            return super().affine_sample(x, matrices, out, fill_mode, fill_value, interpolation)
+        mode = ("reflect", "wrap", "nearest", "constant").index(fill_mode)
+        fill = x.dtype.type(fill_value)
+        _load_image_kernels().affine_sample(x, matrices, out, mode, fill, interpolation == "nearest")
+        return out
+
     # ----------------------------------------------------------------- optimizers (flat buffers)
     def sgd_step(self, p, g, buf, tmp, *, lr, momentum, dampening, weight_decay, nesterov, first_step):
         c = p.dtype.type

@@ -2,11 +2,21 @@
 :mod:`~netcore.layers.core` (Dense, Activation), :mod:`~netcore.layers.regularization` (Dropout,
 SpatialDropout2D, GaussianNoise), :mod:`~netcore.layers.normalization` (BatchNorm),
 :mod:`~netcore.layers.convolution` (Conv2D), :mod:`~netcore.layers.pooling` (max, average and global pooling) and
-:mod:`~netcore.layers.reshaping` (Flatten, Reshape)."""
+:mod:`~netcore.layers.reshaping` (Flatten, Reshape) and :mod:`~netcore.layers.augmentation` (random flips,
+translations, rotations, zooms, brightness, contrast and erasing)."""
 
 from __future__ import annotations
 
 from netcore import activations
+from netcore.layers.augmentation import (
+    RandomBrightness,
+    RandomContrast,
+    RandomErasing,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+)
 from netcore.layers.base import Layer, ParamSpec, StateSpec
 from netcore.layers.convolution import Conv2D
 from netcore.layers.core import Activation, Dense
@@ -36,6 +46,13 @@ _LAYERS = {
         GlobalMaxPooling2D,
         Flatten,
         Reshape,
+        RandomFlip,
+        RandomTranslation,
+        RandomRotation,
+        RandomZoom,
+        RandomBrightness,
+        RandomContrast,
+        RandomErasing,
     )
 }
 

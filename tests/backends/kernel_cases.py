@@ -273,6 +273,27 @@ def pool_case(name, kind, ties=False):
     return case
 
 
+AFFINE = {
+    "rotate": (-0.3, 0.3),
+    "zoom": ((-0.4, 0.5), None),
+    "translate": ((-0.3, 0.3), (-0.6, 0.6)),
+    "flip": (True, True),
+}
+
+
+def affine_case(kind, fill_mode, interpolation):
+    def case(backend, rng, n, c, dtype, contiguous):
+        x = _image(backend, rng, n, c, dtype, contiguous)
+        height, width = x.shape[1:3]
+        matrices = backend.random_affine(np.random.default_rng(int(rng.integers(1000))), n, height, width, kind,
+                                         AFFINE[kind], x.dtype)  # fmt: skip
+        out = backend.empty(x.shape, x.dtype)
+        backend.affine_sample(x, matrices, out, fill_mode, 0.25, interpolation)
+        return get(backend, matrices, out)
+
+    return case
+
+
 def spatial_dropout(backend, rng, n, c, dtype, contiguous):
     """Dropout with one draw per feature map, broadcast over the image."""
     x = _image(backend, rng, n, c, dtype, contiguous)
@@ -381,6 +402,12 @@ CASES = {
     **{f"max_pool[{w}, ties]": pool_case(w, "max", ties=True) for w in POOL_WINDOWS},
     **{f"avg_pool[{w}]": pool_case(w, "avg") for w in POOL_WINDOWS},
     **{
+        f"affine_sample[{kind}, {mode}, {interpolation}]": affine_case(kind, mode, interpolation)
+        for kind in AFFINE
+        for mode in ("reflect", "wrap", "nearest", "constant")
+        for interpolation in ("bilinear", "nearest")
+    },
+    **{
         f"{kernel}[{i}]": optimizer_case(kernel, options)
         for kernel, variants in OPTIMIZER_OPTIONS.items()
         for i, options in enumerate(variants)
@@ -408,6 +435,7 @@ METHOD_CASES = {
     "max_pool_backward": [k for k in CASES if k.startswith("max_pool")],
     "avg_pool_forward": [k for k in CASES if k.startswith("avg_pool")],
     "avg_pool_backward": [k for k in CASES if k.startswith("avg_pool")],
+    "affine_sample": [k for k in CASES if k.startswith("affine_sample")],
     "gaussian_noise": ["gaussian_noise"],
     "random_into": ["random_into", "dropout_forward"],
     **{kernel: [k for k in CASES if k.startswith(kernel)] for kernel in OPTIMIZER_OPTIONS},
