@@ -70,6 +70,39 @@ def _hidden(text: str) -> list[int]:
     return sizes
 
 
+#: ``--augment`` names, each with the layer it adds and its default strength (``name:strength`` overrides it).
+#: Geometric ones fill with black, the background of the digit and MNIST images.
+AUGMENTATIONS = {
+    "flip": (lambda s: netcore.layers.RandomFlip("horizontal"), None),
+    "translate": (lambda s: netcore.layers.RandomTranslation(s, s, fill_mode="constant"), 0.1),
+    "rotate": (lambda s: netcore.layers.RandomRotation(s, fill_mode="constant"), 0.03),
+    "zoom": (lambda s: netcore.layers.RandomZoom(s, fill_mode="constant"), 0.1),
+    "brightness": (lambda s: netcore.layers.RandomBrightness(s, value_range=(0, 1)), 0.2),
+    "contrast": (lambda s: netcore.layers.RandomContrast(s, value_range=(0, 1)), 0.2),
+    "erase": (lambda s: netcore.layers.RandomErasing(s), 0.5),
+}
+
+
+def _augment(text: str) -> list[tuple[str, float | None]]:
+    """``translate,rotate:0.1`` -> ``[("translate", 0.1), ("rotate", 0.1)]`` (defaults filled in)."""
+    chosen = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, _, strength = part.partition(":")
+        if name not in AUGMENTATIONS:
+            raise argparse.ArgumentTypeError(
+                f"--augment takes {', '.join(AUGMENTATIONS)} (name[:strength]), got {name!r}"
+            )
+        default = AUGMENTATIONS[name][1]
+        try:
+            value = default if not strength else float(strength)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--augment {name}: strength must be a number, got {strength!r}") from None
+        chosen.append((name, value))
+    if not chosen:
+        raise argparse.ArgumentTypeError("--augment needs at least one name")
+    return chosen
+
+
 def _data_options(parser, default_dataset=None):
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--dataset", default=default_dataset, choices=datasets.NAMES)
@@ -88,12 +121,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser(
         "train",
-        help="train a dense network on a data set or CSV file",
+        help="train a network (dense, or convolutional with --conv) on a data set or CSV file",
         formatter_class=_HelpWithDefaults,
     )
     _data_options(train)
     train.add_argument("--device", default=None, help="numpy, numba, cupy[:N], cpu, gpu or auto (default: auto)")
     train.add_argument("--hidden", type=_hidden, default=[128, 64], help="hidden layer widths")
+    train.add_argument(
+        "--conv",
+        type=_hidden,
+        default=None,
+        metavar="FILTERS",
+        help="convolutional blocks before the hidden layers, one per width: 3x3 same convolution, the activation, "
+        "2x2 max pooling (the data set is read as images)",
+    )
+    train.add_argument(
+        "--augment",
+        type=_augment,
+        default=None,
+        metavar="NAMES",
+        help=f"augmentation layers on the images, in order: {', '.join(AUGMENTATIONS)} (name:strength to set one)",
+    )
     train.add_argument(
         "--activation", default="relu", help="of the hidden layers: relu, leaky_relu, elu, gelu, tanh, sigmoid, ..."
     )
@@ -151,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ----------------------------------------------------------------------------------------------- data
-def _load_data(args, seed: int, validation_size: float = 0.0, dtype: str = "float32"):
+def _load_data(args, seed: int, validation_size: float = 0.0, dtype: str = "float32", as_images: bool = False):
     options = dict(seed=seed, validation_size=validation_size, dtype=dtype)
     if args.csv:
         if not args.target:
@@ -161,9 +209,9 @@ def _load_data(args, seed: int, validation_size: float = 0.0, dtype: str = "floa
     if args.target:
         raise ConfigurationError("--target only goes with --csv")
     if args.mnist:
-        return datasets.load_mnist(args.mnist, **options), {"mnist": args.mnist}
+        return datasets.load_mnist(args.mnist, as_images=as_images, **options), {"mnist": args.mnist}
     name = args.dataset or "digits"
-    return datasets.load(name, **options), {"dataset": name}
+    return datasets.load(name, as_images=as_images, **options), {"dataset": name}
 
 
 def _data_record(data, source: dict, seed: int, validation_size: float) -> dict:
@@ -176,6 +224,7 @@ def _data_record(data, source: dict, seed: int, validation_size: float) -> dict:
         "features": data.feature_names,
         "mean": data.feature_mean.tolist(),
         "std": data.feature_std.tolist(),
+        "input_shape": list(data.input_shape),
     }
 
 
@@ -190,10 +239,18 @@ def _devices(args) -> int:
 
 
 def _build_model(args, data) -> netcore.Sequential:
-    from netcore.layers import Activation, BatchNorm, Dense, Dropout
+    from netcore.layers import Activation, BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
 
     regularizer = netcore.regularizers.L2(args.l2) if args.l2 else None
-    layers = []
+    layers = [AUGMENTATIONS[name][0](strength) for name, strength in args.augment or []]
+    for filters in args.conv or []:
+        if args.batchnorm:
+            layers += [Conv2D(filters, 3, padding="same", use_bias=False), BatchNorm(), Activation(args.activation)]
+        else:
+            layers.append(Conv2D(filters, 3, padding="same", activation=args.activation))
+        layers.append(MaxPooling2D(2, padding="same"))
+    if len(data.input_shape) > 1:
+        layers.append(Flatten())
     for width in args.hidden:
         if args.batchnorm:
             layers += [
@@ -207,7 +264,9 @@ def _build_model(args, data) -> netcore.Sequential:
             layers.append(Dropout(args.dropout))
     classification = data.task == "classification"
     layers.append(Dense(data.n_classes, "softmax") if classification else Dense(1))
-    model = netcore.Sequential(layers, input_dim=data.n_features, device=args.device, dtype=args.dtype, seed=args.seed)
+    model = netcore.Sequential(
+        layers, input_shape=data.input_shape, device=args.device, dtype=args.dtype, seed=args.seed
+    )
     model.compile(
         netcore.optimizers.get(args.optimizer, lr=args.lr),
         "cross_entropy" if classification else "mse",
@@ -240,7 +299,8 @@ def _train(args) -> int:
 
         load_pyplot()  # a missing matplotlib is reported now, not after training
     validation_size = 0.0
-    data, source = _load_data(args, args.seed, validation_size, args.dtype)
+    images = bool(args.conv or args.augment)
+    data, source = _load_data(args, args.seed, validation_size, args.dtype, as_images=images)
     model = _build_model(args, data)
     split = args.validation_split or (0.1 if args.early_stopping else 0.0)
     callbacks = []
@@ -282,6 +342,9 @@ def _train(args) -> int:
         "seconds": round(seconds, 3),
         "seed": args.seed,
         "hidden": args.hidden,
+        "conv": args.conv or [],
+        "augment": [name for name, _ in args.augment or []],
+        "input_shape": list(model.input_shape),
         "parameters": model.count_params(),
         "dtype": args.dtype,
         "saved": args.save,
@@ -304,9 +367,12 @@ def _evaluate(args) -> int:
         args.dataset, args.csv, args.mnist = record.get("dataset"), record.get("csv"), record.get("mnist")
         args.target = args.target or record.get("target")
     seed = record.get("seed", 0)
-    data, _ = _load_data(args, seed, record.get("validation_size", 0.0), model.dtype_name)
-    if data.n_features != model.input_dim:
-        raise ConfigurationError(f"the data has {data.n_features} features, the model takes {model.input_dim}")
+    images = len(model.input_shape) > 1
+    data, _ = _load_data(args, seed, record.get("validation_size", 0.0), model.dtype_name, as_images=images)
+    if data.input_shape != model.input_shape:
+        what = "samples of shape" if images else "features:"
+        got, expected = (data.input_shape, model.input_shape) if images else (data.n_features, model.input_dim)
+        raise ConfigurationError(f"the data has {what} {got}, the model takes {expected}")
     result = {
         "model": args.model,
         "device": model.device,
@@ -332,7 +398,7 @@ def _predict(args) -> int:
     if missing:
         raise datasets.DataError(f"{args.csv}: missing feature columns {missing}")
     X = np.column_stack([datasets._numeric(args.csv, name, columns[name]) for name in names])
-    X = (X - np.asarray(record["mean"])) / np.asarray(record["std"])
+    X = ((X - np.asarray(record["mean"])) / np.asarray(record["std"])).reshape(-1, *model.input_shape)
     out = model.predict(X.astype(model.dtype_name))
     rows = []
     if record.get("task") == "classification":

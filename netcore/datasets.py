@@ -2,7 +2,9 @@
 split (stratified for classification) and standardised the same way every time. Nothing is downloaded.
 
 ``load("digits")`` gives a :class:`Dataset` with train/test parts (and validation when ``validation_size > 0``),
-features standardised with statistics of the training part only.
+features standardised with statistics of the training part only. ``load("digits", as_images=True)`` and
+``load_mnist(folder, as_images=True)`` give channels-last images ``(n, height, width, 1)`` with pixels scaled to
+[0, 1] instead.
 """
 
 from __future__ import annotations
@@ -43,15 +45,23 @@ class Dataset:
 
     @property
     def n_features(self) -> int:
-        return int(self.X_train.shape[1])
+        """Values per sample (pixels x channels for images)."""
+        return int(np.prod(self.X_train.shape[1:]))
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """A sample's shape: ``(features,)`` for tables, ``(height, width, channels)`` for images."""
+        return tuple(self.X_train.shape[1:])
 
     @property
     def task(self) -> str:
         return "classification" if self.n_classes else "regression"
 
     def transform(self, X) -> np.ndarray:
-        """Standardise new rows with the training statistics."""
-        return ((np.asarray(X, dtype=np.float64) - self.feature_mean) / self.feature_std).astype(self.X_train.dtype)
+        """Scale new rows as the training part was (flat rows of pixels come back as images)."""
+        X = np.asarray(X, dtype=np.float64).reshape(-1, self.n_features)
+        scaled = ((X - self.feature_mean) / self.feature_std).astype(self.X_train.dtype)
+        return scaled.reshape(-1, *self.input_shape)
 
 
 # ----------------------------------------------------------------------------------------------- sources
@@ -114,8 +124,21 @@ def split(X, y, test_size: float = 0.2, validation_size: float = 0.0, seed: int 
     return X_train, y_train, X_val, y_val, X_test, y_test
 
 
-def prepare(name, X, y, task: str, test_size=0.2, validation_size=0.0, seed=0, dtype="float32", feature_names=()):
-    """Encode labels, split and standardise: the shared last step of every loader."""
+def prepare(
+    name,
+    X,
+    y,
+    task: str,
+    test_size=0.2,
+    validation_size=0.0,
+    seed=0,
+    dtype="float32",
+    feature_names=(),
+    image_shape: tuple[int, ...] | None = None,
+    pixel_scale: float | None = None,
+):
+    """Encode labels, split and standardise: the shared last step of every loader. With ``image_shape``, the
+    flat rows are pixels: divided by ``pixel_scale`` (to [0, 1]) rather than standardised, then shaped as images."""
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] < 2:
         raise ShapeError(f"{name}: need a 2-D table with at least 2 rows, got shape {X.shape}")
@@ -131,7 +154,12 @@ def prepare(name, X, y, task: str, test_size=0.2, validation_size=0.0, seed=0, d
         y = np.asarray(y, dtype=np.float64).astype(dtype)
     parts = split(X, y, test_size, validation_size, seed, stratify=task == "classification")
     X_train, y_train, X_val, y_val, X_test, y_test = parts
-    mean, std, scaled = standardize(X_train, X_test, *(() if X_val is None else (X_val,)))
+    others = (X_test, *(() if X_val is None else (X_val,)))
+    if image_shape is None:
+        mean, std, scaled = standardize(X_train, *others)
+    else:
+        mean, std = np.zeros(X.shape[1]), np.full(X.shape[1], float(pixel_scale))
+        scaled = [(part / pixel_scale).reshape(-1, *image_shape) for part in (X_train, *others)]
     return Dataset(
         name,
         scaled[0].astype(dtype),
@@ -148,13 +176,28 @@ def prepare(name, X, y, task: str, test_size=0.2, validation_size=0.0, seed=0, d
     )
 
 
+#: Image data sets among :data:`NAMES`: their shape and the largest pixel value.
+IMAGES = {"digits": ((8, 8, 1), 16.0)}
+
+
 def load(
-    name: str, test_size: float = 0.2, validation_size: float = 0.0, seed: int = 0, dtype: str = "float32"
+    name: str,
+    test_size: float = 0.2,
+    validation_size: float = 0.0,
+    seed: int = 0,
+    dtype: str = "float32",
+    as_images: bool = False,
 ) -> Dataset:
-    """A bundled or generated data set by name (see :data:`NAMES`), split and standardised."""
+    """A bundled or generated data set by name (see :data:`NAMES`), split and standardised; with ``as_images``, an
+    image data set (``digits``: ``(n, 8, 8, 1)``) with pixels scaled to [0, 1]."""
     X, y, features = lookup("dataset", name, _sources())(seed)
     key = name.strip().lower().replace("-", "_")
-    return prepare(key, X, y, "classification", test_size, validation_size, seed, dtype, features)
+    if not as_images:
+        return prepare(key, X, y, "classification", test_size, validation_size, seed, dtype, features)
+    if key not in IMAGES:
+        raise ConfigurationError(f"{key} is a table, not images; as_images applies to {', '.join(IMAGES)}")
+    shape, scale = IMAGES[key]
+    return prepare(key, X, y, "classification", test_size, validation_size, seed, dtype, features, shape, scale)
 
 
 # ----------------------------------------------------------------------------------------------- CSV
@@ -291,9 +334,11 @@ def load_mnist(
     seed: int = 0,
     dtype: str = "float32",
     limit: int | None = None,
+    as_images: bool = False,
 ) -> Dataset:
     """MNIST-style IDX files from a local folder (``train-images-idx3-ubyte[.gz]`` and
-    ``train-labels-idx1-ubyte[.gz]``), pixels scaled to [0, 1] and flattened, then split and standardised."""
+    ``train-labels-idx1-ubyte[.gz]``), pixels scaled to [0, 1] and flattened, then split and standardised; with
+    ``as_images``, split and kept as ``(n, height, width, 1)`` images in [0, 1]."""
     images = _find(directory, "train-images-idx3-ubyte")
     labels = _find(directory, "train-labels-idx1-ubyte")
     X, y = read_idx(images), read_idx(labels)
@@ -301,6 +346,12 @@ def load_mnist(
         raise DataError(f"{directory}: {X.shape[0]} images but {y.shape[0]} labels")
     if limit:
         X, y = X[:limit], y[:limit]
+    if as_images:
+        if X.ndim != 3:
+            raise DataError(f"{images}: images of shape {X.shape[1:]}, expected (height, width)")
+        shape = (*X.shape[1:], 1)
+        flat = X.reshape(X.shape[0], -1)
+        return prepare("mnist", flat, y, "classification", test_size, validation_size, seed, dtype, (), shape, 255.0)
     X = X.reshape(X.shape[0], -1) / 255.0
     return prepare("mnist", X, y, "classification", test_size, validation_size, seed, dtype)
 

@@ -198,3 +198,50 @@ def test_cuda_graphs_on_a_cpu_device_warn_and_train_eagerly():
     result = netcore_cmd("train", "--dataset", "iris", "--device", "numpy", "--epochs", "5", "--json", "--cuda-graph")
     assert result.returncode == 0 and "test_accuracy" in json.loads(result.stdout)
     assert "runs eagerly: the numpy backend has no step capture" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("device", ["numpy", "numba"])
+def test_train_a_cnn_on_the_digit_images(device, tmp_path):
+    model = tmp_path / "cnn.ncz"
+    result = netcore_cmd("train", "--dataset", "digits", "--conv", "16,32", "--device", device, "--json",
+                         "--save", str(model))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["test_accuracy"] >= 0.98 and report["conv"] == [16, 32] and report["input_shape"] == [8, 8, 1]
+    evaluated = netcore_cmd("evaluate", str(model), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["test_accuracy"] == report["test_accuracy"]
+    summary = netcore_cmd("summary", str(model))
+    assert "conv2d (Conv2D)" in summary.stdout and "(None, 4, 4, 16)" in summary.stdout
+
+
+def test_augmented_cnn_trains_and_predicts_csv_rows(tmp_path):
+    from sklearn.datasets import load_digits
+
+    model = tmp_path / "aug.ncz"
+    result = netcore_cmd("train", "--dataset", "digits", "--conv", "8", "--augment", "translate,rotate:0.02,erase",
+                         "--epochs", "2", "--json", "--save", str(model))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["augment"] == ["translate", "rotate", "erase"]
+    digits = load_digits()
+    rows = tmp_path / "rows.csv"
+    header = ",".join(digits.feature_names)
+    rows.write_text(header + "\n" + "\n".join(",".join(str(v) for v in row) for row in digits.data[:5]) + "\n")
+    predicted = netcore_cmd("predict", str(model), "--csv", str(rows))
+    assert predicted.returncode == 0, predicted.stderr
+    assert len(predicted.stdout.strip().splitlines()) == 6
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--conv", "16,0"], "positive integers"),
+        (["train", "--augment", "shear"], "--augment takes flip, translate"),
+        (["train", "--augment", "rotate:lots"], "strength must be a number"),
+        (["train", "--dataset", "iris", "--conv", "8"], "iris is a table, not images"),
+    ],
+)
+def test_image_options_refuse_bad_values_in_one_line(args, message):
+    result = netcore_cmd(*args)
+    assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.datasets import load_digits
 
+import netcore
 from netcore import datasets
 
 
@@ -93,3 +95,22 @@ def test_damaged_idx_files(tmp_path):
 
 def test_one_hot():
     np.testing.assert_array_equal(datasets.one_hot([2, 0], 3), [[0, 0, 1], [1, 0, 0]])
+
+
+def test_digits_as_images_are_channels_last_in_the_unit_range():
+    tables, images = datasets.load("digits", seed=3), datasets.load("digits", seed=3, as_images=True)
+    assert images.X_train.shape == (tables.X_train.shape[0], 8, 8, 1) and images.input_shape == (8, 8, 1)
+    assert images.X_train.min() == 0 and images.X_train.max() == 1 and images.n_features == 64
+    np.testing.assert_array_equal(images.y_test, tables.y_test)  # the same split
+    raw = load_digits().data
+    np.testing.assert_allclose(images.transform(raw[:3]), raw[:3].reshape(3, 8, 8, 1) / 16)
+    with pytest.raises(netcore.ConfigurationError, match="iris is a table, not images"):
+        datasets.load("iris", as_images=True)
+
+
+def test_mnist_as_images(tmp_path):
+    rng = np.random.default_rng(0)
+    datasets.write_idx(tmp_path / "train-images-idx3-ubyte", rng.integers(0, 256, (50, 28, 28)).astype(np.uint8))
+    datasets.write_idx(tmp_path / "train-labels-idx1-ubyte", (np.arange(50) % 10).astype(np.uint8))
+    data = datasets.load_mnist(tmp_path, as_images=True)
+    assert data.X_train.shape == (40, 28, 28, 1) and data.X_train.min() >= 0 and data.X_train.max() <= 1
