@@ -218,6 +218,8 @@ def plot_bars(report: dict, path: str) -> None:
 def sweep(workload: Workload, repeats: int, names: list[str] | None = None, log=print) -> list[dict]:
     """Cost against work: batch sizes and widths around the workload, side by side (``names``, or netcore and
     PyTorch in float32), with the GEMMs at each point's shapes."""
+    if not workload.is_mlp:
+        raise ConfigurationError(f"--sweep varies an MLP's widths; {workload.name} is convolutional")
     points = []
     hidden = workload.sizes[1:-1]
     variants = [(b, hidden) for b in sorted({32, 64, 128, 256, 512, workload.batch})] + [
@@ -287,7 +289,7 @@ def _positive_int(text: str) -> int:
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__)
     parser.add_argument("--workload", default="W1", choices=sorted(WORKLOADS))
-    parser.add_argument("--rows", type=_positive_int, default=None, help="rows per epoch (W1; default 60000)")
+    parser.add_argument("--rows", type=_positive_int, default=None, help="rows per epoch (W1, W4; default 60000)")
     parser.add_argument("--repeats", type=_positive_int, default=5, help="timed runs of each contender (median)")
     parser.add_argument("--only", default=None, help="comma-separated contender names")
     parser.add_argument("--json", dest="json_path", default=None, help="write the report as JSON here")

@@ -49,14 +49,12 @@ def netcore_runner(device: str, graph: bool = False, tf32: bool = False, fit: bo
     def _netcore_setup(workload: Workload, device: str, graph: bool):
         import netcore
         from backends.registry import backend_class, resolve
-        from netcore.layers import Dense
 
         name = device.split(":")[0]
         reason = backend_class(resolve(name).split(":")[0]).unavailable_reason()
         if reason is not None:
             raise Skip(reason)
-        layers = [Dense(w, "relu") for w in workload.sizes[1:-1]] + [Dense(workload.sizes[-1], "softmax")]
-        model = netcore.Sequential(layers, input_dim=workload.sizes[0], device=device, seed=0)
+        model = netcore.Sequential(workload.netcore_layers(), input_shape=workload.input_shape, device=device, seed=0)
         model.compile(netcore.optimizers.Adam(lr=1e-3), "cross_entropy")
         X, y = workload.data()
         if workload.unit == "epoch":
@@ -92,11 +90,12 @@ def netcore_runner(device: str, graph: bool = False, tf32: bool = False, fit: bo
 
 def _fit_steps(model, workload: Workload, graph: bool):
     """``run()`` = ``GPU_BLOCK`` training steps through ``fit`` on data staged on the device once (under 1 GiB)."""
-    cap = max(1, 2**30 // (workload.batch * workload.sizes[0] * 4))
+    sample = int(np.prod(workload.input_shape))
+    cap = max(1, 2**30 // (workload.batch * sample * 4))
     per_epoch = max(d for d in range(1, GPU_BLOCK + 1) if GPU_BLOCK % d == 0 and d <= cap)
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((per_epoch * workload.batch, workload.sizes[0]), dtype=np.float32)
-    y = rng.integers(0, workload.sizes[-1], len(X))
+    X = rng.standard_normal((per_epoch * workload.batch, *workload.input_shape), dtype=np.float32)
+    y = rng.integers(0, workload.classes, len(X))
     backend = model.backend
     with backend.scope():
         Xd, yd, _ = model._prepare(X, y)
@@ -137,16 +136,12 @@ def torch_runner(graph: bool = False, tf32: bool = False):
         dev = "cuda" if cuda else "cpu"
         if cuda:
             torch.backends.cuda.matmul.allow_tf32 = tf32
-        layers = []
-        for i, (a, b) in enumerate(zip(workload.sizes[:-1], workload.sizes[1:], strict=True)):
-            layers.append(torch.nn.Linear(a, b))
-            if i < len(workload.sizes) - 2:
-                layers.append(torch.nn.ReLU())
-        net = torch.nn.Sequential(*layers).to(dev)
+            torch.backends.cudnn.allow_tf32 = tf32
+        net = workload.torch_module(torch).to(dev)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3, capturable=graph)
         loss_fn = torch.nn.CrossEntropyLoss()
         X, y = workload.data()
-        Xt, yt = torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev)
+        Xt, yt = torch.from_numpy(workload.torch_layout(X)).to(dev), torch.from_numpy(y).to(dev)
 
         def step(xb, yb):
             opt.zero_grad(set_to_none=not graph)
@@ -194,6 +189,8 @@ def plain_array_runner(xp_name: str):
     """The same training written the obvious way with NumPy (or CuPy) expressions: what a user writes by hand."""
 
     def setup(workload: Workload, threads: int):
+        if not workload.is_mlp:
+            raise Skip("the hand-written baseline is an MLP")
         if xp_name == "cupy":
             from backends.registry import backend_class
 
@@ -262,6 +259,8 @@ def plain_array_runner(xp_name: str):
 def sklearn_runner(workload: Workload, threads: int):
     if workload.device != "cpu":
         raise Skip("scikit-learn runs on the CPU only")
+    if not workload.is_mlp:
+        raise Skip("scikit-learn has no convolutional networks")
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
 

@@ -1,4 +1,4 @@
-"""End-to-end benchmarks of the reference workloads: W1 (one CPU epoch), W2 and W3 (GPU steps)."""
+"""End-to-end benchmarks of the reference workloads: W1 and W4 (one CPU epoch), W2, W3 and W5 (GPU steps)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from benchmarks.workloads import WORKLOADS
 
 def workload(name):
     w = WORKLOADS[name]
-    if TINY:
-        return w.scaled(rows=300 if w.unit == "epoch" else None, batch=32, hidden=(16, 8))
-    return w
+    if not TINY:
+        return w
+    if not w.is_mlp:
+        return w.scaled(rows=128 if w.unit == "epoch" else None, batch=8)
+    return w.scaled(rows=300 if w.unit == "epoch" else None, batch=32, hidden=(16, 8))
 
 
 def run_contender(benchmark, setup, name):
@@ -36,8 +38,18 @@ def test_w1_pytorch_epoch(benchmark):
     run_contender(benchmark, contenders.torch_runner(), "W1")
 
 
+@pytest.mark.parametrize("device", ["numpy", "numba"])
+def test_w4_netcore_epoch(benchmark, device):
+    run_contender(benchmark, contenders.netcore_runner(device), "W4")
+
+
+def test_w4_pytorch_epoch(benchmark):
+    pytest.importorskip("torch")
+    run_contender(benchmark, contenders.torch_runner(), "W4")
+
+
 @pytest.mark.gpu
-@pytest.mark.parametrize("workload_name", ["W2", "W3"])
+@pytest.mark.parametrize("workload_name", ["W2", "W3", "W5"])
 @pytest.mark.parametrize("graph", [False, True], ids=["eager", "graph"])
 def test_gpu_netcore_steps(benchmark, workload_name, graph):
     run_contender(benchmark, contenders.netcore_runner("cupy", graph=graph), workload_name)
@@ -46,3 +58,10 @@ def test_gpu_netcore_steps(benchmark, workload_name, graph):
 @pytest.mark.gpu
 def test_w3_netcore_tf32_graph_steps(benchmark):
     run_contender(benchmark, contenders.netcore_runner("cupy", graph=True, tf32=True), "W3")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("graph", [False, True], ids=["eager", "graph"])
+def test_w5_pytorch_steps(benchmark, graph):
+    pytest.importorskip("torch")
+    run_contender(benchmark, contenders.torch_runner(graph=graph), "W5")

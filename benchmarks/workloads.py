@@ -2,12 +2,17 @@
 
 W1 (CPU): MLP 784-512-256-10, ReLU, softmax cross-entropy, Adam(lr=1e-3), batch 128, 60,000 synthetic float32 rows,
 one shuffled epoch. W2 (GPU, launch-bound): the same network, time per step, data on the GPU. W3 (GPU,
-compute-bound): 4096-4096-4096-10 at batch 4096, time per step.
+compute-bound): 4096-4096-4096-10 at batch 4096, time per step. W4 (CPU): LeNet-5 on 28x28x1 images, batch 64,
+60,000 rows, one epoch. W5 (GPU): 32x32x3 images, convolutions of 64, 128 and 256 filters (3x3, same, ReLU, 2x2
+max-pool after each), a dense head, batch 256, time per step.
+
+A workload describes its network once and builds it for each contender (netcore layers, a PyTorch module), with the
+matrix products a training step needs (convolutions as the products of their patches, as netcore computes them).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -50,14 +55,167 @@ class Workload:
         y = rng.integers(0, self.sizes[-1], n)
         return X, y
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.sizes[0],)
+
+    @property
+    def classes(self) -> int:
+        return self.sizes[-1]
+
+    @property
+    def is_mlp(self) -> bool:
+        return True
+
+    def netcore_layers(self) -> list:
+        from netcore.layers import Dense
+
+        return [Dense(w, "relu") for w in self.sizes[1:-1]] + [Dense(self.sizes[-1], "softmax")]
+
+    def torch_module(self, torch):
+        """The same network in PyTorch (logits out: the loss applies the softmax)."""
+        layers = []
+        for i, (a, b) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True)):
+            layers.append(torch.nn.Linear(a, b))
+            if i < len(self.sizes) - 2:
+                layers.append(torch.nn.ReLU())
+        return torch.nn.Sequential(*layers)
+
+    @staticmethod
+    def torch_layout(X: np.ndarray) -> np.ndarray:
+        """The data as PyTorch's module takes it."""
+        return X
+
     def scaled(self, rows: int | None = None, batch: int | None = None, hidden=None) -> Workload:
         """The same workload with other rows, batch size or hidden widths (sweeps, smoke tests)."""
         sizes = self.sizes if hidden is None else (self.sizes[0], *hidden, self.sizes[-1])
         return Workload(self.name, tuple(sizes), batch or self.batch, rows or self.rows, self.unit, self.device)
 
 
+@dataclass(frozen=True)
+class Conv:
+    """A convolution block: ``filters`` of ``kernel x kernel``, ``padding``, ReLU, then ``pool x pool`` max pooling
+    (none for 1)."""
+
+    filters: int
+    kernel: int
+    padding: str = "same"
+    pool: int = 2
+
+
+@dataclass(frozen=True)
+class ConvWorkload:
+    """A convolutional network on channels-last images: conv blocks, flatten, ReLU dense layers, softmax."""
+
+    name: str
+    image: tuple[int, int, int]
+    convs: tuple[Conv, ...]
+    dense: tuple[int, ...]
+    classes: int
+    batch: int
+    rows: int
+    unit: str
+    device: str
+
+    @property
+    def steps(self) -> int:
+        return -(-self.rows // self.batch) if self.unit == "epoch" else 1
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.image
+
+    @property
+    def is_mlp(self) -> bool:
+        return False
+
+    @property
+    def sizes(self) -> tuple[str, ...]:
+        """The architecture in words, for reports."""
+        blocks = [f"conv{c.filters}x{c.kernel}" + (f"+pool{c.pool}" if c.pool > 1 else "") for c in self.convs]
+        return ("x".join(map(str, self.image)), *blocks, *map(str, self.dense), str(self.classes))
+
+    def _geometry(self):
+        """Per conv block: (input height, width, channels, output height, width) of the convolution."""
+        height, width, channels = self.image
+        out = []
+        for conv in self.convs:
+            oh, ow = (height, width) if conv.padding == "same" else (height - conv.kernel + 1, width - conv.kernel + 1)
+            out.append((height, width, channels, oh, ow))
+            height, width, channels = oh // conv.pool, ow // conv.pool, conv.filters
+        return out, height * width * channels
+
+    def gemm_shapes(self, batch: int | None = None) -> list[tuple[int, int, int]]:
+        """(m, k, n) of every product of a training step: per convolution the forward product of its patches, the
+        kernel gradient and (but for the first) the patch gradient; then the dense layers' three products."""
+        b = batch or self.batch
+        shapes = []
+        blocks, flat = self._geometry()
+        for i, (conv, (_, _, channels, oh, ow)) in enumerate(zip(self.convs, blocks, strict=True)):
+            pixels, patch = b * oh * ow, conv.kernel * conv.kernel * channels
+            shapes += [(pixels, patch, conv.filters), (patch, pixels, conv.filters)]
+            if i > 0:
+                shapes.append((pixels, conv.filters, patch))
+        widths = (flat, *self.dense, self.classes)
+        for n_in, n_out in zip(widths[:-1], widths[1:], strict=True):
+            shapes += [(b, n_in, n_out), (n_in, b, n_out), (b, n_out, n_in)]
+        return shapes
+
+    def flops(self) -> float:
+        per_row = sum(2 * m * k * n for m, k, n in self.gemm_shapes(1))
+        return float(per_row * (self.rows if self.unit == "epoch" else self.batch))
+
+    def data(self, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        n = self.rows if self.unit == "epoch" else self.batch
+        return rng.standard_normal((n, *self.image), dtype=np.float32), rng.integers(0, self.classes, n)
+
+    def netcore_layers(self) -> list:
+        from netcore.layers import Conv2D, Dense, Flatten, MaxPooling2D
+
+        layers = []
+        for conv in self.convs:
+            layers.append(Conv2D(conv.filters, conv.kernel, padding=conv.padding, activation="relu"))
+            if conv.pool > 1:
+                layers.append(MaxPooling2D(conv.pool))
+        layers.append(Flatten())
+        return layers + [Dense(w, "relu") for w in self.dense] + [Dense(self.classes, "softmax")]
+
+    def torch_module(self, torch):
+        """The same network in PyTorch, on channels-first images (see :meth:`torch_layout`)."""
+        nn = torch.nn
+        layers, channels = [], self.image[2]
+        for conv in self.convs:
+            layers += [nn.Conv2d(channels, conv.filters, conv.kernel, padding=conv.padding), nn.ReLU()]
+            if conv.pool > 1:
+                layers.append(nn.MaxPool2d(conv.pool))
+            channels = conv.filters
+        layers.append(nn.Flatten())
+        widths = (self._geometry()[1], *self.dense)
+        for n_in, n_out in zip(widths[:-1], widths[1:], strict=True):
+            layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+        return nn.Sequential(*layers, nn.Linear(widths[-1], self.classes))
+
+    @staticmethod
+    def torch_layout(X: np.ndarray) -> np.ndarray:
+        """Channels-first images, PyTorch's layout (and its fast path for convolutions on the CPU)."""
+        return np.ascontiguousarray(X.transpose(0, 3, 1, 2))
+
+    def scaled(self, rows: int | None = None, batch: int | None = None, hidden=None) -> ConvWorkload:
+        """Other rows or batch size (widths are not scaled: ``hidden`` must be None)."""
+        if hidden is not None:
+            raise ValueError(f"{self.name}'s widths are not scaled")
+        return replace(self, batch=batch or self.batch, rows=rows or self.rows)
+
+
 WORKLOADS = {
     "W1": Workload("W1", (784, 512, 256, 10), 128, 60_000, "epoch", "cpu"),
     "W2": Workload("W2", (784, 512, 256, 10), 128, 128, "step", "gpu"),
     "W3": Workload("W3", (4096, 4096, 4096, 10), 4096, 4096, "step", "gpu"),
+    "W4": ConvWorkload(  # LeNet-5
+        "W4", (28, 28, 1), (Conv(6, 5, "same"), Conv(16, 5, "valid")), (120, 84), 10, 64, 60_000, "epoch", "cpu"
+    ),
+    "W5": ConvWorkload(
+        "W5", (32, 32, 3), (Conv(64, 3), Conv(128, 3), Conv(256, 3)), (256,), 10, 256, 256, "step", "gpu"
+    ),
 }

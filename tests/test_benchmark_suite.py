@@ -151,3 +151,50 @@ def test_gpu_workload_tables_on_the_cupy_stand_in(monkeypatch):
             assert all(row["median_s"] > 0 and row["vs_floor"] > 0 for row in rows.values())
             assert "PyTorch sees no CUDA device" in report["skipped"]["pytorch eager"]
             assert "ms/step" in compare.format_table(report)
+        report = compare.measure(WORKLOADS["W5"].scaled(batch=2), repeats=1, log=lambda *_: None)
+        rows = {row["name"]: row for row in report["results"]}
+        assert {"netcore cupy", "netcore cupy graph", "netcore cupy fit graph", "gemm at workload shapes"} <= set(rows)
+        assert "hand-written baseline is an MLP" in report["skipped"]["plain cupy"]
+        assert "conv64x3+pool2" in compare.format_table(report)
+
+
+def test_w4_lenet_table_beside_pytorch(tmp_path):
+    out = tmp_path / "w4.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "netcore",
+            "bench",
+            "--workload",
+            "W4",
+            "--rows",
+            "256",
+            "--repeats",
+            "1",
+            "--json",
+            str(out),
+            "--plot",
+            str(tmp_path / "w4.png"),
+        ],  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    rows = {row["name"]: row for row in report["results"]}
+    assert {"netcore numba", "netcore numpy", "gemm at workload shapes"} <= set(rows)
+    assert "no convolutional networks" in report["skipped"]["scikit-learn"]
+    assert report["sizes"][:2] == ["28x28x1", "conv6x5+pool2"] and (tmp_path / "w4.png").stat().st_size > 0
+
+
+def test_w4_counts_lenets_products():
+    from benchmarks.workloads import WORKLOADS
+
+    w4 = WORKLOADS["W4"]
+    forward = 28 * 28 * 25 * 6 + 10 * 10 * 150 * 16 + 400 * 120 + 120 * 84 + 84 * 10  # multiply-adds per image
+    first_input_gradient = 28 * 28 * 25 * 6  # the input needs no gradient
+    assert w4.flops() == 2 * (3 * forward - first_input_gradient) * 60_000
+    assert len(w4.netcore_layers()) == 8 and w4.steps == 938
