@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy
+from numpy.lib.stride_tricks import as_strided
 
 from backends.base import Backend
 
@@ -15,6 +16,7 @@ class NumpyBackend(Backend):
 
     def __init__(self):
         self._ones = {}
+        self._padded = {}
 
     @classmethod
     def unavailable_reason(cls, index: int = 0) -> str | None:
@@ -38,3 +40,95 @@ class NumpyBackend(Backend):
         if ones is None:
             ones = self._ones[key] = self.xp.ones(x.shape[0], x.dtype)
         return self.xp.dot(ones, x, out=out)
+
+    # ----------------------------------------------------------------- images
+    def _padded_channels_first(self, purpose: str, shape, window, dtype):
+        """A zeroed ``(C, N, H + padding, W + padding)`` scratch image per purpose and window geometry (the patch
+        extraction only ever writes its interior, so its border stays zero)."""
+        n, height, width, channels = shape
+        w = window
+        rows = max(height + w.pad_top, (w.out_h - 1) * w.sh + (w.kh - 1) * w.dh + 1)
+        columns = max(width + w.pad_left, (w.out_w - 1) * w.sw + (w.kw - 1) * w.dw + 1)
+        key = (purpose, tuple(shape), w.pad_top, w.pad_left, rows, columns, numpy.dtype(dtype).str)
+        scratch = self._padded.get(key)
+        if scratch is None:
+            scratch = self._padded[key] = numpy.zeros((channels, n, rows, columns), dtype)
+        return scratch
+
+    def im2col(self, x, window, cols):
+        # One copy from a strided view of the padded image, channels first (rows of the patches read contiguously).
+        if x.dtype != cols.dtype:
+            return super().im2col(x, window, cols)
+        w = window
+        padded = self._padded_channels_first("patches", x.shape, w, x.dtype)
+        padded[:, :, w.pad_top : w.pad_top + x.shape[1], w.pad_left : w.pad_left + x.shape[2]] = x.transpose(3, 0, 1, 2)
+        s_c, s_n, s_h, s_w = padded.strides
+        shape = (w.kh, w.kw, x.shape[3], x.shape[0], w.out_h, w.out_w)
+        cols[...] = as_strided(
+            padded, shape, (s_h * w.dh, s_w * w.dw, s_c, s_n, s_h * w.sh, s_w * w.sw), writeable=False
+        )
+        return cols
+
+    def col2im(self, cols, window, dx):
+        # The base class's sum, accumulated channels first in a padded image (contiguous reads of the patches).
+        if cols.dtype != dx.dtype:
+            return super().col2im(cols, window, dx)
+        w = window
+        padded = self._padded_channels_first("gradient", dx.shape, w, dx.dtype)
+        padded[...] = 0
+        for p in range(w.kh):
+            for q in range(w.kw):
+                top, left = p * w.dh, q * w.dw
+                rows = slice(top, top + (w.out_h - 1) * w.sh + 1, w.sh)
+                columns = slice(left, left + (w.out_w - 1) * w.sw + 1, w.sw)
+                padded[:, :, rows, columns] += cols[p, q]
+        interior = padded[:, :, w.pad_top : w.pad_top + dx.shape[1], w.pad_left : w.pad_left + dx.shape[2]]
+        dx[...] = interior.transpose(1, 2, 3, 0)
+        return dx
+
+    def max_pool_forward(self, x, window, out, argmax):
+        # Windows inside the image: the running maximum with ``out=``, then the first position that attains it.
+        if window.padded or x.dtype != out.dtype:
+            return super().max_pool_forward(x, window, out, argmax)
+        views = self._pool_views(x, window)
+        numpy.copyto(out, views[0])
+        for view in views[1:]:
+            numpy.maximum(out, view, out=out)
+        argmax[...] = len(views) - 1
+        if numpy.isnan(out).any():  # NaN is the maximum, as in PyTorch (rare: keep it simple)
+            return super().max_pool_forward(x, window, out, argmax)
+        attains = self._scratch_mask(out.shape)
+        for k in range(len(views) - 2, -1, -1):  # backwards, so the first position attaining the maximum wins
+            numpy.equal(views[k], out, out=attains)
+            numpy.copyto(argmax, k, where=attains)
+        return out
+
+    def _scratch_mask(self, shape):
+        key = ("mask", tuple(shape))
+        mask = self._padded.get(key)
+        if mask is None:
+            mask = self._padded[key] = numpy.empty(shape, bool)
+        return mask
+
+    def max_pool_backward(self, dy, argmax, window, dx):
+        # Windows that do not overlap: every input pixel receives from one output at most, so no sums.
+        w = window
+        if w.padded or w.sh < w.kh or w.sw < w.kw or dy.dtype != dx.dtype:
+            return super().max_pool_backward(dy, argmax, window, dx)
+        if w.out_h * w.sh != dx.shape[1] or w.out_w * w.sw != dx.shape[2]:
+            dx[...] = 0  # rows or columns no window reads
+        for k, view in enumerate(self._pool_views(dx, w)):
+            numpy.multiply(dy, argmax == k, out=view)
+        return dx
+
+    @staticmethod
+    def _pool_views(x, window):
+        """For each window position ``k = p * kw + q``, the pixels of the unpadded image ``x`` it covers."""
+        w = window
+        views = []
+        for p in range(w.kh):
+            for q in range(w.kw):
+                rows = slice(p, p + (w.out_h - 1) * w.sh + 1, w.sh)
+                columns = slice(q, q + (w.out_w - 1) * w.sw + 1, w.sw)
+                views.append(x[:, rows, columns, :])
+        return views

@@ -1,0 +1,38 @@
+"""What the generated parity cases do not reach: NaN in max pooling (it must win, as in PyTorch, so a diverging
+network is never hidden from the loss check), and the window geometry Keras's padding rules give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backends.image_kernels import Window
+
+
+def test_max_pooling_keeps_nan_and_points_at_it(backend):
+    x = np.arange(2 * 4 * 4 * 3, dtype="float32").reshape(2, 4, 4, 3)
+    x[1, 1, 0, 2] = np.nan  # window (0, 0) of image 1, channel 2, position (1, 0)
+    window = Window.of((4, 4), (2, 2), (2, 2))
+    out, argmax = backend.empty((2, 2, 2, 3), "float32"), backend.empty((2, 2, 2, 3), "int32")
+    backend.max_pool_forward(backend.asarray(x), window, out, argmax)
+    out, argmax = backend.to_numpy(out), backend.to_numpy(argmax)
+    assert np.isnan(out[1, 0, 0, 2]) and argmax[1, 0, 0, 2] == 2
+    assert np.isfinite(np.delete(out.reshape(-1), np.ravel_multi_index((1, 0, 0, 2), out.shape))).all()
+    assert (argmax[0] == 3).all()  # increasing values: the last position of every window
+
+
+@pytest.mark.parametrize(
+    ("size", "kernel", "stride", "dilation", "padding", "expected"),
+    [
+        (28, 5, 1, 1, "same", (28, 2)),  # (output size, padding before)
+        (14, 5, 1, 1, "valid", (10, 0)),
+        (7, 3, 2, 1, "same", (4, 1)),
+        (8, 2, 2, 1, "same", (4, 0)),
+        (6, 3, 2, 1, "same", (3, 0)),  # the odd padding pixel goes after, as in TensorFlow and Keras
+        (9, 3, 1, 3, "same", (9, 3)),
+        (9, 3, 2, 2, "valid", (3, 0)),
+    ],
+)
+def test_keras_output_sizes_and_padding(size, kernel, stride, dilation, padding, expected):
+    window = Window.of((size, size), (kernel, kernel), (stride, stride), (dilation, dilation), padding)
+    assert (window.out_h, window.pad_top) == expected and (window.out_w, window.pad_left) == expected
