@@ -16,8 +16,12 @@ _GEOMETRY = (
     "int32 N, int32 H, int32 W, int32 C, int32 OH, int32 OW, "
     "int32 kh, int32 kw, int32 sh, int32 sw, int32 dh, int32 dw, int32 pt, int32 pl"
 )
-# Index helpers: the input pixel (h, w) that output (i, j) reads at window position (p, q), and back.
+# Index helpers: an element's (n, row, column, channel) in a channels-last array, and the output (i, j) that reads
+# input pixel (h, w) at window position (p, q).
 _PREAMBLE = r"""
+__device__ void netcore_nhwc(long long t, int rows, int columns, int channels, int* n, int* r, int* c, int* k) {
+    *k = t % channels; t /= channels; *c = t % columns; t /= columns; *r = t % rows; *n = t / rows;
+}
 __device__ bool netcore_output_of(int h, int w, int p, int q, int sh, int sw, int dh, int dw, int pt, int pl,
                                   int OH, int OW, int* i, int* j) {
     int a = h + pt - p * dh, b = w + pl - q * dw;
@@ -73,8 +77,7 @@ class CupyImageKernels:
         return self.xp.ElementwiseKernel(
             "raw T cols, " + _GEOMETRY,
             "T dx",
-            """long long t = i;
-               int c = t % C; t /= C; int w = t % W; t /= W; int h = t % H; int n = t / H;
+            """int n, h, w, c; netcore_nhwc(i, H, W, C, &n, &h, &w, &c);
                T sum = 0; int oi, oj;
                for (int p = 0; p < kh; ++p)
                    for (int q = 0; q < kw; ++q)
@@ -91,8 +94,7 @@ class CupyImageKernels:
         return self.xp.ElementwiseKernel(
             "raw T x, " + _GEOMETRY,
             "T out, int32 argmax",
-            """long long t = i;
-               int c = t % C; t /= C; int oj = t % OW; t /= OW; int oi = t % OH; int n = t / OH;
+            """int n, oi, oj, c; netcore_nhwc(i, OH, OW, C, &n, &oi, &oj, &c);
                T best = -(T)INFINITY; int k = 0;
                for (int p = 0; p < kh; ++p) {
                    int h = oi * sh + p - pt;
@@ -106,6 +108,7 @@ class CupyImageKernels:
                }
                out = best; argmax = k;""",
             "netcore_max_pool",
+            preamble=_PREAMBLE,
         )
 
     @functools.cached_property
@@ -114,8 +117,7 @@ class CupyImageKernels:
         return self.xp.ElementwiseKernel(
             "raw T dy, raw int32 argmax, " + _GEOMETRY,
             "T dx",
-            """long long t = i;
-               int c = t % C; t /= C; int w = t % W; t /= W; int h = t % H; int n = t / H;
+            """int n, h, w, c; netcore_nhwc(i, H, W, C, &n, &h, &w, &c);
                T sum = 0; int oi, oj;
                for (int p = 0; p < kh; ++p)
                    for (int q = 0; q < kw; ++q)
@@ -134,8 +136,7 @@ class CupyImageKernels:
         return self.xp.ElementwiseKernel(
             "raw T x, " + _GEOMETRY,
             "T out",
-            """long long t = i;
-               int c = t % C; t /= C; int oj = t % OW; t /= OW; int oi = t % OH; int n = t / OH;
+            """int n, oi, oj, c; netcore_nhwc(i, OH, OW, C, &n, &oi, &oj, &c);
                T sum = 0; int count = 0;
                for (int p = 0; p < kh; ++p) {
                    int h = oi * sh + p - pt;
@@ -148,6 +149,7 @@ class CupyImageKernels:
                }
                out = sum / (T)count;""",
             "netcore_avg_pool",
+            preamble=_PREAMBLE,
         )
 
     @functools.cached_property
@@ -156,8 +158,7 @@ class CupyImageKernels:
         return self.xp.ElementwiseKernel(
             "raw T dy, " + _GEOMETRY,
             "T dx",
-            """long long t = i;
-               int c = t % C; t /= C; int w = t % W; t /= W; int h = t % H; int n = t / H;
+            """int n, h, w, c; netcore_nhwc(i, H, W, C, &n, &h, &w, &c);
                T sum = 0; int oi, oj;
                for (int p = 0; p < kh; ++p)
                    for (int q = 0; q < kw; ++q)

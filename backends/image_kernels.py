@@ -96,41 +96,36 @@ class Window:
 class ImageKernels:
     """Convolution patches and pooling over ``self.xp``; see :class:`backends.base.Backend`."""
 
-    def _window_slices(self, window: Window, p: int, q: int):
-        """For window position ``(p, q)``: the output slice it contributes to and the input slice it reads (both
-        ``(rows, columns)``), or None when it reads nothing but padding."""
-        lo_h, hi_h, start_h = window.valid_range(0, p)
-        lo_w, hi_w, start_w = window.valid_range(1, q)
-        if hi_h <= lo_h or hi_w <= lo_w:
-            return None
-        out = (slice(lo_h, hi_h), slice(lo_w, hi_w))
-        stop_h = start_h + (hi_h - lo_h - 1) * window.sh + 1
-        stop_w = start_w + (hi_w - lo_w - 1) * window.sw + 1
-        src = (slice(start_h, stop_h, window.sh), slice(start_w, stop_w, window.sw))
-        return out, src
+    @staticmethod
+    def _positions(window: Window):
+        """Each window position ``(p, q)`` that reads inside the image, with the output pixels it contributes to
+        and the input pixels it reads, both as ``(rows, columns)`` slices."""
+        for p in range(window.kh):
+            for q in range(window.kw):
+                lo_h, hi_h, start_h = window.valid_range(0, p)
+                lo_w, hi_w, start_w = window.valid_range(1, q)
+                if hi_h <= lo_h or hi_w <= lo_w:
+                    continue  # only padding
+                outputs = (slice(lo_h, hi_h), slice(lo_w, hi_w))
+                stop_h = start_h + (hi_h - lo_h - 1) * window.sh + 1
+                stop_w = start_w + (hi_w - lo_w - 1) * window.sw + 1
+                inputs = (slice(start_h, stop_h, window.sh), slice(start_w, stop_w, window.sw))
+                yield p, q, outputs, inputs
 
     # ----------------------------------------------------------------- convolution patches
     def im2col(self, x, window: Window, cols):
         """``cols[p, q, c, n, i, j] = x[n, i*sh + p*dh - pad_top, j*sw + q*dw - pad_left, c]`` (0 outside)."""
         if window.padded:
             cols[...] = 0
-        for p in range(window.kh):
-            for q in range(window.kw):
-                where = self._window_slices(window, p, q)
-                if where is not None:
-                    (rows, columns), (src_rows, src_columns) = where
-                    cols[p, q, :, :, rows, columns] = self.xp.moveaxis(x[:, src_rows, src_columns, :], 3, 0)
+        for p, q, (rows, columns), (src_rows, src_columns) in self._positions(window):
+            cols[p, q, :, :, rows, columns] = self.xp.moveaxis(x[:, src_rows, src_columns, :], 3, 0)
         return cols
 
     def col2im(self, cols, window: Window, dx):
         """The adjoint of :meth:`im2col`: ``dx`` is the sum, over every patch entry, of what it was read from."""
         dx[...] = 0
-        for p in range(window.kh):
-            for q in range(window.kw):
-                where = self._window_slices(window, p, q)
-                if where is not None:
-                    (rows, columns), (src_rows, src_columns) = where
-                    dx[:, src_rows, src_columns, :] += self.xp.moveaxis(cols[p, q, :, :, rows, columns], 0, 3)
+        for p, q, (rows, columns), (src_rows, src_columns) in self._positions(window):
+            dx[:, src_rows, src_columns, :] += self.xp.moveaxis(cols[p, q, :, :, rows, columns], 0, 3)
         return dx
 
     # ----------------------------------------------------------------- pooling
@@ -140,51 +135,35 @@ class ImageKernels:
         xp = self.xp
         out[...] = -xp.inf
         argmax[...] = 0
-        for p in range(window.kh):
-            for q in range(window.kw):
-                where = self._window_slices(window, p, q)
-                if where is None:
-                    continue
-                (rows, columns), (src_rows, src_columns) = where
-                value = x[:, src_rows, src_columns, :]
-                best = out[:, rows, columns, :]
-                wins = (value > best) | (value != value)
-                best[...] = xp.where(wins, value, best)
-                argmax[:, rows, columns, :] = xp.where(wins, p * window.kw + q, argmax[:, rows, columns, :])
+        for p, q, (rows, columns), (src_rows, src_columns) in self._positions(window):
+            value = x[:, src_rows, src_columns, :]
+            best = out[:, rows, columns, :]
+            wins = (value > best) | (value != value)
+            best[...] = xp.where(wins, value, best)
+            argmax[:, rows, columns, :] = xp.where(wins, p * window.kw + q, argmax[:, rows, columns, :])
         return out
 
     def max_pool_backward(self, dy, argmax, window: Window, dx):
         """Each output's gradient goes to the input its maximum came from (summed where windows overlap)."""
         dx[...] = 0
-        for p in range(window.kh):
-            for q in range(window.kw):
-                where = self._window_slices(window, p, q)
-                if where is not None:
-                    (rows, columns), (src_rows, src_columns) = where
-                    chosen = argmax[:, rows, columns, :] == p * window.kw + q
-                    dx[:, src_rows, src_columns, :] += dy[:, rows, columns, :] * chosen
+        for p, q, (rows, columns), (src_rows, src_columns) in self._positions(window):
+            chosen = argmax[:, rows, columns, :] == p * window.kw + q
+            dx[:, src_rows, src_columns, :] += dy[:, rows, columns, :] * chosen
         return dx
 
     def _window_counts(self, window: Window, dtype):
         """How many positions of each output's window lie inside the image, shaped ``(out_h, out_w, 1)``."""
         counts = self.xp.zeros((window.out_h, window.out_w, 1), dtype=dtype)
-        for p in range(window.kh):
-            for q in range(window.kw):
-                where = self._window_slices(window, p, q)
-                if where is not None:
-                    counts[where[0]] += 1
+        for _, _, outputs, _ in self._positions(window):
+            counts[outputs] += 1
         return counts
 
     def avg_pool_forward(self, x, window: Window, out):
         """``out`` = the mean over each window's positions inside the image (Keras's ``"same"``: padding is not
         counted; PyTorch's ``count_include_pad=False``)."""
         out[...] = 0
-        for p in range(window.kh):
-            for q in range(window.kw):
-                where = self._window_slices(window, p, q)
-                if where is not None:
-                    (rows, columns), (src_rows, src_columns) = where
-                    out[:, rows, columns, :] += x[:, src_rows, src_columns, :]
+        for _, _, (rows, columns), (src_rows, src_columns) in self._positions(window):
+            out[:, rows, columns, :] += x[:, src_rows, src_columns, :]
         out /= self._window_counts(window, out.dtype)
         return out
 
@@ -192,10 +171,6 @@ class ImageKernels:
         """Each output's gradient shared equally among its window's positions inside the image."""
         share = dy / self._window_counts(window, dy.dtype)
         dx[...] = 0
-        for p in range(window.kh):
-            for q in range(window.kw):
-                where = self._window_slices(window, p, q)
-                if where is not None:
-                    (rows, columns), (src_rows, src_columns) = where
-                    dx[:, src_rows, src_columns, :] += share[:, rows, columns, :]
+        for _, _, (rows, columns), (src_rows, src_columns) in self._positions(window):
+            dx[:, src_rows, src_columns, :] += share[:, rows, columns, :]
         return dx

@@ -3,12 +3,10 @@ matrix product (:mod:`backends.image_kernels`)."""
 
 from __future__ import annotations
 
-import warnings
-
 from backends.image_kernels import Window
-from netcore import activations, initializers, regularizers
 from netcore.errors import ConfigurationError, ShapeError
-from netcore.layers.base import Layer, ParamSpec, pair, positive_int
+from netcore.layers.base import Layer, pair, positive_int
+from netcore.layers.core import KernelLayer
 
 
 def image_shape(layer: Layer, input_shape) -> tuple[int, int, int]:
@@ -36,7 +34,7 @@ def channels_last(owner: str, data_format) -> None:
         )
 
 
-class Conv2D(Layer):
+class Conv2D(KernelLayer):
     """2-D convolution over channels-last images: ``y[n, i, j, f] = f(b[f] + sum_{p, q, c} x[n, i*sh + p*dh,
     j*sw + q*dw, c] W[p, q, c, f])`` (a cross-correlation, as in every deep-learning library).
 
@@ -66,7 +64,6 @@ class Conv2D(Layer):
         name: str | None = None,
         trainable: bool = True,
     ):
-        super().__init__(name, trainable)
         owner = "Conv2D"
         self.filters = positive_int(owner, "filters", filters)
         self.kernel_size = pair(owner, "kernel_size", kernel_size)
@@ -74,20 +71,19 @@ class Conv2D(Layer):
         self.dilation_rate = pair(owner, "dilation_rate", dilation_rate)
         self.padding = padding_name(owner, padding)
         channels_last(owner, data_format)
-        self.activation = activations.get(activation)
+        super().__init__(
+            activation,
+            use_bias,
+            kernel_initializer,
+            bias_initializer,
+            kernel_regularizer,
+            bias_regularizer,
+            kernel_constraint,
+            name,
+            trainable,
+        )
         if not self.activation.elementwise:
             raise ConfigurationError(f"{owner} activation must act element by element, not {self.activation.kind!r}")
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer or self.activation.default_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = regularizers.get_constraint(kernel_constraint)
-        if self.kernel_initializer.symmetric:
-            warnings.warn(
-                f"{self.name}: a constant kernel initializer gives every filter the same weights and gradients",
-                stacklevel=2,
-            )
         self.window: Window | None = None
 
     def build(self, input_shape):
@@ -107,36 +103,11 @@ class Conv2D(Layer):
     def param_specs(self):
         kh, kw = self.kernel_size
         fan = (kh * kw * self.n_in, kh * kw * self.filters)
-        specs = [
-            ParamSpec(
-                "W",
-                (kh, kw, self.n_in, self.filters),
-                self.kernel_initializer,
-                self.kernel_regularizer,
-                self.kernel_constraint,
-                fan,
-            )
-        ]
-        if self.use_bias:
-            specs.append(ParamSpec("b", (self.filters,), self.bias_initializer, self.bias_regularizer, None, fan))
-        return specs
+        return self.kernel_specs((kh, kw, self.n_in, self.filters), fan)
 
     def config(self):
-        act = self.activation
-        return {
-            "filters": self.filters,
-            "kernel_size": list(self.kernel_size),
-            "strides": list(self.strides),
-            "padding": self.padding,
-            "dilation_rate": list(self.dilation_rate),
-            "activation": act.kind,
-            "activation_alpha": act.alpha,
-            "use_bias": self.use_bias,
-            "kernel_regularizer": regularizers.to_config(self.kernel_regularizer),
-            "bias_regularizer": regularizers.to_config(self.bias_regularizer),
-            "kernel_constraint": regularizers.to_config(self.kernel_constraint),
-            **super().config(),
-        }
+        geometry = {"kernel_size": list(self.kernel_size), "strides": list(self.strides), "padding": self.padding}
+        return {"filters": self.filters, **geometry, "dilation_rate": list(self.dilation_rate), **super().config()}
 
     def _patches(self, x):
         """The input's patches as a ``(kh * kw * channels, pixels)`` matrix (for 1x1 kernels at stride 1, a view
@@ -157,25 +128,16 @@ class Conv2D(Layer):
         y = z if act.kind == "linear" else self.buffer("y", (pixels, self.filters), x.dtype)
         backend.bias_activation(z, self.params.get("b"), act.kind, act.alpha, y)
         if training:
-            if not act.differentiable:
-                raise ConfigurationError(f"{self.name}: the step activation has no gradient and cannot be trained")
+            self.check_trainable(act)
             self._cache = (patches, y, z if act.needs_preactivation else None)
         return y.reshape(self.batch_shape(x.shape[0]))
 
     def backward(self, dy, need_dx):
         backend, act = self.backend, self.activation
         patches, y, z = self._cache
-        dy = dy.reshape(y.shape)
-        if act.kind == "linear":
-            dz = dy
-        else:
-            dz = self.buffer("dz", y.shape, dy.dtype)
-            backend.activation_backward(dy, y, z, act.kind, act.alpha, dz)
+        dz = self.preactivation_gradient(dy.reshape(y.shape), y, z, act)
+        self.kernel_gradients(patches, dz)
         kernel = self.params["W"].reshape(self.patch_size, self.filters)
-        if self.trainable:
-            backend.matmul(patches, dz, out=self.grads["W"].reshape(self.patch_size, self.filters))
-            if self.use_bias:
-                backend.column_sum(dz, out=self.grads["b"])
         if not need_dx:
             return None
         n = dz.shape[0] // (self.window.out_h * self.window.out_w)

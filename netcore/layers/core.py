@@ -15,11 +15,83 @@ from netcore.errors import ConfigurationError
 from netcore.layers.base import Layer, ParamSpec, positive_int, rows, shaped
 
 
-class Dense(Layer):
+class KernelLayer(Layer):
+    """What Dense and Conv2D share: ``y = f(inputs @ kernel + bias)``, its initialisers, penalties, constraint and
+    the activation's backward pass. ``kernel_initializer`` defaults to He for the ReLU family and Xavier for the
+    rest; ``bias_initializer`` to zeros."""
+
+    def __init__(
+        self,
+        activation=None,
+        use_bias: bool = True,
+        kernel_initializer=None,
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        name: str | None = None,
+        trainable: bool = True,
+    ):
+        super().__init__(name, trainable)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer or self.activation.default_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = regularizers.get_constraint(kernel_constraint)
+        if self.kernel_initializer.symmetric:
+            warnings.warn(
+                f"{self.name}: a constant kernel initializer gives every unit the same weights and gradients, so "
+                "they never differentiate (the symmetry problem); use a random initializer",
+                stacklevel=3,
+            )
+
+    def kernel_specs(self, shape: tuple[int, ...], fan: tuple[int, int]) -> list[ParamSpec]:
+        """The kernel ``W`` of ``shape`` and (with ``use_bias``) the bias ``b``, one per output unit."""
+        specs = [ParamSpec("W", shape, self.kernel_initializer, self.kernel_regularizer, self.kernel_constraint, fan)]
+        if self.use_bias:
+            specs.append(ParamSpec("b", (shape[-1],), self.bias_initializer, self.bias_regularizer, None, fan))
+        return specs
+
+    def config(self):
+        act = self.activation
+        return {
+            "activation": act.kind,
+            "activation_alpha": act.alpha,
+            "use_bias": self.use_bias,
+            "kernel_regularizer": regularizers.to_config(self.kernel_regularizer),
+            "bias_regularizer": regularizers.to_config(self.bias_regularizer),
+            "kernel_constraint": regularizers.to_config(self.kernel_constraint),
+            **super().config(),
+        }
+
+    def check_trainable(self, act) -> None:
+        if not act.differentiable:
+            raise ConfigurationError(
+                f"{self.name}: the step activation has no gradient and cannot be trained; use sigmoid to train"
+                " a perceptron-like unit, and step only for inference"
+            )
+
+    def preactivation_gradient(self, dy, y, z, act):
+        """``dL/dz`` from ``dL/dy`` (``dy`` itself for a linear layer)."""
+        if act.kind == "linear":
+            return dy
+        dz = self.buffer("dz", y.shape, dy.dtype)
+        return self.backend.activation_backward(dy, y, z, act.kind, act.alpha, dz)
+
+    def kernel_gradients(self, inputs, dz) -> None:
+        """``dW = inputs @ dz`` (``inputs`` as ``(fan_in, rows)``) and ``db = column sums of dz``, unless frozen."""
+        if self.trainable:
+            self.backend.matmul(inputs, dz, out=self.grads["W"].reshape(inputs.shape[0], -1))
+            if self.use_bias:
+                self.backend.column_sum(dz, out=self.grads["b"])
+
+
+class Dense(KernelLayer):
     """Fully connected layer ``Y = f(X @ W + b)``.
 
     ``activation`` is a name (``"relu"``, ``"sigmoid"``, ...) or an :class:`~netcore.activations.Activation`.
-    ``kernel_initializer`` defaults to He for the ReLU family and Xavier for the rest; ``bias_initializer`` to zeros.
     """
 
     def __init__(
@@ -35,21 +107,18 @@ class Dense(Layer):
         name: str | None = None,
         trainable: bool = True,
     ):
-        super().__init__(name, trainable)
         self.units = positive_int("Dense", "units", units)
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer or self.activation.default_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = regularizers.get_constraint(kernel_constraint)
-        if self.kernel_initializer.symmetric:
-            warnings.warn(
-                f"{self.name}: a constant kernel initializer gives every unit the same weights and gradients, so "
-                "they never differentiate (the symmetry problem); use a random initializer",
-                stacklevel=2,
-            )
+        super().__init__(
+            activation,
+            use_bias,
+            kernel_initializer,
+            bias_initializer,
+            kernel_regularizer,
+            bias_regularizer,
+            kernel_constraint,
+            name,
+            trainable,
+        )
         #: Set by the model when it fuses this layer's softmax/sigmoid into the loss.
         self.emit_logits = False
 
@@ -59,24 +128,10 @@ class Dense(Layer):
         return self.output_shape
 
     def param_specs(self):
-        fan = (self.n_in, self.units)
-        specs = [ParamSpec("W", fan, self.kernel_initializer, self.kernel_regularizer, self.kernel_constraint, fan)]
-        if self.use_bias:
-            specs.append(ParamSpec("b", (self.units,), self.bias_initializer, self.bias_regularizer, None, fan))
-        return specs
+        return self.kernel_specs((self.n_in, self.units), (self.n_in, self.units))
 
     def config(self):
-        act = self.activation
-        return {
-            "units": self.units,
-            "activation": act.kind,
-            "activation_alpha": act.alpha,
-            "use_bias": self.use_bias,
-            "kernel_regularizer": regularizers.to_config(self.kernel_regularizer),
-            "bias_regularizer": regularizers.to_config(self.bias_regularizer),
-            "kernel_constraint": regularizers.to_config(self.kernel_constraint),
-            **super().config(),
-        }
+        return {"units": self.units, **super().config()}
 
     def forward(self, x, training, logits: bool = False):
         backend, act = self.backend, self.activation
@@ -91,27 +146,15 @@ class Dense(Layer):
         y = z if act.kind == "linear" else self.buffer("y", (n, self.units), x.dtype)
         backend.bias_activation(z, self.params.get("b"), act.kind, act.alpha, y)
         if training:
-            if not act.differentiable:
-                raise ConfigurationError(
-                    f"{self.name}: the step activation has no gradient and cannot be trained; use sigmoid to train"
-                    " a perceptron-like unit, and step only for inference"
-                )
+            self.check_trainable(act)
             self._cache = (x2, y, z if act.needs_preactivation else None, act)
         return shaped(y, (*x.shape[:-1], self.units))
 
     def backward(self, dy, need_dx):
         backend = self.backend
         x, y, z, act = self._cache
-        dy = shaped(dy, y.shape)
-        if act.kind == "linear":
-            dz = dy
-        else:
-            dz = self.buffer("dz", y.shape, dy.dtype)
-            backend.activation_backward(dy, y, z, act.kind, act.alpha, dz)
-        if self.trainable:
-            backend.matmul(x.T, dz, out=self.grads["W"])
-            if self.use_bias:
-                backend.column_sum(dz, out=self.grads["b"])
+        dz = self.preactivation_gradient(shaped(dy, y.shape), y, z, act)
+        self.kernel_gradients(x.T, dz)
         if not need_dx:
             return None
         dx = self.buffer("dx", x.shape, dz.dtype)
