@@ -144,8 +144,9 @@ class Sequential:
 
     @property
     def n_outputs(self) -> int:
-        """Values per sample of the output (the loss sees each sample's output as one row)."""
-        return _prod(self.layers[-1].output_shape)
+        """Width of the output's last axis: the loss applies over it (Keras's rule), so a sequence output
+        ``(time, k)`` is ``time`` rows of the loss per sample, and an image output one row per pixel."""
+        return self.layers[-1].output_shape[-1]
 
     def build(self, input_shape) -> None:
         """Fix the input shape (an int means a table of that many features), allocate the flat buffers, and draw
@@ -352,7 +353,7 @@ class Sequential:
     def _prepare(self, X, y=None, class_weight=None, sample_weight=None, need_targets=True):
         """Validate inputs (nothing changes if they are bad), then build the model on first sight of data."""
         X = validation.features(self, X)
-        n_outputs = self.n_outputs if self.built else _prod(self._infer_shapes(tuple(X.shape[1:])))
+        n_outputs = self.n_outputs if self.built else self._infer_shapes(tuple(X.shape[1:]))[-1]
         Y = weights = None
         if need_targets:
             if self.loss is None:
@@ -409,13 +410,28 @@ class Sequential:
         """Training-mode forward and backward on a device batch: the loss (with penalties), gradients written
         into the model's gradient buffer. No parameter changes."""
         out = self._forward(xb, True, logits=True)
-        rows = out if out.ndim == 2 else out.reshape(out.shape[0], -1)  # a sample's output is one row of the loss
+        rows, targets, row_weights = self._loss_rows(out, yb, weights)
         grad = self._batch_buffer("grad", rows, rows.shape[0])
-        loss = self._train_loss(self.backend, rows, yb, grad, weights)
+        loss = self._train_loss(self.backend, rows, targets, grad, row_weights)
         self._backward(grad if out.ndim == 2 else grad.reshape(out.shape))
         if self._has_penalties:
             loss = loss + self._penalties()
         return loss
+
+    def _loss_rows(self, out, Y, weights):
+        """The output, targets and weights as rows of the loss: one per sample, or one per step (pixel) when the
+        output has more axes; per-sample weights repeated over the steps (views and a reused buffer, no copies)."""
+        if out.ndim == 2:
+            return out, Y, weights
+        rows = out.reshape(-1, out.shape[-1])
+        targets = Y.reshape(-1) if Y.ndim == out.ndim - 1 else Y.reshape(-1, out.shape[-1])
+        if weights is not None and weights.ndim == 1:
+            spread = self._batch_buffer("row weights", weights.reshape(-1, 1), rows.shape[0])
+            spread.reshape(out.shape[0], -1)[...] = weights.reshape(-1, 1)
+            weights = spread.reshape(-1)
+        elif weights is not None:
+            weights = weights.reshape(-1)
+        return rows, targets, weights
 
     def apply_gradients(self) -> None:
         """One optimizer step from the gradient buffer (then the constraints)."""
@@ -615,26 +631,26 @@ class Sequential:
                 cb.set_state(values, arrays)
         self._pending_callback_state = None
 
-    def _metrics(self, pred, Y) -> dict:
-        return {name: metrics_mod.get(name)(self.backend, pred, Y) for name in self.metric_names}
-
     def _predict_native(self, X, batch_size: int = 1024, logits: bool = False):
-        """Outputs for ``X`` in evaluation mode, one row per sample (``(n, n_outputs)``)."""
-        out = self.backend.empty((X.shape[0], self.n_outputs), self.dtype)
+        """Outputs for ``X`` in evaluation mode, ``(n, *output_shape)``."""
+        out = self.backend.empty((X.shape[0], *self.output_shape), self.dtype)
         for start in range(0, X.shape[0], batch_size):
-            batch = self._forward(X[start : start + batch_size], False, logits)
-            out[start : start + batch_size] = batch.reshape(batch.shape[0], -1)
+            out[start : start + batch_size] = self._forward(X[start : start + batch_size], False, logits)
         return out
 
+    def _metrics(self, pred, Y) -> dict:
+        pred, Y, _ = self._loss_rows(pred, Y, None)
+        return {name: metrics_mod.get(name)(self.backend, pred, Y) for name in self.metric_names}
+
     def _evaluate_native(self, X, Y, batch_size: int = 1024) -> dict:
-        raw = self._predict_native(X, batch_size, logits=self._fused)
+        raw, targets, _ = self._loss_rows(self._predict_native(X, batch_size, logits=self._fused), Y, None)
         grad = self.backend.empty(raw.shape, raw.dtype)
-        results = {"loss": self.backend.to_float(self._train_loss(self.backend, raw, Y, grad))}
+        results = {"loss": self.backend.to_float(self._train_loss(self.backend, raw, targets, grad))}
         pred = raw
         if self._fused:
             last = self.layers[-1].activation
             pred = last(self.backend, raw)
-        results.update(self._metrics(pred, Y))
+        results.update(self._metrics(pred, targets))
         return results
 
     @staticmethod
@@ -654,17 +670,17 @@ class Sequential:
         self._check_batch_size(batch_size)
         with self.backend.scope(), self._guarded(mutates=False):
             X, _, _ = self._prepare(X, need_targets=False)
-            out = self.backend.to_numpy(self._predict_native(X, batch_size)).copy()
-            return out.reshape(out.shape[0], *self.output_shape)
+            return self.backend.to_numpy(self._predict_native(X, batch_size)).copy()
 
     def predict_proba(self, X, batch_size: int = 1024):
         """Class probabilities (the outputs of a model ending in softmax or sigmoid)."""
         return self.predict(X, batch_size)
 
     def predict_classes(self, X, batch_size: int = 1024):
-        """Predicted class indices: argmax of the outputs, or ``output >= 0.5`` for one sigmoid output."""
+        """Predicted class indices: argmax of the outputs' last axis, or ``output >= 0.5`` for one sigmoid output
+        (per step for sequence outputs)."""
         out = self.predict(X, batch_size)
-        return (out[:, 0] >= 0.5).astype("int64") if out.shape[1] == 1 else out.argmax(axis=1)
+        return (out[..., 0] >= 0.5).astype("int64") if out.shape[-1] == 1 else out.argmax(axis=-1)
 
     def __call__(self, X):
         """Forward pass in the current mode (:meth:`train` / :meth:`eval`), returning a native array."""

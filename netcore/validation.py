@@ -89,7 +89,9 @@ def _shape_mismatch(model, X, expected, what, one_sample) -> str:
 
 
 def targets(model, loss, y, n_rows: int, n_outputs: int, what: str = "y"):
-    """Targets prepared for ``loss``: int64 class indices, or finite float arrays of shape ``(n, n_outputs)``."""
+    """Targets prepared for ``loss``, one entry per sample: int64 class indices, or finite float arrays shaped like
+    the model's output. A model whose output has more axes than one (a sequence, an image) is scored per step or
+    pixel over its last axis (Keras's rule): class indices then have the output's shape without its last axis."""
     backend = model.backend
     if y is None:
         raise ShapeError(f"{what} is required")
@@ -106,7 +108,8 @@ def targets(model, loss, y, n_rows: int, n_outputs: int, what: str = "y"):
         raise ShapeError(f"X has {n_rows} rows but {what} has {0 if y.ndim == 0 else y.shape[0]}")
     if y.dtype.kind == "f" and not backend.all_finite(y):
         raise ShapeError(f"{what} contains NaN or infinity (first in row {_first_bad_row(backend, y)})")
-    if loss.class_index_targets(n_outputs) and y.ndim == 1:
+    steps = tuple(model.output_shape[:-1])  # the output's axes besides its last, per sample
+    if loss.class_index_targets(n_outputs) and tuple(y.shape[1:]) == steps:
         if y.dtype.kind == "f" and not bool((y == y.astype("int64")).all()):
             raise DTypeError(f"class labels in {what} must be integers")
         if y.dtype.kind not in "iufb":
@@ -119,17 +122,22 @@ def targets(model, loss, y, n_rows: int, n_outputs: int, what: str = "y"):
             )
         return y
     y = backend.asarray(y, model.dtype)
-    if y.ndim == 1:
+    if y.ndim == 1 and not steps:
         y = y.reshape(-1, 1)
-    if y.ndim > 2 and y.shape[1:] == tuple(model.output_shape):  # targets shaped like the outputs: one row each
-        y = y.reshape(y.shape[0], -1)
-    if y.ndim != 2 or y.shape[1] != n_outputs:
-        raise ShapeError(f"{what} must have shape ({n_rows}, {n_outputs}) for this model, got {tuple(y.shape)}")
+    expected = (n_rows, *model.output_shape)
+    if tuple(y.shape) != expected:
+        indices = (
+            f"{(n_rows, *steps) if steps else (n_rows,)} (class indices) or "
+            if loss.class_index_targets(n_outputs)
+            else ""
+        )
+        raise ShapeError(f"{what} must have shape {indices}{expected} for this model, got {tuple(y.shape)}")
     return y
 
 
 def sample_weights(model, Y, n: int, n_outputs: int, class_weight, sample_weight):
-    """Per-row weights combining ``sample_weight`` and ``class_weight`` (class -> weight), or None."""
+    """Weights combining ``sample_weight`` and ``class_weight`` (class -> weight), one per sample (per step of a
+    sequence output when class weights apply per step), or None."""
     if class_weight is None and sample_weight is None:
         return None
     backend = model.backend
@@ -148,7 +156,10 @@ def sample_weights(model, Y, n: int, n_outputs: int, class_weight, sample_weight
     if class_weight is not None:
         if not hasattr(class_weight, "items"):
             raise DTypeError(f"class_weight must be a dict class -> weight, got {type(class_weight).__name__}")
-        labels = Y if Y.ndim == 1 else (Y[:, 0] >= 0.5).astype("int64") if Y.shape[1] == 1 else Y.argmax(axis=1)
+        if Y.dtype.kind in "iu":
+            labels = Y
+        else:
+            labels = (Y[..., 0] >= 0.5).astype("int64") if Y.shape[-1] == 1 else Y.argmax(axis=-1)
         table = backend.full((max(n_outputs, 2),), 1.0, model.dtype)
         for cls, w in class_weight.items():
             try:
@@ -158,5 +169,6 @@ def sample_weights(model, Y, n: int, n_outputs: int, class_weight, sample_weight
             if not 0 <= cls < table.shape[0] or not w >= 0 or w == float("inf"):
                 raise ShapeError(f"class_weight has class {cls} -> {w}; classes are 0..{table.shape[0] - 1}")
             table[cls] = w
-        weights = weights * table[labels]
+        per_label = table[labels]  # one weight per sample, or per step of a sequence output
+        weights = weights.reshape((n,) + (1,) * (per_label.ndim - 1)) * per_label
     return backend.asarray(weights)
