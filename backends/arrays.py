@@ -126,6 +126,18 @@ class ArrayOps:
     def random_uniform(self, rng, shape, low: float, high: float, dtype):
         return self.asarray(rng.uniform(low, high, size=shape), dtype=dtype)
 
+    def random_orthogonal(self, rng, shape, gain: float, dtype):
+        """A matrix with orthonormal rows or columns (whichever are fewer), times ``gain``: the QR factor of a normal
+        draw with its signs fixed by R's diagonal, drawn on the host (Keras's Orthogonal, and PyTorch's
+        ``orthogonal_``). Axes before the last are flattened into rows."""
+        rows, columns = math.prod(shape[:-1]), shape[-1]
+        draw = rng.normal(0.0, 1.0, size=(max(rows, columns), min(rows, columns)))
+        q, r = np.linalg.qr(draw)
+        q *= np.sign(np.diag(r))
+        if rows < columns:
+            q = q.T
+        return self.asarray(gain * q.reshape(shape), dtype=dtype)
+
     def permutation(self, rng, n: int):
         return self.asarray(rng.permutation(n))
 

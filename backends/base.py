@@ -12,6 +12,7 @@ one sitting:
 - :mod:`backends.layer_kernels`: inverted dropout, Gaussian noise and batch normalisation.
 - :mod:`backends.image_kernels`: convolution patches (``im2col`` / ``col2im``) and pooling over channels-last images.
 - :mod:`backends.augment_kernels`: random per-image transforms for the augmentation layers, and their application.
+- :mod:`backends.recurrent_kernels`: one time step of SimpleRNN, LSTM and GRU, forward and backward.
 """
 
 from __future__ import annotations
@@ -25,9 +26,19 @@ from backends.image_kernels import ImageKernels
 from backends.layer_kernels import LayerKernels
 from backends.loss_kernels import LossKernels
 from backends.optimizer_kernels import OptimizerKernels
+from backends.recurrent_kernels import RecurrentKernels
 
 
-class Backend(ArrayOps, ActivationKernels, LossKernels, OptimizerKernels, LayerKernels, ImageKernels, AugmentKernels):
+class Backend(
+    ArrayOps,
+    ActivationKernels,
+    LossKernels,
+    OptimizerKernels,
+    LayerKernels,
+    ImageKernels,
+    AugmentKernels,
+    RecurrentKernels,
+):
     """One device's array namespace plus its hot kernels.
 
     Subclasses set :attr:`name` and :attr:`xp`, implement :meth:`unavailable_reason`, and override kernels.

@@ -114,6 +114,21 @@ def lecun_uniform() -> Uniform:
     return Uniform(gain=1.0, fan="in")
 
 
+@dataclass(frozen=True)
+class Orthogonal(Initializer):
+    """A (semi-)orthogonal matrix times ``gain``: Keras's default recurrent kernel, whose repeated products neither
+    grow nor shrink a state at initialisation."""
+
+    gain: float = 1.0
+
+    def __call__(self, backend, rng, shape, fan_in, fan_out, dtype):
+        return backend.random_orthogonal(rng, shape, self.gain, dtype)
+
+
+def orthogonal(gain: float = 1.0) -> Orthogonal:
+    return Orthogonal(gain)
+
+
 _FACTORIES = {
     "zeros": zeros,
     "ones": ones,
@@ -129,6 +144,7 @@ _FACTORIES = {
     "glorot_uniform": xavier_uniform,
     "lecun_normal": lecun_normal,
     "lecun_uniform": lecun_uniform,
+    "orthogonal": orthogonal,
 }
 
 

@@ -2,8 +2,9 @@
 :mod:`~netcore.layers.core` (Dense, Activation), :mod:`~netcore.layers.regularization` (Dropout,
 SpatialDropout2D, GaussianNoise), :mod:`~netcore.layers.normalization` (BatchNorm),
 :mod:`~netcore.layers.convolution` (Conv2D), :mod:`~netcore.layers.pooling` (max, average and global pooling) and
-:mod:`~netcore.layers.reshaping` (Flatten, Reshape) and :mod:`~netcore.layers.augmentation` (random flips,
-translations, rotations, zooms, brightness, contrast and erasing)."""
+:mod:`~netcore.layers.reshaping` (Flatten, Reshape), :mod:`~netcore.layers.augmentation` (random flips,
+translations, rotations, zooms, brightness, contrast and erasing) and :mod:`~netcore.layers.recurrent` (SimpleRNN,
+LSTM, GRU)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from netcore.layers.pooling import (
     GlobalMaxPooling2D,
     MaxPooling2D,
 )
+from netcore.layers.recurrent import GRU, LSTM, SimpleRNN
 from netcore.layers.regularization import Dropout, GaussianNoise, SpatialDropout2D
 from netcore.layers.reshaping import Flatten, Reshape
 
@@ -53,6 +55,9 @@ _LAYERS = {
         RandomBrightness,
         RandomContrast,
         RandomErasing,
+        SimpleRNN,
+        LSTM,
+        GRU,
     )
 }
 

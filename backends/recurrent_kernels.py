@@ -1,0 +1,86 @@
+"""Kernels of the recurrent layers: one time step's gate non-linearities and state update, forward and backward,
+as array expressions over ``self.xp``.
+
+A recurrent layer computes the input projection ``xw = x W + b`` for every step as one matrix product and the
+recurrent product ``hu = h_prev U`` per step; these kernels take both and do the rest of the step. Gate blocks sit
+side by side along the last axis in Keras's order: LSTM ``(i, f, c, o)``, GRU ``(z, r, h)``. The backward kernels get
+the gradient of the step's output ``dh`` (from the layer's output) and ``carry`` (from the next step) separately, and
+write the gradients of the step's pre-activations, from which the layer forms every weight gradient with one matrix
+product over all steps.
+"""
+
+from __future__ import annotations
+
+
+class RecurrentKernels:
+    """One step of SimpleRNN, LSTM and GRU over ``self.xp``; see :class:`backends.base.Backend`."""
+
+    # ----------------------------------------------------------------- SimpleRNN
+    def rnn_step(self, xw, hu, kind: str, alpha: float, h):
+        """``h = f(xw + hu)``; ``hu`` is overwritten with the pre-activation (kept for the backward pass)."""
+        self.xp.add(hu, xw, out=hu)
+        return self.activation_forward(hu, kind, alpha, h)
+
+    def rnn_step_backward(self, dh, carry, h, z, kind: str, alpha: float, dz):
+        """``dz = (dh + carry) f'(z)``, from the output ``h`` (and the pre-activation ``z`` where needed)."""
+        self.xp.add(dh, carry, out=dz)
+        return self.activation_backward(dz, h, z, kind, alpha, dz)
+
+    # ----------------------------------------------------------------- LSTM
+    def lstm_step(self, xw, hu, c_prev, gates, c, h):
+        """``i, f, o = sigmoid(.)``, ``g = tanh(.)`` of ``xw + hu``; ``c = f c_prev + i g``; ``h = o tanh(c)``.
+        ``gates`` keeps ``(i, f, g, o)`` after their non-linearities."""
+        xp = self.xp
+        u = c.shape[1]
+        z = xw + hu
+        gates[:, : 2 * u] = self._sigmoid(z[:, : 2 * u])
+        gates[:, 2 * u : 3 * u] = xp.tanh(z[:, 2 * u : 3 * u])
+        gates[:, 3 * u :] = self._sigmoid(z[:, 3 * u :])
+        i, f, g, o = (gates[:, k * u : (k + 1) * u] for k in range(4))
+        c[...] = f * c_prev + i * g
+        h[...] = o * xp.tanh(c)
+        return h
+
+    def lstm_step_backward(self, dh, carry, dc, c_prev, gates, c, dz, dc_prev):
+        """From ``dh + carry`` (the step's output) and ``dc`` (its cell, from the next step): ``dz``, the gradients
+        of the four pre-activations, and ``dc_prev``, the gradient carried to the previous cell."""
+        xp = self.xp
+        u = c.shape[1]
+        i, f, g, o = (gates[:, k * u : (k + 1) * u] for k in range(4))
+        total = dh + carry
+        tanh_c = xp.tanh(c)
+        dcell = dc + total * o * (1 - tanh_c * tanh_c)
+        dz[:, :u] = dcell * g * i * (1 - i)
+        dz[:, u : 2 * u] = dcell * c_prev * f * (1 - f)
+        dz[:, 2 * u : 3 * u] = dcell * i * (1 - g * g)
+        dz[:, 3 * u :] = total * tanh_c * o * (1 - o)
+        dc_prev[...] = dcell * f
+        return dz
+
+    # ----------------------------------------------------------------- GRU (reset after the recurrent product)
+    def gru_step(self, xw, hu, h_prev, gates, h):
+        """Keras's GRU with ``reset_after=True`` (PyTorch's): ``z = sigmoid(xw_z + hu_z)``, ``r = sigmoid(xw_r +
+        hu_r)``, ``n = tanh(xw_h + r hu_h)``, ``h = z h_prev + (1 - z) n``, with ``hu = h_prev U + b_h``.
+        ``gates`` keeps ``(z, r, n)``."""
+        u = h.shape[1]
+        gates[:, : 2 * u] = self._sigmoid(xw[:, : 2 * u] + hu[:, : 2 * u])
+        z, r = gates[:, :u], gates[:, u : 2 * u]
+        gates[:, 2 * u :] = self.xp.tanh(xw[:, 2 * u :] + r * hu[:, 2 * u :])
+        n = gates[:, 2 * u :]
+        h[...] = z * h_prev + (1 - z) * n
+        return h
+
+    def gru_step_backward(self, dh, carry, h_prev, gates, hu, dzx, dzh, direct):
+        """From ``dh + carry``: ``dzx`` and ``dzh``, the gradients of ``xw`` and ``hu``, and ``direct``, the part of
+        the previous state's gradient that does not pass through ``U`` (``(dh + carry) z``)."""
+        u = h_prev.shape[1]
+        z, r, n = gates[:, :u], gates[:, u : 2 * u], gates[:, 2 * u :]
+        total = dh + carry
+        dn = total * (1 - z) * (1 - n * n)
+        dzx[:, :u] = total * (h_prev - n) * z * (1 - z)
+        dzx[:, u : 2 * u] = dn * hu[:, 2 * u :] * r * (1 - r)
+        dzx[:, 2 * u :] = dn
+        dzh[:, : 2 * u] = dzx[:, : 2 * u]
+        dzh[:, 2 * u :] = dn * r
+        direct[...] = total * z
+        return dzx

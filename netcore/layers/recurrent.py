@@ -1,0 +1,347 @@
+"""Recurrent layers over sequences ``(batch, time, features)``: SimpleRNN, LSTM and GRU with Keras's names,
+arguments and weight layout (``kernel (features, k * units)``, ``recurrent_kernel (units, k * units)``, ``bias``),
+so weights can be compared and exchanged.
+
+A layer runs time-major inside: the input projection ``x W + b`` of every step is one matrix product, then each step
+is the recurrent product ``h U`` and one backend kernel for the gates and the state update. The backward pass runs
+the steps in reverse with one product per step for the state's gradient, and forms every weight gradient afterwards
+with one product over all steps (nothing is accumulated per step).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netcore import activations, initializers, regularizers
+from netcore.errors import ConfigurationError, ShapeError
+from netcore.layers.base import Layer, ParamSpec, positive_int
+
+
+@dataclass(frozen=True)
+class _UnitForgetBias(initializers.Initializer):
+    """Keras's ``unit_forget_bias``: the forget gate's bias starts at 1 (so the cell remembers at first)."""
+
+    base: initializers.Initializer
+    units: int
+
+    def __call__(self, backend, rng, shape, fan_in, fan_out, dtype):
+        value = self.base(backend, rng, shape, fan_in, fan_out, dtype)
+        value[self.units : 2 * self.units] = 1
+        return value
+
+
+class _Recurrent(Layer):
+    """Shared by SimpleRNN, LSTM and GRU: shapes, weights, the time-major input projection and the weight gradients
+    over all steps. Subclasses run the steps (:meth:`run_steps`, :meth:`run_steps_backward`)."""
+
+    #: Gate blocks side by side in the kernels (1, 4 or 3).
+    blocks = 1
+
+    def __init__(
+        self,
+        units: int,
+        activation="tanh",
+        use_bias: bool = True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        name: str | None = None,
+        trainable: bool = True,
+    ):
+        super().__init__(name, trainable)
+        owner = type(self).__name__
+        self.units = positive_int(owner, "units", units)
+        self.activation = activations.get(activation)
+        if not self.activation.elementwise or not self.activation.differentiable:
+            raise ConfigurationError(f"{owner} activation must be differentiable element by element, not "
+                                     f"{self.activation.kind!r}")  # fmt: skip
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.return_sequences = bool(return_sequences)
+        if return_state:
+            raise ConfigurationError(
+                f"{owner} return_state=True gives the layer several outputs (the output and its states); a "
+                "Sequential model passes one from layer to layer: use return_sequences=True to pass every step on"
+            )
+        self.return_state = False
+        self.go_backwards = bool(go_backwards)
+
+    # ----------------------------------------------------------------- shapes and weights
+    def build(self, input_shape):
+        if len(input_shape) != 2:
+            raise ShapeError(
+                f"{self.name} ({type(self).__name__}) takes sequences (time, features), got input shape "
+                f"{tuple(input_shape)}; give the model input_shape=(time, features) or reshape with Reshape"
+            )
+        self.input_shape = tuple(input_shape)
+        steps = self.input_shape[0]
+        self.output_shape = (steps, self.units) if self.return_sequences else (self.units,)
+        return self.output_shape
+
+    @property
+    def width(self) -> int:
+        """Columns of the kernels: ``blocks * units``."""
+        return self.blocks * self.units
+
+    def bias_shape(self) -> tuple[int, ...]:
+        return (self.width,)
+
+    def bias_spec_initializer(self) -> initializers.Initializer:
+        return self.bias_initializer
+
+    def param_specs(self):
+        features, width = self.n_in, self.width
+        specs = [
+            ParamSpec(
+                "kernel", (features, width), self.kernel_initializer, self.kernel_regularizer, None, (features, width)
+            ),
+            ParamSpec(
+                "recurrent_kernel",
+                (self.units, width),
+                self.recurrent_initializer,
+                self.recurrent_regularizer,
+                None,
+                (self.units, width),
+            ),
+        ]
+        if self.use_bias:
+            bias = self.bias_spec_initializer()
+            specs.append(ParamSpec("bias", self.bias_shape(), bias, self.bias_regularizer, None, (features, width)))
+        return specs
+
+    def config(self):
+        return {
+            "units": self.units,
+            "activation": self.activation.kind,
+            "activation_alpha": self.activation.alpha,
+            "use_bias": self.use_bias,
+            "kernel_regularizer": regularizers.to_config(self.kernel_regularizer),
+            "recurrent_regularizer": regularizers.to_config(self.recurrent_regularizer),
+            "bias_regularizer": regularizers.to_config(self.bias_regularizer),
+            "return_sequences": self.return_sequences,
+            "go_backwards": self.go_backwards,
+            **super().config(),
+        }
+
+    # ----------------------------------------------------------------- the pass over time
+    def input_bias(self):
+        """The bias added to the input projection (all of it, but for GRU's separate recurrent bias)."""
+        return self.params.get("bias")
+
+    def forward(self, x, training):
+        backend = self.backend
+        n, steps, features = x.shape
+        xt = self.buffer("xt", (steps, n, features), x.dtype)
+        xt[...] = (x[:, ::-1] if self.go_backwards else x).transpose(1, 0, 2)  # time-major, in processing order
+        xw = self.buffer("xw", (steps, n, self.width), x.dtype)
+        flat = xw.reshape(steps * n, self.width)
+        backend.matmul(xt.reshape(steps * n, features), self.params["kernel"], out=flat)
+        if self.use_bias:
+            backend.bias_activation(flat, self.input_bias(), "linear", 0.0, flat)
+        h = self.buffer("h", (steps + 1, n, self.units), x.dtype)
+        h[0] = 0  # the initial state
+        self.run_steps(xw, h)
+        self._cache = (xt, h)
+        if not self.return_sequences:
+            return h[steps]
+        y = self.buffer("y", (n, steps, self.units), x.dtype)
+        y[...] = h[1:].transpose(1, 0, 2)
+        return y
+
+    def backward(self, dy, need_dx):
+        backend = self.backend
+        xt, h = self._cache
+        steps, n, features = xt.shape
+        dh = self.buffer("dh", (steps, n, self.units), dy.dtype)  # the output's gradient per step, time-major
+        if self.return_sequences:
+            dh[...] = dy.transpose(1, 0, 2)
+        else:
+            dh[...] = 0
+            dh[steps - 1] = dy
+        dzx, dzh = self.run_steps_backward(dh, h)
+        rows = steps * n
+        dzx2, dzh2 = dzx.reshape(rows, self.width), dzh.reshape(rows, self.width)
+        if self.trainable:
+            backend.matmul(xt.reshape(rows, features).T, dzx2, out=self.grads["kernel"])
+            backend.matmul(h[:steps].reshape(rows, self.units).T, dzh2, out=self.grads["recurrent_kernel"])
+            if self.use_bias:
+                self.bias_gradients(dzx2, dzh2)
+        if not need_dx:
+            return None
+        dxt = self.buffer("dxt", xt.shape, dy.dtype)
+        backend.matmul(dzx2, self.params["kernel"].T, out=dxt.reshape(rows, features))
+        dx = self.buffer("dx", (n, steps, features), dy.dtype)
+        (dx[:, ::-1] if self.go_backwards else dx)[...] = dxt.transpose(1, 0, 2)
+        return dx
+
+    def bias_gradients(self, dzx, dzh) -> None:
+        self.backend.column_sum(dzx, out=self.grads["bias"])
+
+    def run_steps(self, xw, h) -> None:
+        raise NotImplementedError
+
+    def run_steps_backward(self, dh, h):
+        """The gradients of the input projection and of the recurrent product at every step (the same array but
+        for GRU)."""
+        raise NotImplementedError
+
+
+class SimpleRNN(_Recurrent):
+    """The plain recurrent layer: ``h_t = f(x_t W + h_{t-1} U + b)`` (``activation="tanh"``; any element-wise
+    activation). Its gradient through many steps is a product of Jacobians that vanishes or explodes: the reason
+    LSTM and GRU exist."""
+
+    def run_steps(self, xw, h) -> None:
+        backend, act = self.backend, self.activation
+        u = self.params["recurrent_kernel"]
+        z = self.buffer("z", xw.shape, xw.dtype)  # the pre-activation of every step
+        for t in range(xw.shape[0]):
+            backend.matmul(h[t], u, out=z[t])
+            backend.rnn_step(xw[t], z[t], act.kind, act.alpha, h[t + 1])
+
+    def run_steps_backward(self, dh, h):
+        backend, act = self.backend, self.activation
+        u = self.params["recurrent_kernel"]
+        z = self.buffer("z", dh.shape, dh.dtype)
+        dz = self.buffer("dz", dh.shape, dh.dtype)
+        carry = self.buffer("carry", dh.shape[1:], dh.dtype)
+        carry[...] = 0
+        for t in range(dh.shape[0] - 1, -1, -1):
+            pre = z[t] if act.needs_preactivation else None
+            backend.rnn_step_backward(dh[t], carry, h[t + 1], pre, act.kind, act.alpha, dz[t])
+            if t:
+                backend.matmul(dz[t], u.T, out=carry)
+        return dz, dz
+
+
+class LSTM(_Recurrent):
+    """Long short-term memory (Hochreiter and Schmidhuber): gates ``i, f, o = sigmoid(.)`` and candidate ``g =
+    tanh(.)`` of ``x_t W + h_{t-1} U + b`` (blocks in Keras's order i, f, c, o); ``c_t = f c_{t-1} + i g``, ``h_t = o
+    tanh(c_t)``. The cell's additive update carries gradients across many steps. ``unit_forget_bias=True`` starts
+    the forget gate's bias at 1, as Keras does."""
+
+    blocks = 4
+
+    def __init__(self, units: int, activation="tanh", recurrent_activation="sigmoid", unit_forget_bias: bool = True,
+                 **options):  # fmt: skip
+        _standard_gates("LSTM", activation, recurrent_activation)
+        super().__init__(units, activation, **options)
+        self.unit_forget_bias = bool(unit_forget_bias)
+
+    def bias_spec_initializer(self):
+        if self.unit_forget_bias:
+            return _UnitForgetBias(self.bias_initializer, self.units)
+        return self.bias_initializer
+
+    def config(self):
+        return {**super().config(), "unit_forget_bias": self.unit_forget_bias}
+
+    def run_steps(self, xw, h) -> None:
+        backend = self.backend
+        u = self.params["recurrent_kernel"]
+        steps, n = xw.shape[:2]
+        c = self.buffer("c", h.shape, xw.dtype)
+        c[0] = 0
+        gates = self.buffer("gates", xw.shape, xw.dtype)
+        hu = self.buffer("hu", (n, self.width), xw.dtype)
+        for t in range(steps):
+            backend.matmul(h[t], u, out=hu)
+            backend.lstm_step(xw[t], hu, c[t], gates[t], c[t + 1], h[t + 1])
+
+    def run_steps_backward(self, dh, h):
+        backend = self.backend
+        u = self.params["recurrent_kernel"]
+        steps, n = dh.shape[:2]
+        c = self.buffer("c", h.shape, dh.dtype)
+        gates = self.buffer("gates", (steps, n, self.width), dh.dtype)
+        dz = self.buffer("dz", gates.shape, dh.dtype)
+        carry, dc, dc_prev = (self.buffer(key, (n, self.units), dh.dtype) for key in ("carry", "dc", "dc_prev"))
+        carry[...] = 0
+        dc[...] = 0
+        for t in range(steps - 1, -1, -1):
+            backend.lstm_step_backward(dh[t], carry, dc, c[t], gates[t], c[t + 1], dz[t], dc_prev)
+            dc, dc_prev = dc_prev, dc
+            if t:
+                backend.matmul(dz[t], u.T, out=carry)
+        return dz, dz
+
+
+class GRU(_Recurrent):
+    """Gated recurrent unit (Cho et al.), Keras's ``reset_after=True`` form, which is PyTorch's: update and reset
+    gates ``z, r = sigmoid(x W + b_x + h_{t-1} U + b_h)``, candidate ``n = tanh(x W_h + b_xh + r (h_{t-1} U_h +
+    b_hh))``, ``h_t = z h_{t-1} + (1 - z) n`` (blocks in Keras's order z, r, h). The bias is ``(2, 3 units)``: the
+    input bias, then the recurrent one."""
+
+    blocks = 3
+
+    def __init__(self, units: int, activation="tanh", recurrent_activation="sigmoid", reset_after: bool = True,
+                 **options):  # fmt: skip
+        _standard_gates("GRU", activation, recurrent_activation)
+        if not reset_after:
+            raise ConfigurationError(
+                "GRU reset_after=False (the reset gate applied before the recurrent product, Keras 2's default) is "
+                "not provided; reset_after=True is Keras 3's default and PyTorch's GRU"
+            )
+        super().__init__(units, activation, **options)
+        self.reset_after = True
+
+    def bias_shape(self):
+        return (2, self.width)
+
+    def input_bias(self):
+        return self.params["bias"][0]
+
+    def config(self):
+        return {**super().config(), "reset_after": self.reset_after}
+
+    def run_steps(self, xw, h) -> None:
+        backend = self.backend
+        u = self.params["recurrent_kernel"]
+        hu = self.buffer("hu", xw.shape, xw.dtype)  # the recurrent products, kept for the backward pass
+        gates = self.buffer("gates", xw.shape, xw.dtype)
+        for t in range(xw.shape[0]):
+            backend.matmul(h[t], u, out=hu[t])
+            if self.use_bias:
+                backend.bias_activation(hu[t], self.params["bias"][1], "linear", 0.0, hu[t])
+            backend.gru_step(xw[t], hu[t], h[t], gates[t], h[t + 1])
+
+    def run_steps_backward(self, dh, h):
+        backend = self.backend
+        u = self.params["recurrent_kernel"]
+        steps, n = dh.shape[:2]
+        shape = (steps, n, self.width)
+        hu, gates = self.buffer("hu", shape, dh.dtype), self.buffer("gates", shape, dh.dtype)
+        dzx, dzh = self.buffer("dzx", shape, dh.dtype), self.buffer("dzh", shape, dh.dtype)
+        carry, direct = (self.buffer(key, (n, self.units), dh.dtype) for key in ("carry", "direct"))
+        carry[...] = 0
+        for t in range(steps - 1, -1, -1):
+            backend.gru_step_backward(dh[t], carry, h[t], gates[t], hu[t], dzx[t], dzh[t], direct)
+            if t:
+                backend.matmul(dzh[t], u.T, out=carry)
+                carry += direct
+        return dzx, dzh
+
+    def bias_gradients(self, dzx, dzh) -> None:
+        self.backend.column_sum(dzx, out=self.grads["bias"][0])
+        self.backend.column_sum(dzh, out=self.grads["bias"][1])
+
+
+def _standard_gates(owner: str, activation, recurrent_activation) -> None:
+    """LSTM and GRU run fused gate kernels for tanh states and sigmoid gates (the standard cells, Keras's and
+    PyTorch's defaults)."""
+    if activations.get(activation).kind != "tanh" or activations.get(recurrent_activation).kind != "sigmoid":
+        raise ConfigurationError(
+            f"{owner} computes the standard cell: activation='tanh' and recurrent_activation='sigmoid' "
+            f"(got {activation!r} and {recurrent_activation!r})"
+        )
