@@ -294,6 +294,42 @@ def affine_case(kind, fill_mode, interpolation):
     return case
 
 
+def _step_inputs(backend, rng, n, c, blocks, dtype):
+    """A step's projections ``(n, blocks * c)`` and states ``(n, c)`` (``c`` units), of modest size."""
+    wide = [backend.asarray(rng.standard_normal((n, blocks * c)).astype(dtype)) for _ in range(2)]
+    narrow = [backend.asarray((0.8 * rng.standard_normal((n, c))).astype(dtype)) for _ in range(4)]
+    return wide, narrow
+
+
+def lstm_case(backend, rng, n, c, dtype, contiguous):
+    (xw, hu), (c_prev, dh, carry, dc) = _step_inputs(backend, rng, n, c, 4, dtype)
+    gates, dz = (backend.empty((n, 4 * c), xw.dtype) for _ in range(2))
+    cell, h, dc_prev = (backend.empty((n, c), xw.dtype) for _ in range(3))
+    backend.lstm_step(xw, hu, c_prev, gates, cell, h)
+    backend.lstm_step_backward(dh, carry, dc, c_prev, gates, cell, dz, dc_prev)
+    return get(backend, gates, cell, h, dz, dc_prev)
+
+
+def gru_case(backend, rng, n, c, dtype, contiguous):
+    (xw, hu), (h_prev, dh, carry, _) = _step_inputs(backend, rng, n, c, 3, dtype)
+    gates, dzx, dzh = (backend.empty((n, 3 * c), xw.dtype) for _ in range(3))
+    h, direct = (backend.empty((n, c), xw.dtype) for _ in range(2))
+    backend.gru_step(xw, hu, h_prev, gates, h)
+    backend.gru_step_backward(dh, carry, h_prev, gates, hu, dzx, dzh, direct)
+    return get(backend, gates, h, dzx, dzh, direct)
+
+
+def rnn_case(kind):
+    def case(backend, rng, n, c, dtype, contiguous):
+        (xw, hu), (dh, carry, _, _) = _step_inputs(backend, rng, n, c, 1, dtype)
+        h, dz = (backend.empty((n, c), xw.dtype) for _ in range(2))
+        backend.rnn_step(xw, hu, kind, 0.1, h)
+        backend.rnn_step_backward(dh, carry, h, hu, kind, 0.1, dz)
+        return get(backend, hu, h, dz)
+
+    return case
+
+
 def spatial_dropout(backend, rng, n, c, dtype, contiguous):
     """Dropout with one draw per feature map, broadcast over the image."""
     x = _image(backend, rng, n, c, dtype, contiguous)
@@ -397,6 +433,9 @@ CASES = {
     "batchnorm[no dx]": batchnorm_no_dx,
     "penalties": penalties,
     "dropout_forward[spatial]": spatial_dropout,
+    "lstm_step": lstm_case,
+    "gru_step": gru_case,
+    **{f"rnn_step[{kind}]": rnn_case(kind) for kind in ("tanh", "relu", "gelu")},
     **{f"im2col[{w}]": im2col_case(w) for w in WINDOWS},
     **{f"max_pool[{w}]": pool_case(w, "max") for w in POOL_WINDOWS},
     **{f"max_pool[{w}, ties]": pool_case(w, "max", ties=True) for w in POOL_WINDOWS},
@@ -436,6 +475,12 @@ METHOD_CASES = {
     "avg_pool_forward": [k for k in CASES if k.startswith("avg_pool")],
     "avg_pool_backward": [k for k in CASES if k.startswith("avg_pool")],
     "affine_sample": [k for k in CASES if k.startswith("affine_sample")],
+    "lstm_step": ["lstm_step"],
+    "lstm_step_backward": ["lstm_step"],
+    "gru_step": ["gru_step"],
+    "gru_step_backward": ["gru_step"],
+    "rnn_step": [k for k in CASES if k.startswith("rnn_step")],
+    "rnn_step_backward": [k for k in CASES if k.startswith("rnn_step")],
     "gaussian_noise": ["gaussian_noise"],
     "random_into": ["random_into", "dropout_forward"],
     **{kernel: [k for k in CASES if k.startswith(kernel)] for kernel in OPTIMIZER_OPTIONS},
