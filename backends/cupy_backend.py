@@ -13,6 +13,7 @@ import functools
 import numpy as np
 
 from backends._cupy_image_kernels import CupyImageKernels
+from backends._cupy_recurrent_kernels import CupyRecurrentKernels
 from backends.base import Backend
 
 # Device helpers the activation kernels share (ActivationKernels._sigmoid and the GELU-tanh derivative).
@@ -139,7 +140,7 @@ __global__ void batchnorm_backward(const T* dy, const T* xhat, const T* inv_std,
 """
 
 
-class CupyBackend(CupyImageKernels, Backend):
+class CupyBackend(CupyImageKernels, CupyRecurrentKernels, Backend):
     """GPU backend; ``cupy:N`` selects device N."""
 
     name = "cupy"

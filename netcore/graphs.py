@@ -36,6 +36,9 @@ def capture_blocker(model) -> str | None:
         layers.GlobalMaxPooling2D,
         layers.Flatten,
         layers.Reshape,
+        layers.SimpleRNN,
+        layers.LSTM,
+        layers.GRU,
     )  # SpatialDropout2D is a Dropout
     for index, layer in enumerate(model.layers):
         if not isinstance(layer, recordable):

@@ -94,6 +94,12 @@ class DeviceArray(np.ndarray):
         _Capture.launch(lambda: getattr(ufunc, method)(*host, out=targets, **kwargs))
         return out[0] if len(out) == 1 else out
 
+    def __setitem__(self, key, value):
+        # CuPy launches a copy (or fill) kernel: recorded while a stream captures, like every other launch.
+        source = value.view(np.ndarray) if isinstance(value, DeviceArray) else value
+        target = self.view(np.ndarray)
+        _Capture.launch(lambda: target.__setitem__(key, source))
+
     def __getitem__(self, key):
         # CuPy gives a 0-d array (a view) where NumPy would give a scalar (a copy).
         result = super().__getitem__(key)
