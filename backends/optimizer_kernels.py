@@ -8,6 +8,8 @@ Per-step scalars (bias corrections, schedules) are computed on the host by the o
 
 from __future__ import annotations
 
+import math
+
 
 class OptimizerKernels:
     """In-place optimizer updates over ``self.xp``; see :class:`backends.base.Backend`."""
@@ -22,6 +24,19 @@ class OptimizerKernels:
     def nadam_coefficients(lr, mu, mu_next, mu_product, mu_product_next) -> tuple[float, float]:
         """NAdam's step sizes for ``g / denom`` and ``m / denom``."""
         return lr * (1 - mu) / (1 - mu_product), lr * mu_next / (1 - mu_product_next)
+
+    def clip_global_norm(self, g, max_norm: float) -> float:
+        """``g *= min(1, max_norm / (||g|| + 1e-6))``, ``||g||`` the Euclidean norm of the whole buffer (PyTorch's
+        ``clip_grad_norm_``, including its 1e-6); returns that norm (read on the host)."""
+        norm = math.sqrt(self.to_float(self.sum_squares(g)))
+        factor = max_norm / (norm + 1e-6)
+        if factor < 1:
+            g *= g.dtype.type(factor)
+        return norm
+
+    def clip_values(self, g, limit: float) -> None:
+        """``g = clip(g, -limit, limit)`` in place (PyTorch's ``clip_grad_value_``)."""
+        self.xp.clip(g, -limit, limit, out=g)
 
     def sgd_step(self, p, g, buf, tmp, *, lr, momentum, dampening, weight_decay, nesterov, first_step):
         """``g += wd p``; ``buf = g`` (first step) or ``momentum buf + (1 - dampening) g``;

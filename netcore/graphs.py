@@ -54,6 +54,8 @@ def capture_blocker(model) -> str | None:
     if not (model._fused and model._train_loss.kernel == "softmax_cross_entropy"):
         return "only the fused softmax cross-entropy loss is allocation-free on the GPU"
     optimizer = model.optimizer
+    if optimizer.clips:
+        return "gradient clipping reads the gradient's norm on the host"
     name = type(optimizer).__name__
     if name == "NAdam" or (name == "Adagrad" and optimizer.lr_decay):
         return f"{name}'s step-dependent rates would be frozen into the graph"

@@ -31,12 +31,19 @@ class Optimizer:
     #: Names of the flat state buffers, in checkpoint order.
     state_names: tuple[str, ...] = ()
 
-    def __init__(self, lr: float):
+    def __init__(self, lr: float, global_clipnorm: float | None = None, clipvalue: float | None = None):
         self.lr = _check("lr", lr, low_open=True)
         self.initial_lr = self.lr
         self.step_count = 0
         self.backend = None
         self.state: dict = {}
+        #: Gradient clipping before every update (recurrent networks need it), as Keras's optimizers take it:
+        #: ``global_clipnorm`` scales the gradient of all parameters together as ``torch.nn.utils.clip_grad_norm_``
+        #: does (``g *= min(1, max_norm / (||g|| + 1e-6))``), then ``clipvalue`` clamps each entry to ``[-v, v]``.
+        self.global_clipnorm = (
+            None if global_clipnorm is None else _check("global_clipnorm", global_clipnorm, low_open=True)
+        )
+        self.clipvalue = None if clipvalue is None else _check("clipvalue", clipvalue, low_open=True)
 
     @property
     def lr(self) -> float:
@@ -75,9 +82,17 @@ class Optimizer:
         self.initial_lr = float(values["initial_lr"])
 
     def step(self, params, grads) -> None:
-        """One in-place update of ``params`` from ``grads`` (``grads`` may be overwritten)."""
+        """One in-place update of ``params`` from ``grads`` (``grads`` may be overwritten: clipping does)."""
         self.step_count += 1
+        if self.global_clipnorm is not None:
+            self.backend.clip_global_norm(grads, self.global_clipnorm)
+        if self.clipvalue is not None:
+            self.backend.clip_values(grads, self.clipvalue)
         self._update(params, grads)
+
+    @property
+    def clips(self) -> bool:
+        return self.global_clipnorm is not None or self.clipvalue is not None
 
     def _update(self, params, grads) -> None:
         raise NotImplementedError
@@ -97,8 +112,10 @@ class SGD(Optimizer):
         dampening: float = 0.0,
         weight_decay: float = 0.0,
         nesterov: bool = False,
+        global_clipnorm: float | None = None,
+        clipvalue: float | None = None,
     ):
-        super().__init__(lr)
+        super().__init__(lr, global_clipnorm, clipvalue)
         self.momentum = _check("momentum", momentum)
         self.dampening = _check("dampening", dampening)
         self.weight_decay = _check("weight_decay", weight_decay)
@@ -136,8 +153,10 @@ class Adam(Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         amsgrad: bool = False,
+        global_clipnorm: float | None = None,
+        clipvalue: float | None = None,
     ):
-        super().__init__(lr)
+        super().__init__(lr, global_clipnorm, clipvalue)
         self.betas = (_check("betas[0]", betas[0], high=1.0), _check("betas[1]", betas[1], high=1.0))
         self.eps = _check("eps", eps)
         self.weight_decay = _check("weight_decay", weight_decay)
@@ -178,8 +197,10 @@ class AdamW(Adam):
         eps: float = 1e-8,
         weight_decay: float = 1e-2,
         amsgrad: bool = False,
+        global_clipnorm: float | None = None,
+        clipvalue: float | None = None,
     ):
-        super().__init__(lr, betas, eps, weight_decay, amsgrad)
+        super().__init__(lr, betas, eps, weight_decay, amsgrad, global_clipnorm, clipvalue)
 
 
 class Adagrad(Optimizer):
@@ -194,8 +215,10 @@ class Adagrad(Optimizer):
         weight_decay: float = 0.0,
         initial_accumulator_value: float = 0.0,
         eps: float = 1e-10,
+        global_clipnorm: float | None = None,
+        clipvalue: float | None = None,
     ):
-        super().__init__(lr)
+        super().__init__(lr, global_clipnorm, clipvalue)
         self.lr_decay = _check("lr_decay", lr_decay)
         self.weight_decay = _check("weight_decay", weight_decay)
         self.initial_accumulator_value = _check("initial_accumulator_value", initial_accumulator_value)
@@ -230,8 +253,10 @@ class RMSprop(Optimizer):
         weight_decay: float = 0.0,
         momentum: float = 0.0,
         centered: bool = False,
+        global_clipnorm: float | None = None,
+        clipvalue: float | None = None,
     ):
-        super().__init__(lr)
+        super().__init__(lr, global_clipnorm, clipvalue)
         self.alpha = _check("alpha", alpha, high=1.0)
         self.eps = _check("eps", eps)
         self.weight_decay = _check("weight_decay", weight_decay)
@@ -267,8 +292,16 @@ class Adadelta(Optimizer):
 
     state_names = ("square_avg", "acc_delta")
 
-    def __init__(self, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0.0):
-        super().__init__(lr)
+    def __init__(
+        self,
+        lr: float = 1.0,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+        weight_decay: float = 0.0,
+        global_clipnorm: float | None = None,
+        clipvalue: float | None = None,
+    ):
+        super().__init__(lr, global_clipnorm, clipvalue)
         self.rho = _check("rho", rho, high=1.0)
         self.eps = _check("eps", eps)
         self.weight_decay = _check("weight_decay", weight_decay)
@@ -301,8 +334,10 @@ class NAdam(Optimizer):
         weight_decay: float = 0.0,
         momentum_decay: float = 4e-3,
         decoupled_weight_decay: bool = False,
+        global_clipnorm: float | None = None,
+        clipvalue: float | None = None,
     ):
-        super().__init__(lr)
+        super().__init__(lr, global_clipnorm, clipvalue)
         self.betas = (_check("betas[0]", betas[0], high=1.0), _check("betas[1]", betas[1], high=1.0))
         self.eps = _check("eps", eps)
         self.weight_decay = _check("weight_decay", weight_decay)

@@ -108,10 +108,11 @@ def torch_twin(model, dtype):
     return nn.Sequential(*modules)
 
 
-def train_side_by_side(layers, dtype, targets="last", optimizer=("Adam", dict(lr=1e-2)), device="numpy"):
+def train_side_by_side(layers, dtype, targets="last", optimizer=("Adam", dict(lr=1e-2)), device="numpy", clip=None):
     name, options = optimizer
+    clip = clip or {}
     model = netcore.Sequential(layers, input_shape=(TIME, FEATURES), device=device, dtype=dtype, seed=0)
-    model.compile(getattr(optimizers, name)(**options), "cross_entropy")
+    model.compile(getattr(optimizers, name)(**options, **clip), "cross_entropy")
     twin = torch_twin(model, dtype)
     torch_optimizer = getattr(torch.optim, name)([p for p in twin.parameters() if p.requires_grad], **options)
     rng = np.random.default_rng(0)
@@ -129,6 +130,11 @@ def train_side_by_side(layers, dtype, targets="last", optimizer=("Adam", dict(lr
             logits = twin(tX[rows])
             loss = F.cross_entropy(logits.reshape(-1, CLASSES), ty[rows].reshape(-1))
             loss.backward()
+            trained = [p for p in twin.parameters() if p.requires_grad]
+            if "global_clipnorm" in clip:
+                torch.nn.utils.clip_grad_norm_(trained, clip["global_clipnorm"])
+            if "clipvalue" in clip:
+                torch.nn.utils.clip_grad_value_(trained, clip["clipvalue"])
             torch_optimizer.step()
             theirs.append(loss.item())
     finally:
@@ -173,3 +179,19 @@ def test_a_class_per_step_from_dense_on_the_sequence(dtype):
 def test_sgd_with_momentum_on_every_cpu_backend(device):
     layers = [LSTM(5, return_sequences=True), GRU(4), Dense(CLASSES, "softmax")]
     train_side_by_side(layers, "float64", optimizer=("SGD", dict(lr=0.1, momentum=0.9)), device=device)
+
+
+CLIPPING = {
+    "global norm": dict(global_clipnorm=0.05),
+    "value": dict(clipvalue=0.01),
+    "norm then value": dict(global_clipnorm=0.1, clipvalue=0.02),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", list(CLIPPING))
+@pytest.mark.parametrize("optimizer", [("SGD", dict(lr=0.5)), ("Adam", dict(lr=1e-2))], ids=["sgd", "adam"])
+def test_gradient_clipping_matches_torch(case, optimizer, dtype):
+    """Small limits, so nearly every step clips; against clip_grad_norm_ / clip_grad_value_ before each step."""
+    layers = [LSTM(5, return_sequences=True), GRU(4), Dense(CLASSES, "softmax")]
+    train_side_by_side(layers, dtype, optimizer=optimizer, clip=CLIPPING[case])
