@@ -15,6 +15,43 @@ from __future__ import annotations
 class RecurrentKernels:
     """One step of SimpleRNN, LSTM and GRU over ``self.xp``; see :class:`backends.base.Backend`."""
 
+    # ----------------------------------------------------------------- masks over time steps
+    def sequence_mask(self, x, value: float, mask, masked, out):
+        """Keras's Masking: ``mask[n, t]`` is whether any feature of step ``t`` differs from ``value``; ``masked`` is
+        its negation; ``out = x`` with the masked steps zeroed."""
+        xp = self.xp
+        xp.any(x != value, axis=-1, out=mask)
+        xp.logical_not(mask, out=masked)
+        xp.multiply(x, mask[..., None], out=out)
+        return out
+
+    def time_major_masked(self, mask, reverse: bool, out):
+        """``out[t, n]``: whether step ``t`` of sequence ``n`` is masked, steps in processing order (reversed for a
+        layer that reads backwards), from Masking's ``mask[n, t]`` (True: kept)."""
+        self.xp.logical_not((mask[:, ::-1] if reverse else mask).T, out=out)
+        return out
+
+    def fill_masked(self, masked, target, source):
+        """``target`` takes ``source`` (a number or an array of its shape) where ``masked`` is True, ``masked``
+        covering ``target``'s leading axes (the rows of a step, or the steps of a batch)."""
+        self.xp.copyto(target, source, where=masked.reshape(masked.shape + (1,) * (target.ndim - masked.ndim)))
+        return target
+
+    def masked_time_mean(self, x, mask, out):
+        """``out[n] = sum_t mask[n, t] x[n, t] / max(sum_t mask[n, t], 1)``: the mean over the steps kept (0 when
+        a sequence is all padding)."""
+        xp = self.xp
+        kept = mask[..., None].astype(x.dtype)
+        xp.divide((x * kept).sum(axis=1), xp.maximum(kept.sum(axis=1), 1), out=out)
+        return out
+
+    def masked_time_mean_backward(self, dy, mask, dx):
+        """The gradient of :meth:`masked_time_mean`: each kept step gets ``dy / count``, padded steps nothing."""
+        xp = self.xp
+        kept = mask[..., None].astype(dy.dtype)
+        xp.multiply(kept, (dy / xp.maximum(kept.sum(axis=1), 1))[:, None, :], out=dx)
+        return dx
+
     # ----------------------------------------------------------------- SimpleRNN
     def rnn_step(self, xw, hu, kind: str, alpha: float, h):
         """``h = f(xw + hu)``; ``hu`` is overwritten with the pre-activation (kept for the backward pass)."""

@@ -39,7 +39,9 @@ def capture_blocker(model) -> str | None:
         layers.SimpleRNN,
         layers.LSTM,
         layers.GRU,
-    )  # SpatialDropout2D is a Dropout
+        layers.Bidirectional,
+        layers.GlobalAveragePooling1D,
+    )  # SpatialDropout2D is a Dropout; Masking's mask is found with temporaries
     for index, layer in enumerate(model.layers):
         if not isinstance(layer, recordable):
             names = ", ".join(cls.__name__ for cls in recordable)

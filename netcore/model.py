@@ -375,14 +375,20 @@ class Sequential:
 
     # ----------------------------------------------------------------- the step
     def _forward(self, x, training: bool, logits: bool = False):
+        """The layers in turn; a mask over time steps (from Masking) travels with the output, for the layers that
+        read it (recurrent layers, average pooling over time) and, at the end, for the loss (:attr:`_output_mask`)."""
         last = len(self.layers) - 1
+        mask = None
         for i, layer in enumerate(self.layers):
             self._current_layer = layer.name
+            layer.mask = mask
             x = (
                 layer.forward(x, training, logits)
                 if i == last and hasattr(layer, "emit_logits")
                 else (layer.forward(x, training))
             )
+            mask = layer.output_mask(mask)
+        self._output_mask = mask
         return x
 
     def _backward(self, grad) -> None:
@@ -410,7 +416,7 @@ class Sequential:
         """Training-mode forward and backward on a device batch: the loss (with penalties), gradients written
         into the model's gradient buffer. No parameter changes."""
         out = self._forward(xb, True, logits=True)
-        rows, targets, row_weights = self._loss_rows(out, yb, weights)
+        rows, targets, row_weights = self._loss_rows(out, yb, weights, self._output_mask)
         grad = self._batch_buffer("grad", rows, rows.shape[0])
         loss = self._train_loss(self.backend, rows, targets, grad, row_weights)
         self._backward(grad if out.ndim == 2 else grad.reshape(out.shape))
@@ -418,20 +424,21 @@ class Sequential:
             loss = loss + self._penalties()
         return loss
 
-    def _loss_rows(self, out, Y, weights):
+    def _loss_rows(self, out, Y, weights, mask=None):
         """The output, targets and weights as rows of the loss: one per sample, or one per step (pixel) when the
-        output has more axes; per-sample weights repeated over the steps (views and a reused buffer, no copies)."""
+        output has more axes; per-sample weights repeated over the steps, masked steps weighted 0 (views and a
+        reused buffer, no copies)."""
         if out.ndim == 2:
             return out, Y, weights
         rows = out.reshape(-1, out.shape[-1])
         targets = Y.reshape(-1) if Y.ndim == out.ndim - 1 else Y.reshape(-1, out.shape[-1])
-        if weights is not None and weights.ndim == 1:
-            spread = self._batch_buffer("row weights", weights.reshape(-1, 1), rows.shape[0])
-            spread.reshape(out.shape[0], -1)[...] = weights.reshape(-1, 1)
-            weights = spread.reshape(-1)
-        elif weights is not None:
-            weights = weights.reshape(-1)
-        return rows, targets, weights
+        if weights is None and mask is None:
+            return rows, targets, None
+        spread = self._batch_buffer("row weights", rows[:, :1], rows.shape[0]).reshape(out.shape[0], -1)
+        spread[...] = 1 if weights is None else weights.reshape(out.shape[0], -1)
+        if mask is not None:
+            spread *= mask.reshape(out.shape[0], -1)
+        return rows, targets, spread.reshape(-1)
 
     def apply_gradients(self) -> None:
         """One optimizer step from the gradient buffer (then the constraints)."""
@@ -632,25 +639,37 @@ class Sequential:
         self._pending_callback_state = None
 
     def _predict_native(self, X, batch_size: int = 1024, logits: bool = False):
-        """Outputs for ``X`` in evaluation mode, ``(n, *output_shape)``."""
+        """Outputs for ``X`` in evaluation mode, ``(n, *output_shape)``; the output's mask over time steps, if any,
+        is left in :attr:`_predicted_mask`."""
         out = self.backend.empty((X.shape[0], *self.output_shape), self.dtype)
+        self._predicted_mask = None
         for start in range(0, X.shape[0], batch_size):
             out[start : start + batch_size] = self._forward(X[start : start + batch_size], False, logits)
+            if self._output_mask is not None:
+                if self._predicted_mask is None:
+                    self._predicted_mask = self.backend.empty((X.shape[0], *self._output_mask.shape[1:]), "bool")
+                self._predicted_mask[start : start + batch_size] = self._output_mask
         return out
 
-    def _metrics(self, pred, Y) -> dict:
+    def _metrics(self, pred, Y, mask=None) -> dict:
+        """Every compiled metric over the rows of the loss (masked steps left out)."""
         pred, Y, _ = self._loss_rows(pred, Y, None)
+        if mask is not None:
+            kept = mask.reshape(-1)
+            pred, Y = pred[kept], Y[kept]
         return {name: metrics_mod.get(name)(self.backend, pred, Y) for name in self.metric_names}
 
     def _evaluate_native(self, X, Y, batch_size: int = 1024) -> dict:
-        raw, targets, _ = self._loss_rows(self._predict_native(X, batch_size, logits=self._fused), Y, None)
+        raw = self._predict_native(X, batch_size, logits=self._fused)
+        mask = self._predicted_mask
+        raw, targets, weights = self._loss_rows(raw, Y, None, mask)
         grad = self.backend.empty(raw.shape, raw.dtype)
-        results = {"loss": self.backend.to_float(self._train_loss(self.backend, raw, targets, grad))}
+        results = {"loss": self.backend.to_float(self._train_loss(self.backend, raw, targets, grad, weights))}
         pred = raw
         if self._fused:
             last = self.layers[-1].activation
             pred = last(self.backend, raw)
-        results.update(self._metrics(pred, targets))
+        results.update(self._metrics(pred, targets, mask))
         return results
 
     @staticmethod

@@ -203,7 +203,7 @@ def run(
                     progress.close()
                     break
                 if model.metric_names:
-                    logs.update(model._metrics(model._predict_native(X), Y))
+                    logs.update(model._metrics(model._predict_native(X), Y, model._predicted_mask))
                 if validation is not None:
                     logs.update({f"val_{k}": v for k, v in model._evaluate_native(*validation).items()})
                 logs["lr"] = model.optimizer.lr

@@ -4,7 +4,7 @@ SpatialDropout2D, GaussianNoise), :mod:`~netcore.layers.normalization` (BatchNor
 :mod:`~netcore.layers.convolution` (Conv2D), :mod:`~netcore.layers.pooling` (max, average and global pooling) and
 :mod:`~netcore.layers.reshaping` (Flatten, Reshape), :mod:`~netcore.layers.augmentation` (random flips,
 translations, rotations, zooms, brightness, contrast and erasing) and :mod:`~netcore.layers.recurrent` (SimpleRNN,
-LSTM, GRU)."""
+LSTM, GRU, Bidirectional) and :mod:`~netcore.layers.sequence` (Masking, GlobalAveragePooling1D)."""
 
 from __future__ import annotations
 
@@ -28,9 +28,10 @@ from netcore.layers.pooling import (
     GlobalMaxPooling2D,
     MaxPooling2D,
 )
-from netcore.layers.recurrent import GRU, LSTM, SimpleRNN
+from netcore.layers.recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 from netcore.layers.regularization import Dropout, GaussianNoise, SpatialDropout2D
 from netcore.layers.reshaping import Flatten, Reshape
+from netcore.layers.sequence import GlobalAveragePooling1D, Masking
 
 _LAYERS = {
     cls.__name__: cls
@@ -58,6 +59,9 @@ _LAYERS = {
         SimpleRNN,
         LSTM,
         GRU,
+        Masking,
+        GlobalAveragePooling1D,
+        Bidirectional,
     )
 }
 
@@ -65,6 +69,8 @@ _LAYERS = {
 def from_config(kind: str, config: dict) -> Layer:
     """Rebuild a layer from :meth:`Layer.config` (the activation parameter travels as ``activation_alpha``)."""
     config = dict(config)
+    if "layer" in config:  # a wrapper (Bidirectional): its layer first
+        config["layer"] = from_config(config["layer"]["class"], config["layer"]["config"])
     alpha = config.pop("activation_alpha", None)
     if "activation" in config:
         config["activation"] = activations.Activation(config["activation"], alpha or 0.0)

@@ -85,6 +85,8 @@ class Layer:
         self._buffers: dict = {}
         #: Token of the model whose flat buffers ``params`` and ``state`` view (layers can move between models).
         self.owner = None
+        #: The input's mask over time steps, ``(batch, time)`` booleans or None, set by the model before forward.
+        self.mask = None
 
     # ----------------------------------------------------------------- construction
     @property
@@ -137,6 +139,16 @@ class Layer:
     def batch_shape(self, rows: int, shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
         """``(rows, *shape)``, the output shape by default."""
         return (rows, *(self.output_shape if shape is None else shape))
+
+    def output_mask(self, mask):
+        """The mask that goes with this layer's output: the input's when the layer keeps the time axis (same rank,
+        same number of steps), else None."""
+        keeps_time = (
+            mask is not None
+            and len(self.input_shape) == len(self.output_shape) >= 2
+            and self.input_shape[0] == self.output_shape[0]
+        )
+        return mask if keeps_time else None
 
     def forward(self, x, training: bool):
         raise NotImplementedError

@@ -151,25 +151,32 @@ class _Recurrent(Layer):
             backend.bias_activation(flat, self.input_bias(), "linear", 0.0, flat)
         h = self.buffer("h", (steps + 1, n, self.units), x.dtype)
         h[0] = 0  # the initial state
-        self.run_steps(xw, h)
-        self._cache = (xt, h)
+        masked = None
+        if self.mask is not None:  # padded steps (Masking): the state goes through them unchanged
+            masked = backend.time_major_masked(self.mask, self.go_backwards, self.buffer("masked", (steps, n), "bool"))
+        self.run_steps(xw, h, masked)
+        self._cache = (xt, h, masked)
         if not self.return_sequences:
             return h[steps]
         y = self.buffer("y", (n, steps, self.units), x.dtype)
         y[...] = h[1:].transpose(1, 0, 2)
+        if masked is not None:
+            backend.fill_masked(masked.T, y, 0)  # a padded step outputs zeros
         return y
 
     def backward(self, dy, need_dx):
         backend = self.backend
-        xt, h = self._cache
+        xt, h, masked = self._cache
         steps, n, features = xt.shape
         dh = self.buffer("dh", (steps, n, self.units), dy.dtype)  # the output's gradient per step, time-major
         if self.return_sequences:
             dh[...] = dy.transpose(1, 0, 2)
+            if masked is not None:
+                backend.fill_masked(masked, dh, 0)  # padded steps output constants
         else:
             dh[...] = 0
             dh[steps - 1] = dy
-        dzx, dzh = self.run_steps_backward(dh, h)
+        dzx, dzh = self.run_steps_backward(dh, h, masked)
         rows = steps * n
         dzx2, dzh2 = dzx.reshape(rows, self.width), dzh.reshape(rows, self.width)
         if self.trainable:
@@ -188,13 +195,36 @@ class _Recurrent(Layer):
     def bias_gradients(self, dzx, dzh) -> None:
         self.backend.column_sum(dzx, out=self.grads["bias"])
 
-    def run_steps(self, xw, h) -> None:
+    def run_steps(self, xw, h, masked) -> None:
+        """Every step's state into ``h[1:]`` (the states of masked rows held: see :meth:`hold`)."""
         raise NotImplementedError
 
-    def run_steps_backward(self, dh, h):
+    def run_steps_backward(self, dh, h, masked):
         """The gradients of the input projection and of the recurrent product at every step (the same array but
         for GRU)."""
         raise NotImplementedError
+
+    def hold(self, masked, t, new, old) -> None:
+        """Masked rows of step ``t`` keep the previous state: ``new`` takes ``old`` there."""
+        if masked is not None:
+            self.backend.fill_masked(masked[t], new, old)
+
+    def total_gradient(self, masked, t, dh, carry):
+        """``dh[t] + carry``, the gradient of step ``t``'s state, kept for masked rows (which pass it back as is);
+        None without a mask."""
+        if masked is None:
+            return None
+        total = self.buffer("total", carry.shape, carry.dtype)
+        total[...] = dh[t]
+        total += carry
+        return total
+
+    def pass_masked(self, masked, t, total, dz, carry) -> None:
+        """Masked rows of step ``t``: no gradient for the weights, and the state's gradient goes to the previous
+        step unchanged."""
+        if masked is not None:
+            self.backend.fill_masked(masked[t], dz, 0)
+            self.backend.fill_masked(masked[t], carry, total)
 
 
 class SimpleRNN(_Recurrent):
@@ -202,15 +232,16 @@ class SimpleRNN(_Recurrent):
     activation). Its gradient through many steps is a product of Jacobians that vanishes or explodes: the reason
     LSTM and GRU exist."""
 
-    def run_steps(self, xw, h) -> None:
+    def run_steps(self, xw, h, masked) -> None:
         backend, act = self.backend, self.activation
         u = self.params["recurrent_kernel"]
         z = self.buffer("z", xw.shape, xw.dtype)  # the pre-activation of every step
         for t in range(xw.shape[0]):
             backend.matmul(h[t], u, out=z[t])
             backend.rnn_step(xw[t], z[t], act.kind, act.alpha, h[t + 1])
+            self.hold(masked, t, h[t + 1], h[t])
 
-    def run_steps_backward(self, dh, h):
+    def run_steps_backward(self, dh, h, masked):
         backend, act = self.backend, self.activation
         u = self.params["recurrent_kernel"]
         z = self.buffer("z", dh.shape, dh.dtype)
@@ -218,10 +249,12 @@ class SimpleRNN(_Recurrent):
         carry = self.buffer("carry", dh.shape[1:], dh.dtype)
         carry[...] = 0
         for t in range(dh.shape[0] - 1, -1, -1):
+            total = self.total_gradient(masked, t, dh, carry)
             pre = z[t] if act.needs_preactivation else None
             backend.rnn_step_backward(dh[t], carry, h[t + 1], pre, act.kind, act.alpha, dz[t])
             if t:
                 backend.matmul(dz[t], u.T, out=carry)
+            self.pass_masked(masked, t, total, dz[t], carry)
         return dz, dz
 
 
@@ -247,7 +280,7 @@ class LSTM(_Recurrent):
     def config(self):
         return {**super().config(), "unit_forget_bias": self.unit_forget_bias}
 
-    def run_steps(self, xw, h) -> None:
+    def run_steps(self, xw, h, masked) -> None:
         backend = self.backend
         u = self.params["recurrent_kernel"]
         steps, n = xw.shape[:2]
@@ -258,8 +291,10 @@ class LSTM(_Recurrent):
         for t in range(steps):
             backend.matmul(h[t], u, out=hu)
             backend.lstm_step(xw[t], hu, c[t], gates[t], c[t + 1], h[t + 1])
+            self.hold(masked, t, h[t + 1], h[t])
+            self.hold(masked, t, c[t + 1], c[t])
 
-    def run_steps_backward(self, dh, h):
+    def run_steps_backward(self, dh, h, masked):
         backend = self.backend
         u = self.params["recurrent_kernel"]
         steps, n = dh.shape[:2]
@@ -270,10 +305,13 @@ class LSTM(_Recurrent):
         carry[...] = 0
         dc[...] = 0
         for t in range(steps - 1, -1, -1):
+            total = self.total_gradient(masked, t, dh, carry)
             backend.lstm_step_backward(dh[t], carry, dc, c[t], gates[t], c[t + 1], dz[t], dc_prev)
+            self.hold(masked, t, dc_prev, dc)  # a held cell passes its gradient back as is
             dc, dc_prev = dc_prev, dc
             if t:
                 backend.matmul(dz[t], u.T, out=carry)
+            self.pass_masked(masked, t, total, dz[t], carry)
         return dz, dz
 
 
@@ -305,7 +343,7 @@ class GRU(_Recurrent):
     def config(self):
         return {**super().config(), "reset_after": self.reset_after}
 
-    def run_steps(self, xw, h) -> None:
+    def run_steps(self, xw, h, masked) -> None:
         backend = self.backend
         u = self.params["recurrent_kernel"]
         hu = self.buffer("hu", xw.shape, xw.dtype)  # the recurrent products, kept for the backward pass
@@ -315,8 +353,9 @@ class GRU(_Recurrent):
             if self.use_bias:
                 backend.bias_activation(hu[t], self.params["bias"][1], "linear", 0.0, hu[t])
             backend.gru_step(xw[t], hu[t], h[t], gates[t], h[t + 1])
+            self.hold(masked, t, h[t + 1], h[t])
 
-    def run_steps_backward(self, dh, h):
+    def run_steps_backward(self, dh, h, masked):
         backend = self.backend
         u = self.params["recurrent_kernel"]
         steps, n = dh.shape[:2]
@@ -326,10 +365,14 @@ class GRU(_Recurrent):
         carry, direct = (self.buffer(key, (n, self.units), dh.dtype) for key in ("carry", "direct"))
         carry[...] = 0
         for t in range(steps - 1, -1, -1):
+            total = self.total_gradient(masked, t, dh, carry)
             backend.gru_step_backward(dh[t], carry, h[t], gates[t], hu[t], dzx[t], dzh[t], direct)
             if t:
                 backend.matmul(dzh[t], u.T, out=carry)
                 carry += direct
+            if masked is not None:
+                backend.fill_masked(masked[t], dzx[t], 0)
+            self.pass_masked(masked, t, total, dzh[t], carry)
         return dzx, dzh
 
     def bias_gradients(self, dzx, dzh) -> None:
@@ -345,3 +388,127 @@ def _standard_gates(owner: str, activation, recurrent_activation) -> None:
             f"{owner} computes the standard cell: activation='tanh' and recurrent_activation='sigmoid' "
             f"(got {activation!r} and {recurrent_activation!r})"
         )
+
+
+MERGE_MODES = ("concat", "sum", "mul", "ave")
+
+
+class Bidirectional(Layer):
+    """A recurrent layer run over the sequence both ways (Keras's wrapper): ``layer`` reads forwards, a copy of it
+    with ``go_backwards`` flipped reads backwards, and their outputs are merged (``"concat"`` along the features,
+    ``"sum"``, ``"mul"`` or ``"ave"``), the backward one realigned with time for sequence outputs. The weights are
+    the forward layer's, then the backward layer's."""
+
+    def __init__(self, layer: _Recurrent, merge_mode: str = "concat", name: str | None = None, trainable=True):
+        if not isinstance(layer, _Recurrent):
+            raise ConfigurationError(f"Bidirectional wraps a recurrent layer, not {type(layer).__name__}")
+        if merge_mode not in MERGE_MODES:
+            raise ConfigurationError(
+                f"Bidirectional merge_mode must be one of {MERGE_MODES}, got {merge_mode!r} (None would give two "
+                "outputs; a Sequential model passes one)"
+            )
+        super().__init__(name, trainable)
+        from netcore.layers import from_config
+
+        self.merge_mode = merge_mode
+        self.forward_layer = layer
+        settings = {**layer.config(), "go_backwards": not layer.go_backwards, "name": f"backward_{layer.name}"}
+        self.backward_layer = from_config(type(layer).__name__, settings)
+        self.sequences = layer.return_sequences
+
+    @property
+    def parts(self) -> tuple[_Recurrent, _Recurrent]:
+        return self.forward_layer, self.backward_layer
+
+    def build(self, input_shape):
+        for part in self.parts:
+            part.build(input_shape)
+        shape = self.forward_layer.output_shape
+        self.input_shape = tuple(input_shape)
+        self.output_shape = (*shape[:-1], 2 * shape[-1]) if self.merge_mode == "concat" else shape
+        return self.output_shape
+
+    def param_specs(self):
+        return [
+            ParamSpec(
+                f"{prefix}_{spec.name}", spec.shape, spec.initializer, spec.regularizer, spec.constraint, spec.fan
+            )
+            for prefix, part in zip(("forward", "backward"), self.parts, strict=True)
+            for spec in part.param_specs()
+        ]
+
+    def bind(self, backend, params, grads, state, owner=None):
+        super().bind(backend, params, grads, state, owner)
+        for prefix, part in zip(("forward", "backward"), self.parts, strict=True):
+            mine = [spec.name for spec in part.param_specs()]
+            part.bind(
+                backend,
+                {name: params[f"{prefix}_{name}"] for name in mine},
+                {name: grads[f"{prefix}_{name}"] for name in mine},
+                {},
+                owner,
+            )
+
+    def config(self):
+        inner = {"class": type(self.forward_layer).__name__, "config": self.forward_layer.config()}
+        return {"layer": inner, "merge_mode": self.merge_mode, **super().config()}
+
+    def output_mask(self, mask):
+        return mask if self.sequences else None
+
+    def _aligned(self, y):
+        """The backward layer's output in time order (it returns its steps in the order it read them)."""
+        return y[:, ::-1] if self.sequences else y
+
+    def forward(self, x, training):
+        forward, backward = self.parts
+        for part in self.parts:
+            part.mask = self.mask
+            part.trainable = self.trainable
+        ahead, behind = forward.forward(x, training), self._aligned(backward.forward(x, training))
+        self._outputs = (ahead, behind)
+        out = self.buffer("y", self.batch_shape(x.shape[0]), x.dtype)
+        units = forward.units
+        if self.merge_mode == "concat":
+            out[..., :units] = ahead
+            out[..., units:] = behind
+        elif self.merge_mode == "sum":
+            out[...] = ahead
+            out += behind
+        elif self.merge_mode == "mul":
+            out[...] = ahead
+            out *= behind
+        else:
+            out[...] = ahead
+            out += behind
+            out *= 0.5
+        return out
+
+    def backward(self, dy, need_dx):
+        forward, backward = self.parts
+        units = forward.units
+        ahead, behind = self._outputs
+        if self.merge_mode == "concat":
+            dy_ahead, dy_behind = dy[..., :units], dy[..., units:]
+        elif self.merge_mode == "sum":
+            dy_ahead = dy_behind = dy
+        elif self.merge_mode == "ave":
+            dy[...] *= 0.5
+            dy_ahead = dy_behind = dy
+        else:
+            dy_ahead, dy_behind = (
+                self.buffer("dy_ahead", dy.shape, dy.dtype),
+                self.buffer("dy_behind", dy.shape, dy.dtype),
+            )
+            dy_ahead[...] = dy
+            dy_ahead *= behind
+            dy_behind[...] = dy
+            dy_behind *= ahead
+        dx_ahead = forward.backward(dy_ahead, need_dx)
+        dx_behind = backward.backward(self._aligned(dy_behind), need_dx)
+        if not need_dx:
+            return None
+        dx = self.buffer("dx", dx_ahead.shape, dy.dtype)
+        dx[...] = dx_ahead
+        dx += dx_behind
+        return dx

@@ -15,7 +15,7 @@ import pytest
 
 import netcore
 from netcore import optimizers
-from netcore.layers import GRU, LSTM, Dense, Flatten, SimpleRNN
+from netcore.layers import GRU, LSTM, Bidirectional, Dense, Flatten, SimpleRNN
 
 torch = pytest.importorskip("torch", reason="PyTorch (the test oracle) is not installed")
 nn, F = torch.nn, torch.nn.functional
@@ -77,6 +77,44 @@ class Recurrent(nn.Module):
         return [kernel, recurrent] + (bias if self.layer.use_bias else [])
 
 
+class BidirectionalTwin(nn.Module):
+    """A bidirectional PyTorch RNN with the weights of a netcore Bidirectional (merge_mode="concat")."""
+
+    def __init__(self, layer, weights, dtype):
+        super().__init__()
+        forward_part, backward_part = layer.parts
+        half = len(weights) // 2
+        ahead = Recurrent(forward_part, weights[:half], dtype)
+        behind = Recurrent(backward_part, weights[half:], dtype)
+        kind = type(forward_part).__name__
+        options = dict(batch_first=True, dtype=dtype, bidirectional=True)
+        module = nn.RNN if kind == "SimpleRNN" else getattr(nn, kind)
+        self.rnn = module(forward_part.n_in, forward_part.units, **options)
+        with torch.no_grad():
+            for suffix, source in (("", ahead.rnn), ("_reverse", behind.rnn)):
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                    getattr(self.rnn, f"{name}_l0{suffix}").copy_(getattr(source, f"{name}_l0"))
+        for suffix in ("", "_reverse"):
+            if kind != "GRU":
+                getattr(self.rnn, f"bias_hh_l0{suffix}").requires_grad_(False)
+        self.parts, self.sequences = (ahead, behind), forward_part.return_sequences
+
+    def forward(self, x):
+        out, h = self.rnn(x)
+        if self.sequences:
+            return out
+        last = h if isinstance(h, torch.Tensor) else h[0]  # LSTM returns (h, c); h is (directions, batch, units)
+        return torch.cat([last[0], last[1]], dim=1)
+
+    def netcore_weights(self):
+        out = []
+        for suffix, part in (("", self.parts[0]), ("_reverse", self.parts[1])):
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(part.rnn, f"{name}_l0").data = getattr(self.rnn, f"{name}_l0{suffix}").detach().clone()
+            out += part.netcore_weights()
+        return out
+
+
 class Linear(nn.Module):
     def __init__(self, layer, weights, dtype):
         super().__init__()
@@ -103,6 +141,8 @@ def torch_twin(model, dtype):
             modules.append(Linear(layer, mine, tdtype))
         elif isinstance(layer, Flatten):
             modules.append(nn.Flatten())
+        elif isinstance(layer, Bidirectional):
+            modules.append(BidirectionalTwin(layer, mine, tdtype))
         else:
             modules.append(Recurrent(layer, mine, tdtype))
     return nn.Sequential(*modules)
@@ -160,6 +200,13 @@ CASES = {
         Dense(CLASSES, "softmax"),
     ],
     "stacked lstm gru": lambda: [LSTM(5, return_sequences=True), GRU(4), Dense(CLASSES, "softmax")],
+    "bidirectional lstm": lambda: [Bidirectional(LSTM(4)), Dense(CLASSES, "softmax")],
+    "bidirectional gru sequences": lambda: [
+        Bidirectional(GRU(3, return_sequences=True)),
+        SimpleRNN(4),
+        Dense(CLASSES, "softmax"),
+    ],
+    "bidirectional simple_rnn": lambda: [Bidirectional(SimpleRNN(4)), Dense(CLASSES, "softmax")],
 }
 
 
