@@ -103,6 +103,34 @@ def _augment(text: str) -> list[tuple[str, float | None]]:
     return chosen
 
 
+#: ``--rnn`` kinds and their layers (a ``bi`` prefix wraps one in Bidirectional: ``bilstm:32``).
+RECURRENT = {"rnn": "SimpleRNN", "simplernn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
+
+
+def _rnn(text: str) -> list[tuple[str, int, bool]]:
+    """``lstm:64,bigru:32`` -> ``[("LSTM", 64, False), ("GRU", 32, True)]``."""
+    layers = []
+    for part in (p.strip().lower() for p in text.split(",") if p.strip()):
+        kind, _, units = part.partition(":")
+        both = kind.startswith("bi") and kind[2:] in RECURRENT
+        kind = kind[2:] if both else kind
+        if kind not in RECURRENT:
+            raise argparse.ArgumentTypeError(
+                f"--rnn takes kind:units with kind one of {', '.join(RECURRENT)} (bi-prefixed for Bidirectional), "
+                f"got {part!r}"
+            )
+        try:
+            size = int(units)
+        except ValueError:
+            size = 0
+        if size <= 0:
+            raise argparse.ArgumentTypeError(f"--rnn {kind}: units must be a positive integer, got {units!r}")
+        layers.append((RECURRENT[kind], size, both))
+    if not layers:
+        raise argparse.ArgumentTypeError("--rnn needs at least one kind:units")
+    return layers
+
+
 def _data_options(parser, default_dataset=None):
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--dataset", default=default_dataset, choices=datasets.NAMES)
@@ -134,6 +162,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILTERS",
         help="convolutional blocks before the hidden layers, one per width: 3x3 same convolution, the activation, "
         "2x2 max pooling (the data set is read as images)",
+    )
+    train.add_argument(
+        "--rnn",
+        type=_rnn,
+        default=None,
+        metavar="KIND:UNITS",
+        help="recurrent layers before the hidden layers, e.g. lstm:64 or gru:64,lstm:32 (rnn, lstm, gru; bilstm, "
+        "... for Bidirectional); the data set is read as sequences",
+    )
+    train.add_argument(
+        "--sequences",
+        action="store_true",
+        help="read the data set as sequences (digits: each image row by row, (n, 8, 8))",
+    )
+    train.add_argument(
+        "--clipnorm",
+        type=_positive_float,
+        default=None,
+        help="clip the gradient of all parameters to this Euclidean norm before each step (PyTorch's "
+        "clip_grad_norm_; Keras's global_clipnorm)",
     )
     train.add_argument(
         "--augment",
@@ -199,8 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ----------------------------------------------------------------------------------------------- data
-def _load_data(args, seed: int, validation_size: float = 0.0, dtype: str = "float32", as_images: bool = False):
+def _load_data(args, seed: int, validation_size: float = 0.0, dtype: str = "float32", layout: str = "table"):
+    """The data set of the arguments, as a table, images or sequences (``layout``)."""
     options = dict(seed=seed, validation_size=validation_size, dtype=dtype)
+    as_images = layout == "images"
     if args.csv:
         if not args.target:
             header, _ = datasets.read_csv_columns(args.csv)  # a missing or unreadable file is the first error
@@ -211,7 +261,9 @@ def _load_data(args, seed: int, validation_size: float = 0.0, dtype: str = "floa
     if args.mnist:
         return datasets.load_mnist(args.mnist, as_images=as_images, **options), {"mnist": args.mnist}
     name = args.dataset or "digits"
-    return datasets.load(name, as_images=as_images, **options), {"dataset": name}
+    key = name.strip().lower().replace("-", "_")
+    as_sequences = layout == "sequences" and key not in datasets.SEQUENCES  # those are sequences anyway
+    return datasets.load(name, as_images=as_images, as_sequences=as_sequences, **options), {"dataset": name}
 
 
 def _data_record(data, source: dict, seed: int, validation_size: float) -> dict:
@@ -225,7 +277,12 @@ def _data_record(data, source: dict, seed: int, validation_size: float) -> dict:
         "mean": data.feature_mean.tolist(),
         "std": data.feature_std.tolist(),
         "input_shape": list(data.input_shape),
+        "layout": _layout(data),
     }
+
+
+def _layout(data) -> str:
+    return {1: "table", 2: "sequences", 3: "images"}[len(data.input_shape)]
 
 
 # ----------------------------------------------------------------------------------------------- commands
@@ -239,7 +296,7 @@ def _devices(args) -> int:
 
 
 def _build_model(args, data) -> netcore.Sequential:
-    from netcore.layers import Activation, BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+    from netcore.layers import Activation, BatchNorm, Bidirectional, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
 
     regularizer = netcore.regularizers.L2(args.l2) if args.l2 else None
     layers = [AUGMENTATIONS[name][0](strength) for name, strength in args.augment or []]
@@ -249,7 +306,11 @@ def _build_model(args, data) -> netcore.Sequential:
         else:
             layers.append(Conv2D(filters, 3, padding="same", activation=args.activation))
         layers.append(MaxPooling2D(2, padding="same"))
-    if len(data.input_shape) > 1:
+    recurrent = args.rnn or []
+    for i, (kind, units, both) in enumerate(recurrent):
+        layer = getattr(netcore.layers, kind)(units, return_sequences=i < len(recurrent) - 1)
+        layers.append(Bidirectional(layer) if both else layer)
+    if len(data.input_shape) > 1 and not recurrent:
         layers.append(Flatten())
     for width in args.hidden:
         if args.batchnorm:
@@ -268,7 +329,7 @@ def _build_model(args, data) -> netcore.Sequential:
         layers, input_shape=data.input_shape, device=args.device, dtype=args.dtype, seed=args.seed
     )
     model.compile(
-        netcore.optimizers.get(args.optimizer, lr=args.lr),
+        netcore.optimizers.get(args.optimizer, lr=args.lr, global_clipnorm=args.clipnorm),
         "cross_entropy" if classification else "mse",
         ["accuracy"] if classification else ["mae", "r2"],
     )
@@ -299,8 +360,10 @@ def _train(args) -> int:
 
         load_pyplot()  # a missing matplotlib is reported now, not after training
     validation_size = 0.0
-    images = bool(args.conv or args.augment)
-    data, source = _load_data(args, args.seed, validation_size, args.dtype, as_images=images)
+    if (args.conv or args.augment) and (args.rnn or args.sequences):
+        raise ConfigurationError("--conv and --augment read images, --rnn and --sequences sequences: choose one")
+    layout = "images" if args.conv or args.augment else "sequences" if args.rnn or args.sequences else "table"
+    data, source = _load_data(args, args.seed, validation_size, args.dtype, layout=layout)
     model = _build_model(args, data)
     split = args.validation_split or (0.1 if args.early_stopping else 0.0)
     callbacks = []
@@ -343,6 +406,7 @@ def _train(args) -> int:
         "seed": args.seed,
         "hidden": args.hidden,
         "conv": args.conv or [],
+        "rnn": [f"{'bi' if both else ''}{kind.lower()}:{units}" for kind, units, both in args.rnn or []],
         "augment": [name for name, _ in args.augment or []],
         "input_shape": list(model.input_shape),
         "parameters": model.count_params(),
@@ -367,8 +431,9 @@ def _evaluate(args) -> int:
         args.dataset, args.csv, args.mnist = record.get("dataset"), record.get("csv"), record.get("mnist")
         args.target = args.target or record.get("target")
     seed = record.get("seed", 0)
-    images = len(model.input_shape) > 1
-    data, _ = _load_data(args, seed, record.get("validation_size", 0.0), model.dtype_name, as_images=images)
+    layout = record.get("layout") or {1: "table", 2: "sequences", 3: "images"}[len(model.input_shape)]
+    images = layout != "table"
+    data, _ = _load_data(args, seed, record.get("validation_size", 0.0), model.dtype_name, layout=layout)
     if data.input_shape != model.input_shape:
         what = "samples of shape" if images else "features:"
         got, expected = (data.input_shape, model.input_shape) if images else (data.n_features, model.input_dim)

@@ -4,7 +4,9 @@ split (stratified for classification) and standardised the same way every time. 
 ``load("digits")`` gives a :class:`Dataset` with train/test parts (and validation when ``validation_size > 0``),
 features standardised with statistics of the training part only. ``load("digits", as_images=True)`` and
 ``load_mnist(folder, as_images=True)`` give channels-last images ``(n, height, width, 1)`` with pixels scaled to
-[0, 1] instead.
+[0, 1] instead, ``load("digits", as_sequences=True)`` each digit read row by row, ``(n, 8, 8)``, standardised.
+Two generated sequence sets: ``"sine"`` (noisy sines, forecast the next value) and ``"adding"`` (the adding
+problem).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 from netcore._names import lookup
 from netcore.errors import ConfigurationError, NetcoreError, ShapeError
 
-NAMES = ("breast_cancer", "digits", "iris", "wine", "moons", "circles", "blobs")
+NAMES = ("breast_cancer", "digits", "iris", "wine", "moons", "circles", "blobs", "sine", "adding")
 
 
 class DataError(NetcoreError, ValueError):
@@ -81,6 +83,46 @@ def _generated(maker, **kwargs):
     return load
 
 
+def sine_waves(samples: int = 1000, length: int = 50, noise: float = 0.1, seed: int = 0):
+    """Noisy sines of random frequency, amplitude and phase, ``(samples, length, 1)``; the target is the next value
+    of the clean wave (one step to forecast)."""
+    rng = np.random.default_rng(seed)
+    frequency = rng.uniform(0.05, 0.25, (samples, 1)) * 2 * np.pi
+    amplitude = rng.uniform(0.5, 1.5, (samples, 1))
+    phase = rng.uniform(0, 2 * np.pi, (samples, 1))
+    steps = np.arange(length + 1)[None, :]
+    clean = amplitude * np.sin(frequency * steps + phase)
+    X = clean[:, :length] + noise * rng.standard_normal((samples, length))
+    return X[..., None], clean[:, length]
+
+
+def adding_problem(samples: int = 4000, length: int = 50, seed: int = 0):
+    """The adding problem (Hochreiter and Schmidhuber): each step holds a value from U(0, 1) and a marker; exactly
+    two steps are marked, one in each half; the target is the sum of the two marked values. Guessing 1 scores a
+    mean squared error of 1/6; a network must carry the first value across about half the sequence."""
+    if length < 2:
+        raise ConfigurationError(f"the adding problem needs length >= 2, got {length}")
+    rng = np.random.default_rng(seed)
+    values = rng.random((samples, length))
+    rows = np.arange(samples)
+    first, second = rng.integers(0, length // 2, samples), rng.integers(length // 2, length, samples)
+    marks = np.zeros((samples, length))
+    marks[rows, first] = marks[rows, second] = 1
+    return np.stack([values, marks], axis=-1), values[rows, first] + values[rows, second]
+
+
+def _sequences(maker):
+    def load(seed, **options):
+        X, y = maker(seed=seed, **options)
+        return X, y, []
+
+    return load
+
+
+#: Sequence data sets among :data:`NAMES`, with the task of their targets.
+SEQUENCES = {"sine": "regression", "adding": "regression"}
+
+
 def _sources():
     from sklearn import datasets as sk
 
@@ -92,6 +134,8 @@ def _sources():
         "moons": _generated(sk.make_moons, noise=0.2),
         "circles": _generated(sk.make_circles, noise=0.1, factor=0.5),
         "blobs": _generated(sk.make_blobs, centers=3, n_features=2),
+        "sine": _sequences(sine_waves),
+        "adding": _sequences(adding_problem),
     }
 
 
@@ -134,11 +178,12 @@ def prepare(
     seed=0,
     dtype="float32",
     feature_names=(),
-    image_shape: tuple[int, ...] | None = None,
-    pixel_scale: float | None = None,
+    sample_shape: tuple[int, ...] | None = None,
+    scale: float | None = None,
 ):
-    """Encode labels, split and standardise: the shared last step of every loader. With ``image_shape``, the
-    flat rows are pixels: divided by ``pixel_scale`` (to [0, 1]) rather than standardised, then shaped as images."""
+    """Encode labels, split and standardise: the shared last step of every loader. With ``scale``, the flat rows
+    are divided by it (pixels to [0, 1]) rather than standardised; with ``sample_shape`` (images, sequences), they
+    are shaped as samples at the end."""
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] < 2:
         raise ShapeError(f"{name}: need a 2-D table with at least 2 rows, got shape {X.shape}")
@@ -155,11 +200,13 @@ def prepare(
     parts = split(X, y, test_size, validation_size, seed, stratify=task == "classification")
     X_train, y_train, X_val, y_val, X_test, y_test = parts
     others = (X_test, *(() if X_val is None else (X_val,)))
-    if image_shape is None:
+    if scale is None:
         mean, std, scaled = standardize(X_train, *others)
     else:
-        mean, std = np.zeros(X.shape[1]), np.full(X.shape[1], float(pixel_scale))
-        scaled = [(part / pixel_scale).reshape(-1, *image_shape) for part in (X_train, *others)]
+        mean, std = np.zeros(X.shape[1]), np.full(X.shape[1], float(scale))
+        scaled = [part / scale for part in (X_train, *others)]
+    if sample_shape is not None:
+        scaled = [part.reshape(-1, *sample_shape) for part in scaled]
     return Dataset(
         name,
         scaled[0].astype(dtype),
@@ -187,16 +234,39 @@ def load(
     seed: int = 0,
     dtype: str = "float32",
     as_images: bool = False,
+    as_sequences: bool = False,
+    length: int | None = None,
+    samples: int | None = None,
 ) -> Dataset:
-    """A bundled or generated data set by name (see :data:`NAMES`), split and standardised; with ``as_images``, an
-    image data set (``digits``: ``(n, 8, 8, 1)``) with pixels scaled to [0, 1]."""
-    X, y, features = lookup("dataset", name, _sources())(seed)
+    """A bundled or generated data set by name (see :data:`NAMES`), split and standardised.
+
+    ``as_images``: an image data set (``digits``: ``(n, 8, 8, 1)``) with pixels scaled to [0, 1];
+    ``as_sequences``: its rows as time steps (``digits``: ``(n, 8, 8)``, each pixel standardised). The generated
+    sequence sets (``sine``, ``adding``) are ``(samples, length, features)`` as generated, with ``length`` and
+    ``samples`` to choose (defaults: 50 steps; 1,000 and 4,000 sequences)."""
     key = name.strip().lower().replace("-", "_")
-    if not as_images:
+    source = lookup("dataset", name, _sources())
+    if key in SEQUENCES:
+        options = {k: v for k, v in (("length", length), ("samples", samples)) if v is not None}
+        X, y, features = source(seed, **options)
+        shape = X.shape[1:]
+        flat = X.reshape(len(X), -1)
+        return prepare(key, flat, y, SEQUENCES[key], test_size, validation_size, seed, dtype, features, shape, 1.0)
+    if length is not None or samples is not None:
+        raise ConfigurationError(
+            f"length and samples choose the generated sequences ({', '.join(SEQUENCES)}), not {key}"
+        )
+    X, y, features = source(seed)
+    if as_images and as_sequences:
+        raise ConfigurationError("as_images and as_sequences exclude each other")
+    if not (as_images or as_sequences):
         return prepare(key, X, y, "classification", test_size, validation_size, seed, dtype, features)
     if key not in IMAGES:
-        raise ConfigurationError(f"{key} is a table, not images; as_images applies to {', '.join(IMAGES)}")
+        kind = "images" if as_images else "sequences"
+        raise ConfigurationError(f"{key} is a table, not {kind}; as_{kind} applies to {', '.join(IMAGES)}")
     shape, scale = IMAGES[key]
+    if as_sequences:  # rows as time steps, a row's pixels (standardised, as a table's) as features
+        shape, scale = shape[:-1], None
     return prepare(key, X, y, "classification", test_size, validation_size, seed, dtype, features, shape, scale)
 
 

@@ -245,3 +245,40 @@ def test_augmented_cnn_trains_and_predicts_csv_rows(tmp_path):
 def test_image_options_refuse_bad_values_in_one_line(args, message):
     result = netcore_cmd(*args)
     assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("device", ["numpy", "numba"])
+def test_train_an_lstm_on_the_digits_read_row_by_row(device, tmp_path):
+    model = tmp_path / "rnn.ncz"
+    result = netcore_cmd("train", "--dataset", "digits", "--sequences", "--rnn", "lstm:64", "--device", device,
+                         "--json", "--save", str(model))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["test_accuracy"] >= 0.96 and report["rnn"] == ["lstm:64"] and report["input_shape"] == [8, 8]
+    evaluated = netcore_cmd("evaluate", str(model), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["test_accuracy"] == report["test_accuracy"]
+
+
+def test_a_bidirectional_gru_with_clipping_on_the_adding_problem():
+    result = netcore_cmd("train", "--dataset", "adding", "--rnn", "bigru:8,rnn:4", "--clipnorm", "1.0", "--epochs",
+                         "2", "--hidden", "8", "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["task"] == "regression" and report["rnn"] == ["bigru:8", "simplernn:4"] and report["test_loss"] > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--rnn", "lstm:0"], "units must be a positive integer"),
+        (["train", "--rnn", "tcn:8"], "--rnn takes kind:units"),
+        (["train", "--rnn", "lstm:8", "--conv", "8"], "choose one"),
+        (["train", "--clipnorm", "-1"], "positive finite number"),
+        (["train", "--dataset", "iris", "--sequences"], "iris is a table, not sequences"),
+    ],
+)
+def test_sequence_options_refuse_bad_values_in_one_line(args, message):
+    result = netcore_cmd(*args)
+    assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
