@@ -17,7 +17,7 @@ import sys
 import time
 
 from benchmarks import contenders as c
-from benchmarks.workloads import WORKLOADS, Workload
+from benchmarks.workloads import CELLS, WORKLOADS, Workload
 from netcore.errors import BackendUnavailableError, ConfigurationError, NetcoreError
 from netcore.plot import load_pyplot
 
@@ -26,8 +26,21 @@ from netcore.plot import load_pyplot
 PAUSE = 0.5
 
 
+def _for_cell(setup, cell: str):
+    """A contender's setup run on one recurrent cell of the workload."""
+    return lambda workload, threads: setup(workload.with_cell(cell), threads)
+
+
 def contender_table(workload: Workload) -> dict:
     """Name -> setup for every contender of this workload, in display order."""
+    if getattr(workload, "cell", None):  # W6: every recurrent cell, each beside PyTorch's
+        table = {}
+        for cell in CELLS:
+            table[f"netcore numba {cell}"] = _for_cell(c.netcore_runner("numba"), cell)
+            table[f"netcore numpy {cell}"] = _for_cell(c.netcore_runner("numpy"), cell)
+            table[f"pytorch {cell}"] = _for_cell(c.torch_runner(), cell)
+            table[f"gemm at workload shapes {cell}"] = _for_cell(c.gemm_at_shapes_runner, cell)
+        return table
     if workload.device == "cpu":
         return {
             "netcore numba": c.netcore_runner("numba"),
@@ -95,7 +108,9 @@ def measure(workload: Workload, names: list[str] | None = None, repeats: int = 3
         except c.Skip as exc:
             notes[name] = str(exc)
             log(f"  skipped {name}: {exc}")
-    per_unit = c.GPU_BLOCK if workload.device == "gpu" else 1
+    per_unit = (
+        c.GPU_BLOCK if workload.device == "gpu" else workload.steps if getattr(workload, "per_step", False) else 1
+    )
     times: dict[str, list[float]] = {name: [] for name in runs}
     rates = []
     order = list(runs)
@@ -110,13 +125,20 @@ def measure(workload: Workload, names: list[str] | None = None, repeats: int = 3
             run()
             times[name].append((time.perf_counter() - started) / per_unit)
     rate = statistics.median(rates)
-    floor = workload.flops() / rate
-    shape_times = times.get("gemm at workload shapes")
-    shapes, best_shapes = (statistics.median(shape_times), min(shape_times)) if shape_times else (None, None)
+    per_step = getattr(workload, "per_step", False)
+
+    def floor_of(name: str) -> float:
+        """The GEMM floor of the workload (of the contender's recurrent cell, for W6), per timed unit."""
+        cell = _cell(name)
+        flops = (workload.with_cell(cell) if cell else workload).flops()
+        return flops / rate / (workload.steps if per_step else 1)
+
     rows = []
     for name, samples in times.items():
         median, best = statistics.median(samples), min(samples)
         reference, best_reference = _pytorch_reference(name, times), _pytorch_reference(name, times, min)
+        shape_times = times.get(_matching("gemm at workload shapes", name))
+        shapes, best_shapes = (statistics.median(shape_times), min(shape_times)) if shape_times else (None, None)
         rows.append(
             {
                 "name": name,
@@ -124,36 +146,52 @@ def measure(workload: Workload, names: list[str] | None = None, repeats: int = 3
                 "min_s": best,
                 "samples_s": samples,
                 "vs_pytorch": median / reference if reference else None,
-                "vs_floor": median / floor,
+                "vs_floor": median / floor_of(name),
                 "vs_gemm_at_shapes": median / shapes if shapes else None,
                 "best_vs_pytorch": best / best_reference if best_reference else None,
                 "best_vs_gemm_at_shapes": best / best_shapes if best_shapes else None,
             }
         )
+    own = f" {workload.cell}" if getattr(workload, "cell", None) else ""
+    shape_times = times.get(f"gemm at workload shapes{own}")
+    shapes, best_shapes = (statistics.median(shape_times), min(shape_times)) if shape_times else (None, None)
     return {
         "workload": workload.name,
         "sizes": list(workload.sizes),
         "batch": workload.batch,
         "rows": workload.rows,
-        "unit": workload.unit,
+        "unit": "step" if per_step else workload.unit,
         "threads": threads,
         "repeats": repeats,
         "machine": machine(),
         "sgemm_flops": rate,
-        "gemm_floor_s": floor,
+        "gemm_floor_s": floor_of(workload.name + own),
         "gemm_at_shapes_s": shapes,
         "gemm_at_shapes_best_s": best_shapes,
-        "gemm_at_shapes_flops": workload.flops() / shapes if shapes else None,
+        "gemm_at_shapes_flops": workload.flops() / shapes / (workload.steps if per_step else 1) if shapes else None,
         "results": rows,
         "skipped": notes,
     }
 
 
+def _cell(name: str) -> str | None:
+    """The recurrent cell a W6 contender runs (its name's last word), else None."""
+    last = name.rsplit(" ", 1)[-1]
+    return last if last in CELLS else None
+
+
+def _matching(base: str, name: str) -> str:
+    """``base``'s row for the same recurrent cell as contender ``name`` (W6), else ``base``."""
+    cell = _cell(name)
+    return f"{base} {cell}" if cell else base
+
+
 def _pytorch_reference(name: str, times: dict[str, list[float]], statistic=statistics.median) -> float | None:
     """PyTorch's time (median, or ``statistic`` of its runs) in the same precision as contender ``name`` (TF32 rows
-    against PyTorch's TF32)."""
+    against PyTorch's TF32), and for W6 on the same recurrent cell."""
     candidates = ["pytorch eager tf32"] if "tf32" in name else ["pytorch", "pytorch eager"]
     for candidate in candidates:
+        candidate = _matching(candidate, name)
         if candidate in times:
             return statistic(times[candidate])
     return None

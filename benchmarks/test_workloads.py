@@ -1,4 +1,5 @@
-"""End-to-end benchmarks of the reference workloads: W1 and W4 (one CPU epoch), W2, W3 and W5 (GPU steps)."""
+"""End-to-end benchmarks of the reference workloads: W1 and W4 (one CPU epoch), W6 (recurrent steps on the CPU), W2,
+W3 and W5 (GPU steps)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,18 @@ def test_w4_netcore_epoch(benchmark, device):
 def test_w4_pytorch_epoch(benchmark):
     pytest.importorskip("torch")
     run_contender(benchmark, contenders.torch_runner(), "W4")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("device", ["numpy", "numba"])
+def test_w6_netcore_steps(benchmark, device, cell):
+    run_contender(benchmark, lambda w, threads: contenders.netcore_runner(device)(w.with_cell(cell), threads), "W6")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_w6_pytorch_steps(benchmark, cell):
+    pytest.importorskip("torch")
+    run_contender(benchmark, lambda w, threads: contenders.torch_runner()(w.with_cell(cell), threads), "W6")
 
 
 @pytest.mark.gpu

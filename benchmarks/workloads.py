@@ -4,7 +4,8 @@ W1 (CPU): MLP 784-512-256-10, ReLU, softmax cross-entropy, Adam(lr=1e-3), batch 
 one shuffled epoch. W2 (GPU, launch-bound): the same network, time per step, data on the GPU. W3 (GPU,
 compute-bound): 4096-4096-4096-10 at batch 4096, time per step. W4 (CPU): LeNet-5 on 28x28x1 images, batch 64,
 60,000 rows, one epoch. W5 (GPU): 32x32x3 images, convolutions of 64, 128 and 256 filters (3x3, same, ReLU, 2x2
-max-pool after each), a dense head, batch 256, time per step.
+max-pool after each), a dense head, batch 256, time per step. W6 (CPU): a recurrent layer of 128 units (LSTM, GRU or
+SimpleRNN) over 50 steps of 32 features, Dense(10, softmax) on the last state, Adam, batch 64, time per step.
 
 A workload describes its network once and builds it for each contender (netcore layers, a PyTorch module), with the
 matrix products a training step needs (convolutions as the products of their patches, as netcore computes them).
@@ -208,6 +209,98 @@ class ConvWorkload:
         return replace(self, batch=batch or self.batch, rows=rows or self.rows)
 
 
+@dataclass(frozen=True)
+class RecurrentWorkload:
+    """A recurrent layer over sequences, softmax on its last state; timed per optimizer step over a short epoch.
+    ``cell`` is ``"lstm"``, ``"gru"`` or ``"rnn"``; :data:`CELLS` runs all three side by side."""
+
+    name: str
+    cell: str
+    time: int
+    features: int
+    units: int
+    classes: int
+    batch: int
+    rows: int
+    unit: str = "epoch"
+    device: str = "cpu"
+    #: Report time per optimizer step rather than per epoch.
+    per_step: bool = True
+
+    @property
+    def steps(self) -> int:
+        return -(-self.rows // self.batch)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.time, self.features)
+
+    @property
+    def is_mlp(self) -> bool:
+        return False
+
+    @property
+    def blocks(self) -> int:
+        return {"lstm": 4, "gru": 3, "rnn": 1}[self.cell]
+
+    @property
+    def sizes(self) -> tuple[str, ...]:
+        return (f"{self.time}x{self.features}", f"{self.cell}{self.units}", str(self.classes))
+
+    def with_cell(self, cell: str) -> RecurrentWorkload:
+        return replace(self, cell=cell)
+
+    def gemm_shapes(self, batch: int | None = None) -> list[tuple[int, int, int]]:
+        """The input projection of all steps and its kernel gradient (the input needs no gradient), the recurrent
+        product of every step forward and backward and its kernel gradient over all steps, and the head's."""
+        b, width = batch or self.batch, self.blocks * self.units
+        rows = b * self.time
+        shapes = [(rows, self.features, width), (self.features, rows, width), (self.units, rows, width)]
+        shapes += [(b, self.units, width)] * self.time + [(b, width, self.units)] * (self.time - 1)
+        return shapes + [(b, self.units, self.classes), (self.units, b, self.classes)]
+
+    def flops(self) -> float:
+        return float(sum(2 * m * k * n for m, k, n in self.gemm_shapes(1)) * self.rows)
+
+    def data(self, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        X = rng.standard_normal((self.rows, self.time, self.features), dtype=np.float32)
+        return X, rng.integers(0, self.classes, self.rows)
+
+    def netcore_layers(self) -> list:
+        from netcore.layers import GRU, LSTM, Dense, SimpleRNN
+
+        layer = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN}[self.cell]
+        return [layer(self.units), Dense(self.classes, "softmax")]
+
+    def torch_module(self, torch):
+        """PyTorch's recurrent layer and a linear head on its last output."""
+        recurrent = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[self.cell]
+
+        class LastStep(torch.nn.Module):
+            def __init__(self, features, units, classes):
+                super().__init__()
+                self.rnn = recurrent(features, units, batch_first=True)
+                self.head = torch.nn.Linear(units, classes)
+
+            def forward(self, x):
+                return self.head(self.rnn(x)[0][:, -1])
+
+        return LastStep(self.features, self.units, self.classes)
+
+    @staticmethod
+    def torch_layout(X: np.ndarray) -> np.ndarray:
+        return X
+
+    def scaled(self, rows: int | None = None, batch: int | None = None, hidden=None) -> RecurrentWorkload:
+        if hidden is not None:
+            raise ValueError(f"{self.name}'s widths are not scaled")
+        return replace(self, batch=batch or self.batch, rows=rows or self.rows)
+
+
+#: The recurrent cells W6 compares side by side.
+CELLS = ("lstm", "gru", "rnn")
+
 WORKLOADS = {
     "W1": Workload("W1", (784, 512, 256, 10), 128, 60_000, "epoch", "cpu"),
     "W2": Workload("W2", (784, 512, 256, 10), 128, 128, "step", "gpu"),
@@ -218,4 +311,5 @@ WORKLOADS = {
     "W5": ConvWorkload(
         "W5", (32, 32, 3), (Conv(64, 3), Conv(128, 3), Conv(256, 3)), (256,), 10, 256, 256, "step", "gpu"
     ),
+    "W6": RecurrentWorkload("W6", "lstm", 50, 32, 128, 10, 64, 64 * 25),
 }

@@ -8,6 +8,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -198,3 +200,21 @@ def test_w4_counts_lenets_products():
     first_input_gradient = 28 * 28 * 25 * 6  # the input needs no gradient
     assert w4.flops() == 2 * (3 * forward - first_input_gradient) * 60_000
     assert len(w4.netcore_layers()) == 8 and w4.steps == 938
+
+
+def test_w6_compares_each_recurrent_cell_with_its_pytorch_twin(tmp_path, monkeypatch):
+    from benchmarks import compare, contenders
+    from benchmarks.workloads import WORKLOADS
+
+    monkeypatch.setattr(compare, "PAUSE", 0.0)
+    monkeypatch.setattr(contenders, "square_gemm_rate", lambda workload: 1e11)
+    workload = WORKLOADS["W6"].scaled(rows=32, batch=16)
+    names = ["netcore numba gru", "pytorch gru", "netcore numpy rnn", "gemm at workload shapes rnn"]
+    report = compare.measure(workload, names, repeats=1, log=lambda *_: None)
+    rows = {row["name"]: row for row in report["results"]}
+    assert report["unit"] == "step" and set(rows) == set(names)
+    assert rows["netcore numba gru"]["vs_pytorch"] > 0 and rows["netcore numpy rnn"]["vs_pytorch"] is None
+    assert rows["netcore numpy rnn"]["vs_gemm_at_shapes"] > 0 and rows["netcore numba gru"]["vs_gemm_at_shapes"] is None
+    assert "ms/step" in compare.format_table(report)
+    lstm, gru = WORKLOADS["W6"], WORKLOADS["W6"].with_cell("gru")
+    assert lstm.flops() / gru.flops() == pytest.approx(4 / 3, rel=0.01)  # gate blocks: 4 against 3
