@@ -12,6 +12,7 @@ import pytest
 import netcore
 from netcore.layers import Activation, BatchNorm, Dense, Dropout
 from tests.conftest import require
+from tests.core.memory import host_growth
 
 #: Room for Python's own small objects (floats, argument tuples), far below one array of the test network: the
 #: smallest, 64 x 32 float32 logits, is 8 KiB; the activations are 64 KiB and the parameters 161 KiB.
@@ -30,19 +31,9 @@ def test_numba_training_steps_allocate_nothing(optimizer):
     model.compile(netcore.optimizers.get(optimizer, lr=1e-3), "cross_entropy")
     rng = np.random.default_rng(0)
     X, Y, _ = model._prepare(rng.standard_normal((64, 128)), rng.integers(0, 32, 64))
-    for _ in range(3):
-        model.train_step(X, Y)
-    tracemalloc.start()
-    try:
-        baseline = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        for _ in range(20):
-            model.train_step(X, Y)
-        current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak - baseline < SLACK_BYTES, f"a step allocated {peak - baseline} bytes"
-    assert current - baseline < SLACK_BYTES
+    peak, lasting = host_growth(lambda: model.train_step(X, Y), repeats=20)
+    assert peak < SLACK_BYTES, f"a step allocated {peak} bytes"
+    assert lasting < SLACK_BYTES
 
 
 def test_the_numpy_reference_does_allocate():

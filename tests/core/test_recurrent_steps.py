@@ -5,7 +5,6 @@ steps do."""
 from __future__ import annotations
 
 import logging
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ import pytest
 import netcore
 from netcore.layers import GRU, LSTM, Dense, SimpleRNN
 from tests.conftest import require
+from tests.core.memory import host_growth, stand_in_allocations
 
 SHAPE = (9, 4)
 
@@ -32,37 +32,22 @@ def test_numba_recurrent_steps_allocate_nothing():
     require("numba")
     model = rnn("numba")
     X, Y, _ = model._prepare(*data(16))
-    for _ in range(3):
-        model.train_step(X, Y)
-    tracemalloc.start()
-    try:
-        baseline = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        for _ in range(5):
-            model.train_step(X, Y)
-        current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    peak, lasting = host_growth(lambda: model.train_step(X, Y), repeats=5)
     # Python's small objects only (the views of each step); the smallest work buffer is 1.2 KiB, a step's are
     # ten times that and there are 27 steps.
-    assert peak - baseline < 16384, f"a step allocated {peak - baseline} bytes"
-    assert current - baseline < 4096
+    assert peak < 16384, f"a step allocated {peak} bytes"
+    assert lasting < 4096
 
 
 def test_cpu_stand_in_recurrent_steps_allocate_nothing():
-    from tests.backends.cupy_on_cpu import COMPILER, allocations, cupy_on_cpu
+    from tests.backends.cupy_on_cpu import COMPILER, cupy_on_cpu
 
     if COMPILER is None:
         pytest.skip("no C++ compiler to build the CuPy kernels for the CPU")
     with cupy_on_cpu() as backend:
         model = rnn(backend)
         X, Y, _ = model._prepare(*data(16))
-        for _ in range(3):
-            model.train_step(X, Y)
-        before = allocations()
-        for _ in range(3):
-            model.train_step(X, Y)
-        assert allocations() == before
+        assert stand_in_allocations(lambda: model.train_step(X, Y), repeats=3) == 0
 
 
 def test_graphed_recurrent_fit_trains_as_eager_fit_does(cupy_backend, caplog):

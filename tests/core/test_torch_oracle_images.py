@@ -33,9 +33,9 @@ from netcore.layers import (
 torch = pytest.importorskip("torch", reason="PyTorch (the test oracle) is not installed")
 nn, F = torch.nn, torch.nn.functional
 
+from tests.core.oracle import ROWS, train_both  # noqa: E402
 from tests.core.test_torch_oracle import TORCH_ACTIVATIONS, assert_close  # noqa: E402
 
-STEPS, ROWS, BATCH = 48, 32, 8
 DTYPES = ["float64", "float32"]
 
 
@@ -228,24 +228,7 @@ def train_side_by_side(layers, shape, dtype, optimizer=("Adam", dict(lr=1e-2)), 
     trained = [p for p in twin.parameters() if p.requires_grad]
     torch_optimizer = getattr(torch.optim, name)(trained, **options)
     X, y = images(shape, dtype)
-    tX, ty = torch.from_numpy(X), torch.from_numpy(y)
-    saved = torch.get_default_dtype()
-    torch.set_default_dtype(getattr(torch, dtype))
-    ours, theirs = [], []
-    try:
-        for step in range(STEPS):
-            rows = slice((step * BATCH) % ROWS, (step * BATCH) % ROWS + BATCH)
-            ours.append(model.train_on_batch(X[rows], y[rows]))
-            torch_optimizer.zero_grad()
-            loss = F.cross_entropy(twin(tX[rows]), ty[rows])
-            loss.backward()
-            torch_optimizer.step()
-            theirs.append(loss.item())
-    finally:
-        torch.set_default_dtype(saved)
-    assert_close(ours, theirs, dtype, "losses")
-    for i, (got, want) in enumerate(zip(model.get_weights(), ordered_twin_weights(twin), strict=True)):
-        assert_close(got, want, dtype, f"weight {i}")
+    train_both(model, twin, torch_optimizer, X, y, dtype, lambda: ordered_twin_weights(twin))
     return model, twin, X
 
 

@@ -20,9 +20,9 @@ from netcore.layers import GRU, LSTM, Bidirectional, Dense, Flatten, SimpleRNN
 torch = pytest.importorskip("torch", reason="PyTorch (the test oracle) is not installed")
 nn, F = torch.nn, torch.nn.functional
 
-from tests.core.test_torch_oracle import assert_close  # noqa: E402
+from tests.core.oracle import ROWS, train_both  # noqa: E402
 
-STEPS, ROWS, BATCH, TIME, FEATURES, CLASSES = 48, 32, 8, 7, 3, 3
+TIME, FEATURES, CLASSES = 7, 3, 3
 DTYPES = ["float64", "float32"]
 
 
@@ -158,31 +158,8 @@ def train_side_by_side(layers, dtype, targets="last", optimizer=("Adam", dict(lr
     rng = np.random.default_rng(0)
     X = rng.standard_normal((ROWS, TIME, FEATURES)).astype(dtype)
     y = rng.integers(0, CLASSES, (ROWS, TIME) if targets == "steps" else ROWS)
-    tX, ty = torch.from_numpy(X), torch.from_numpy(y)
-    saved = torch.get_default_dtype()
-    torch.set_default_dtype(getattr(torch, dtype))
-    ours, theirs = [], []
-    try:
-        for step in range(STEPS):
-            rows = slice((step * BATCH) % ROWS, (step * BATCH) % ROWS + BATCH)
-            ours.append(model.train_on_batch(X[rows], y[rows]))
-            torch_optimizer.zero_grad()
-            logits = twin(tX[rows])
-            loss = F.cross_entropy(logits.reshape(-1, CLASSES), ty[rows].reshape(-1))
-            loss.backward()
-            trained = [p for p in twin.parameters() if p.requires_grad]
-            if "global_clipnorm" in clip:
-                torch.nn.utils.clip_grad_norm_(trained, clip["global_clipnorm"])
-            if "clipvalue" in clip:
-                torch.nn.utils.clip_grad_value_(trained, clip["clipvalue"])
-            torch_optimizer.step()
-            theirs.append(loss.item())
-    finally:
-        torch.set_default_dtype(saved)
-    assert_close(ours, theirs, dtype, "losses")
-    expected = [w for module in twin for w in getattr(module, "netcore_weights", lambda: [])()]
-    for i, (got, want) in enumerate(zip(model.get_weights(), expected, strict=True)):
-        assert_close(got, want, dtype, f"weight {i}")
+    expected = lambda: [w for module in twin for w in getattr(module, "netcore_weights", lambda: [])()]  # noqa: E731
+    train_both(model, twin, torch_optimizer, X, y, dtype, expected, clip)
 
 
 CASES = {
