@@ -272,3 +272,30 @@ __all__ = [
     "ReduceLROnPlateau",
     "TerminateOnNaN",
 ]
+
+
+class OptunaPruning(Callback):
+    """Reports ``monitor`` to an Optuna ``trial`` after every epoch and stops the trial when its pruner says so
+    (raising Optuna's ``TrialPruned`` out of ``fit``, as Optuna's integrations do). Usable in any ``fit``; the
+    tuning module adds it to every trial. :attr:`epochs` counts the epochs the trial trained."""
+
+    def __init__(self, trial, monitor: str = "val_loss"):
+        super().__init__()
+        self.trial, self.monitor = trial, monitor
+        self.epochs = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs += 1
+        logs = logs or {}
+        if self.monitor not in logs:
+            raise ConfigurationError(
+                f"OptunaPruning monitors {self.monitor!r}, which fit does not log (it logs {sorted(logs)}); "
+                "give fit validation data for val_* quantities"
+            )
+        self.trial.report(float(logs[self.monitor]), epoch)
+        if self.trial.should_prune():
+            from netcore.tuning import optuna_module
+
+            raise optuna_module().TrialPruned(
+                f"pruned after epoch {epoch + 1}: {self.monitor} {logs[self.monitor]:.4g}"
+            )

@@ -220,6 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save", help="write the trained model to this checkpoint file (.ncz)")
     train.add_argument("--plot", help="write loss and accuracy curves to this PNG file")
     train.add_argument(
+        "--params",
+        help="a JSON file with a configuration found by `netcore tune` (its output, or its best_params alone); "
+        "it replaces --hidden, --activation, --optimizer, --lr, --batch-size, --dropout, --batchnorm and --l2",
+    )
+    train.add_argument(
         "--cuda-graph",
         action="store_true",
         help="replay each training step as recorded CUDA graphs (cupy; elsewhere a warning, then eager steps)",
@@ -238,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     summary = commands.add_parser("summary", help="print a saved model's layers and parameter counts")
     summary.add_argument("model")
+
+    from netcore import cli_tune
+
+    cli_tune.add_parser(commands, _data_options, _positive_int, _positive_float, _fraction)
 
     bench = commands.add_parser("bench", help="compare netcore with PyTorch and the GEMM floor on a workload")
     from benchmarks.compare import build_parser as bench_parser
@@ -336,6 +345,23 @@ def _build_model(args, data) -> netcore.Sequential:
     return model
 
 
+def _model_from_params(args, data):
+    """The model and batch size of a configuration saved from ``netcore tune``."""
+    from netcore import tuning
+
+    if args.conv or args.rnn or args.augment or args.sequences:
+        raise ConfigurationError("--params describes a dense network; it does not combine with --conv or --rnn")
+    try:
+        with open(args.params) as handle:
+            saved = json.load(handle)
+        params = saved.get("best_params", saved)
+        classification = data.task == "classification"
+        model = tuning.build_model(params, data.n_features, data.n_classes or 1, classification, args.device, args.seed)
+        return model, int(params["batch_size"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ConfigurationError(f"--params {args.params}: not a configuration from netcore tune ({exc!r})") from None
+
+
 def _targets(data, y):
     return y if data.task == "classification" else y.reshape(-1, 1)
 
@@ -364,7 +390,10 @@ def _train(args) -> int:
         raise ConfigurationError("--conv and --augment read images, --rnn and --sequences sequences: choose one")
     layout = "images" if args.conv or args.augment else "sequences" if args.rnn or args.sequences else "table"
     data, source = _load_data(args, args.seed, validation_size, args.dtype, layout=layout)
-    model = _build_model(args, data)
+    if args.params:
+        model, args.batch_size = _model_from_params(args, data)
+    else:
+        model = _build_model(args, data)
     split = args.validation_split or (0.1 if args.early_stopping else 0.0)
     callbacks = []
     if args.early_stopping:
@@ -488,6 +517,12 @@ def _summary(args) -> int:
     return 0
 
 
+def _tune(args) -> int:
+    from netcore import cli_tune
+
+    return cli_tune.run(args, lambda args, seed: _load_data(args, seed, 0.0, "float32"))
+
+
 def _bench(args) -> int:
     from benchmarks.compare import run
 
@@ -500,6 +535,7 @@ COMMANDS = {
     "evaluate": _evaluate,
     "predict": _predict,
     "summary": _summary,
+    "tune": _tune,
     "bench": _bench,
 }
 

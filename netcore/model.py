@@ -253,6 +253,10 @@ class Sequential:
         self._check_carried()
         self._carry(self._allocate(self._layout))
 
+    def normalizes_batches(self) -> bool:
+        """Whether a training step normalises with batch statistics (a trainable BatchNorm)."""
+        return any(isinstance(layer, layers_mod.BatchNorm) and layer.trainable for layer in self.layers)
+
     def _check_layout(self) -> None:
         """Training needs the trainable flags the buffers were laid out for (a change takes effect at compile)."""
         for layer, flag in zip(self.layers, self._layout, strict=True):

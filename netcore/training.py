@@ -139,6 +139,11 @@ def run(
     # Whatever computes each step: the model itself, or its recorded graphs (same two methods).
     stepper = GraphedSteps(model) if cuda_graph else model
     backend, n = model.backend, X.shape[0]
+    # Batch statistics of a single row are undefined: with batch norm training, a last batch of one row is left
+    # out of the epoch (PyTorch's drop_last for that case) rather than failing the whole fit.
+    if n % batch == 1 and n > 1 and model.normalizes_batches():
+        log.info("fit leaves out the last batch of each epoch: one row, and batch norm needs two")
+        n -= 1
     steps = -(-n // batch)
     progress = Progress(verbose, epochs, steps)
     batch_hooks = [cb for cb in callbacks if _overrides(cb, "on_batch_begin") or _overrides(cb, "on_batch_end")]
