@@ -13,6 +13,7 @@ trial marks it failed (after a grace period of :data:`GRACE_SECONDS`); trials ar
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 
@@ -166,9 +167,14 @@ def open_storage(storage):
 
 def create_study(direction: str, storage=None, study_name=None, sampler=None, pruner=None, seed: int = 0):
     """A new study, or the existing one of that name in the storage (joined by every process that asks for it).
-    Joining a study that optimises in the other direction is a ConfigurationError."""
+    Joining a study that optimises in the other direction is a ConfigurationError. The default sampler is TPE
+    seeded with ``seed`` (mixed with the process id when the study is stored, so that processes sharing it draw
+    different configurations)."""
     optuna = optuna_module()
-    sampler = sampler or optuna.samplers.TPESampler(seed=seed)
+    if sampler is None:
+        # Processes that share a study must not draw the same configurations: each seeds its own sampler.
+        shared = storage is not None
+        sampler = optuna.samplers.TPESampler(seed=(seed * 1_000_003 + os.getpid()) % 2**32 if shared else seed)
     pruner = pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3)
     study = optuna.create_study(
         storage=open_storage(storage),
