@@ -74,6 +74,13 @@ class ArrayOps:
         """A 0-d array or number as a Python float (synchronises on a GPU)."""
         return float(x)
 
+    def limit_threads(self, count: int) -> None:
+        """Let this process's host math (BLAS, compiled kernels) use at most ``count`` threads: processes that share
+        a machine's cores (ranks of a distributed job) must not each start one thread per core."""
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=count)
+
     def memory_info(self) -> tuple[int, int]:
         """(bytes in use, bytes in total) on the device; (0, 0) where nobody counts (host memory)."""
         return 0, 0

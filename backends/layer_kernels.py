@@ -88,6 +88,63 @@ class LayerKernels:
         """What a batch's biased variance is multiplied by before it enters the running variance."""
         return n / (n - 1) if unbiased and n > 1 else 1.0
 
+    def batchnorm_forward_train_synced(
+        self,
+        x,
+        gamma,
+        beta,
+        running_mean,
+        running_var,
+        out,
+        xhat,
+        inv_std,
+        *,
+        eps,
+        new_weight,
+        unbiased_running_var,
+        peers,
+    ):
+        """:meth:`batchnorm_forward_train` with the statistics of the rows of every process: ``peers.reduce(a)``
+        sums a contiguous array over the processes in place. Two reductions (the sums and count, then the squared
+        deviations from the global mean: the two-pass variance, not the cancelling ``E[x^2] - E[x]^2``). Returns the
+        global row count."""
+        xp = self.xp
+        features = x.shape[1]
+        sums = xp.empty(features + 1, dtype=x.dtype)
+        self.column_sum(x, sums[:features])
+        sums[features] = x.shape[0]
+        peers.reduce(sums)
+        n = int(round(float(sums[features])))
+        mean = sums[:features] / n
+        xp.subtract(x, mean, out=xhat)
+        squares = self.column_sum(xhat * xhat, xp.empty(features, dtype=x.dtype))
+        var = peers.reduce(squares) / n
+        inv_std[...] = 1 / xp.sqrt(var + eps)
+        xhat *= inv_std
+        xp.multiply(xhat, gamma, out=out)
+        out += beta
+        running_mean *= 1 - new_weight
+        running_mean += new_weight * mean
+        running_var *= 1 - new_weight
+        running_var += new_weight * self.running_variance_scale(n, unbiased_running_var) * var
+        return n
+
+    def batchnorm_backward_synced(self, dy, xhat, inv_std, gamma, dx, dgamma, dbeta, *, rows: int, peers):
+        """:meth:`batchnorm_backward` through statistics of ``rows`` rows over every process. ``dgamma``/``dbeta``
+        stay this process's sums (the data-parallel step weights and sums them with the other gradients); ``dx``
+        needs the global sums, each process's ``dy`` scaled to the global loss by ``peers.fraction``."""
+        xp = self.xp
+        features = dy.shape[1]
+        self.column_sum(dy, dbeta)
+        self.column_sum(dy * xhat, dgamma)
+        if dx is None:
+            return None
+        total = xp.concatenate([dbeta, dgamma]) * peers.fraction
+        peers.reduce(total)
+        share = peers.fraction or 1.0  # a share of weight 0: its dx is multiplied by 0 with its other gradients
+        dx[...] = (gamma * inv_std / rows) * (rows * dy - (total[:features] + xhat * total[features:]) / share)
+        return dx
+
     def batchnorm_forward_eval(self, x, gamma, beta, running_mean, running_var, out, *, eps: float):
         """``out = gamma (x - running_mean) / sqrt(running_var + eps) + beta``."""
         scale = gamma / self.xp.sqrt(running_var + eps)

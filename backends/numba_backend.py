@@ -100,6 +100,12 @@ class NumbaBackend(NumpyBackend):
         self._tiles = {}
         self._image_scratch = {}
 
+    def limit_threads(self, count: int) -> None:
+        import numba
+
+        super().limit_threads(count)
+        numba.set_num_threads(max(1, min(count, numba.config.NUMBA_NUM_THREADS)))
+
     # ----------------------------------------------------------------- activations
     def bias_activation(self, z, b, kind, alpha, out):
         code = _KIND_CODES.get(kind)

@@ -18,6 +18,9 @@ from netcore.errors import ConfigurationError
 class Callback:
     """Base class: override any of the hooks."""
 
+    #: Whether the callback writes files (then only rank 0 of a distributed job runs it).
+    writes_files = False
+
     def __init__(self):
         self.model = None
 
@@ -144,6 +147,8 @@ class ModelCheckpoint(_Monitor):
     ``filepath`` may hold ``{epoch}`` and any logged name, e.g. ``"ckpt-{epoch:02d}-{val_loss:.3f}.ncz"``; its
     directory is created when missing (as Keras does), so a long run does not fail at its first save."""
 
+    writes_files = True
+
     def __init__(
         self,
         filepath: str,
@@ -230,6 +235,8 @@ class ReduceLROnPlateau(_Monitor):
 
 class CSVLogger(Callback):
     """Append one row per epoch (``epoch`` then every log) to a CSV file."""
+
+    writes_files = True
 
     def __init__(self, filename: str, separator: str = ",", append: bool = False):
         super().__init__()

@@ -225,6 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
         "it replaces --hidden, --activation, --optimizer, --lr, --batch-size, --dropout, --batchnorm and --l2",
     )
     train.add_argument(
+        "--distributed",
+        action="store_true",
+        help="train data-parallel over the processes of `mpiexec -n N netcore train ...` (rank 0 reports and saves)",
+    )
+    train.add_argument(
         "--cuda-graph",
         action="store_true",
         help="replay each training step as recorded CUDA graphs (cupy; elsewhere a warning, then eager steps)",
@@ -378,9 +383,11 @@ def _check_output(path: str, flag: str) -> None:
 
 
 def _train(args) -> int:
-    if args.save:
+    world = netcore.distributed.init() if args.distributed else None
+    main = world is None or world.is_main  # the one process that reports and writes files
+    if args.save and main:
         _check_output(args.save, "--save")
-    if args.plot:
+    if args.plot and main:
         _check_output(args.plot, "--plot")
         from netcore.plot import load_pyplot
 
@@ -406,12 +413,15 @@ def _train(args) -> int:
         batch_size=args.batch_size,
         validation_split=split,
         callbacks=callbacks,
-        verbose=0 if args.json else 2,
+        verbose=0 if args.json or not main else 2,
         cuda_graph=args.cuda_graph,
+        distributed=args.distributed,
     )
     seconds = time.perf_counter() - started
     test = model.evaluate(data.X_test, _targets(data, data.y_test))
     model.metadata["data"] = _data_record(data, source, args.seed, validation_size)
+    if not main:
+        return 0
     if args.save:
         model.save(args.save)
     if args.plot:
@@ -440,6 +450,7 @@ def _train(args) -> int:
         "input_shape": list(model.input_shape),
         "parameters": model.count_params(),
         "dtype": args.dtype,
+        "world_size": world.size if world else 1,
         "saved": args.save,
         "plot": args.plot,
     }
@@ -540,15 +551,28 @@ COMMANDS = {
 }
 
 
+def _fail(message: str, status: int) -> int:
+    """Report an error once. In a distributed job where every rank failed together (a divergence, a disagreement),
+    rank 0 reports it; an error on one rank alone is reported by that rank and ends the job, since the others are
+    waiting for it."""
+    world = netcore.distributed.current()
+    if world is None or world.size == 1:
+        print(f"netcore: error: {message}", file=sys.stderr)
+    elif world.failed_together():
+        if world.is_main:
+            print(f"netcore: error: {message}", file=sys.stderr)
+    else:
+        print(f"netcore: error on rank {world.rank}: {message}", file=sys.stderr)
+        world.abort(status)
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="netcore: %(message)s")
     try:
         return COMMANDS[args.command](args)
     except NetcoreError as exc:
-        message = " ".join(str(exc).split())
-        print(f"netcore: error: {message}", file=sys.stderr)
-        return 2
+        return _fail(" ".join(str(exc).split()), 2)
     except OSError as exc:  # the file system failed us (disk full, permissions changed mid-run): still one line
-        print(f"netcore: error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(str(exc), 1)

@@ -19,12 +19,18 @@ class DivergenceError(NetcoreError, RuntimeError):
     """Training produced a non-finite loss or gradient."""
 
 
+class DistributedError(NetcoreError, RuntimeError):
+    """The processes of a distributed job lost each other: a rank died, hung or failed where the others could not
+    see it."""
+
+
 __all__ = [
     "BackendUnavailableError",
     "CheckpointError",
     "ConfigurationError",
     "DTypeError",
     "DeviceError",
+    "DistributedError",
     "DivergenceError",
     "NetcoreError",
     "OutOfMemoryError",

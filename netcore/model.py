@@ -569,6 +569,7 @@ class Sequential:
         callbacks=None,
         on_nonfinite: str = "raise",
         cuda_graph: bool = False,
+        distributed: bool = False,
     ) -> History:
         """Train for ``epochs`` passes over ``(X, y)`` in mini-batches (``batch_size=None``: full batch).
 
@@ -587,6 +588,10 @@ class Sequential:
         pass and the optimizer step as CUDA graphs on first use and replays them for every later batch: the same
         arithmetic in two launches per step. Where the model cannot be recorded (see :meth:`compile_step`) or the
         backend has no graphs, training runs eagerly and the reason is logged.
+
+        ``distributed=True`` trains data-parallel over the processes of an MPI job (``mpiexec -n N``): each
+        computes its share of every batch and one Allreduce sums the gradients, so the steps are those of one
+        process with the same ``batch_size`` and seed (see :mod:`netcore.distributed`).
         """
         if self.optimizer is None:
             raise ConfigurationError("call compile() before fit()")
@@ -617,18 +622,32 @@ class Sequential:
                     raise ConfigurationError("validation_data must be a pair (X_val, y_val)")
                 validation = self._prepare(*validation_data)[:2]
             batch = n if batch_size is None else min(batch_size, n)
-            return training.run(
-                self,
-                (X, Y, weights, validation),
-                epochs,
-                batch,
-                shuffle,
-                list(callbacks or []),
-                verbose,
-                History(),
-                on_nonfinite,
-                bool(cuda_graph),
-            )
+            parallel = None
+            if distributed:
+                from netcore import distributed as dist
+
+                if cuda_graph:
+                    raise ConfigurationError("cuda_graph=True and distributed=True do not combine")
+                ctx = dist.init()
+                dist.synchronise(self, ctx, n, batch, epochs, shuffle)
+                parallel = dist.DataParallelSteps(self, ctx, weights)
+                if not ctx.is_main:  # one rank reports and writes files
+                    verbose = 0
+                    callbacks = [cb for cb in callbacks or [] if not getattr(cb, "writes_files", False)]
+            with parallel or contextlib.nullcontext():
+                return training.run(
+                    self,
+                    (X, Y, weights, validation),
+                    epochs,
+                    batch,
+                    shuffle,
+                    list(callbacks or []),
+                    verbose,
+                    History(),
+                    on_nonfinite,
+                    bool(cuda_graph),
+                    parallel,
+                )
 
     def _restore_callback_state(self, callbacks) -> None:
         """Hand callbacks the state a loaded checkpoint carried for them (matched by class, in order)."""

@@ -133,17 +133,20 @@ def run(
     history,
     on_nonfinite="raise",
     cuda_graph: bool = False,
+    parallel=None,
 ):
-    """Train ``model`` on prepared device arrays ``data = (X, Y, weights, validation)``; fill ``history``."""
+    """Train ``model`` on prepared device arrays ``data = (X, Y, weights, validation)``; fill ``history``.
+    ``parallel`` (a :class:`netcore.distributed.DataParallelSteps`) trains this rank's share of every batch."""
     X, Y, weights, validation = data
-    # Whatever computes each step: the model itself, or its recorded graphs (same two methods).
-    stepper = GraphedSteps(model) if cuda_graph else model
+    # Whatever computes each step: the model itself, its recorded graphs, or its share of a distributed job.
+    stepper = parallel or (GraphedSteps(model) if cuda_graph else model)
     backend, n = model.backend, X.shape[0]
-    # Batch statistics of a single row are undefined: with batch norm training, a last batch of one row is left
-    # out of the epoch (PyTorch's drop_last for that case) rather than failing the whole fit.
-    if n % batch == 1 and n > 1 and model.normalizes_batches():
-        log.info("fit leaves out the last batch of each epoch: one row, and batch norm needs two")
-        n -= 1
+    # Batch statistics of a single row are undefined: with batch norm training, a last batch too small to give
+    # every share two rows is left out of the epoch (PyTorch's drop_last for that case) rather than failing the fit.
+    shares = parallel.ctx.size if parallel else 1
+    if model.normalizes_batches() and n % batch and n % batch < 2 * shares and n > batch:
+        log.info("fit leaves out the last batch of each epoch: too few rows for batch norm on every share")
+        n -= n % batch
     steps = -(-n // batch)
     progress = Progress(verbose, epochs, steps)
     batch_hooks = [cb for cb in callbacks if _overrides(cb, "on_batch_begin") or _overrides(cb, "on_batch_end")]
@@ -170,12 +173,15 @@ def run(
                 for step, start in enumerate(range(0, n, batch)):
                     index = order[start : start + batch]
                     rows = index.shape[0]
-                    xb = backend.take_rows(X, index, model._batch_buffer("x", X, rows))
-                    yb = backend.take_rows(Y, index, model._batch_buffer("y", Y, rows))
+                    if parallel:
+                        index = parallel.share(index)
+                    mine = index.shape[0]  # the rows this process computes
+                    xb = backend.take_rows(X, index, model._batch_buffer("x", X, mine))
+                    yb = backend.take_rows(Y, index, model._batch_buffer("y", Y, mine))
                     wb = (
                         None
                         if weights is None
-                        else backend.take_rows(weights, index, model._batch_buffer("w", weights, rows))
+                        else backend.take_rows(weights, index, model._batch_buffer("w", weights, mine))
                     )
                     for cb in batch_hooks:
                         cb.on_batch_begin(step, {})

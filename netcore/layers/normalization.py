@@ -17,6 +17,10 @@ class BatchNorm(Layer):
     (default): ``momentum=0.1`` is the weight of the new batch, ``eps=1e-5``, the running variance is unbiased.
     ``convention="keras"``: ``momentum=0.99`` is the weight of the old value, ``eps=1e-3``, the running variance is
     the biased batch variance. Explicit ``momentum``/``eps`` override the convention's defaults and keep its meaning.
+
+    ``sync=True``: in data-parallel training (``fit(..., distributed=True)``) the statistics are those of the whole
+    batch across the processes (PyTorch's ``SyncBatchNorm``), so training matches one process; by default each
+    process normalises its share with its own statistics. Elsewhere it changes nothing.
     """
 
     default_name = "batchnorm"
@@ -28,8 +32,13 @@ class BatchNorm(Layer):
         convention: str = "torch",
         name: str | None = None,
         trainable: bool = True,
+        sync: bool = False,
     ):
         super().__init__(name, trainable)
+        self.sync = bool(sync)
+        #: While distributed training runs with ``sync``: what sums arrays over the processes (``reduce``) and
+        #: weighs this process's share of the batch (``fraction``).
+        self.peers = None
         if convention not in ("torch", "keras"):
             raise ConfigurationError(f"BatchNorm convention must be 'torch' or 'keras', got {convention!r}")
         self.convention = convention
@@ -41,7 +50,13 @@ class BatchNorm(Layer):
         self.new_weight = self.momentum if convention == "torch" else 1 - self.momentum
 
     def config(self):
-        return {"momentum": self.momentum, "eps": self.eps, "convention": self.convention, **super().config()}
+        return {
+            "momentum": self.momentum,
+            "eps": self.eps,
+            "convention": self.convention,
+            "sync": self.sync,
+            **super().config(),
+        }
 
     def param_specs(self):
         fan = (self.n_in, self.n_in)
@@ -69,20 +84,14 @@ class BatchNorm(Layer):
             )
         xhat = self.buffer("xhat", x2.shape, x.dtype)
         inv_std = self.buffer("inv_std", (1, self.n_in), x.dtype)[0]
-        backend.batchnorm_forward_train(
-            x2,
-            p["gamma"],
-            p["beta"],
-            s["running_mean"],
-            s["running_var"],
-            out,
-            xhat,
-            inv_std,
-            eps=self.eps,
-            new_weight=self.new_weight,
-            unbiased_running_var=self.convention == "torch",
-        )
-        self._cache = (xhat, inv_std)
+        arrays = (x2, p["gamma"], p["beta"], s["running_mean"], s["running_var"], out, xhat, inv_std)
+        options = {"eps": self.eps, "new_weight": self.new_weight, "unbiased_running_var": self.convention == "torch"}
+        if self.peers is None:
+            backend.batchnorm_forward_train(*arrays, **options)
+            n_all = n
+        else:
+            n_all = backend.batchnorm_forward_train_synced(*arrays, **options, peers=self.peers)
+        self._cache = (xhat, inv_std, n_all)
         return shaped(out, x.shape)
 
     def backward(self, dy, need_dx):
@@ -96,9 +105,11 @@ class BatchNorm(Layer):
             gamma, running_var = self.params["gamma"], self.state["running_var"]
             self.backend.batchnorm_forward_eval(dy2, gamma, zeros, zeros, running_var, dx, eps=self.eps)
             return shaped(dx, dy.shape)
-        xhat, inv_std = self._cache
+        xhat, inv_std, n_all = self._cache
         dx = self.buffer("dx", dy2.shape, dy.dtype) if need_dx else None
-        self.backend.batchnorm_backward(
-            dy2, xhat, inv_std, self.params["gamma"], dx, self.grads["gamma"], self.grads["beta"]
-        )
+        arrays = (dy2, xhat, inv_std, self.params["gamma"], dx, self.grads["gamma"], self.grads["beta"])
+        if self.peers is None:
+            self.backend.batchnorm_backward(*arrays)
+        else:
+            self.backend.batchnorm_backward_synced(*arrays, rows=n_all, peers=self.peers)
         return None if dx is None else shaped(dx, dy.shape)

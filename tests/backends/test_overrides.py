@@ -57,6 +57,7 @@ PLUMBING = {
     "memory_info",
     "capture",
     "capture_unsupported",
+    "limit_threads",
 }
 
 

@@ -7,7 +7,20 @@ import pathlib
 
 import pytest
 
-CORE = ["activations", "initializers", "layers", "losses", "metrics", "model", "optimizers", "regularizers"]
+CORE = [
+    "activations",
+    "callbacks",
+    "distributed",
+    "graphs",
+    "initializers",
+    "layers",
+    "losses",
+    "metrics",
+    "model",
+    "optimizers",
+    "regularizers",
+    "training",
+]
 ARRAY_LIBRARIES = {"numpy", "cupy", "cupyx", "numba", "scipy", "torch"}
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
