@@ -48,6 +48,22 @@ class ArrayOps:
         """``x`` (host data or a native array) as a C-contiguous array of this backend, copied only if needed."""
         return self.xp.asarray(x, dtype=dtype, order="C")
 
+    def is_streamable(self, x) -> bool:
+        """Whether ``x`` is data to read a block at a time rather than copy in whole: a NumPy memmap, or an array-like
+        of NumPy dtype that is not an in-memory array (an h5py or zarr dataset, a Dask array)."""
+        if isinstance(x, np.memmap):
+            return True
+        if isinstance(x, np.ndarray) or self.is_native(x) or self.foreign_device(x) is not None or hasattr(x, "iloc"):
+            return False  # in memory already, another device's (the transfer rules apply), or pandas
+        return hasattr(x, "shape") and isinstance(getattr(x, "dtype", None), np.dtype)
+
+    def load_rows(self, rows, dtype):
+        """A new array of this backend holding ``rows`` (a memmap slice, an h5py, zarr or Dask block) in ``dtype``:
+        the read and the conversion happen here, in one pass, in whichever thread calls it."""
+        out = self.empty(tuple(rows.shape), dtype)
+        out[...] = np.asarray(rows)
+        return out
+
     def device_of(self, x) -> str | None:
         """For a native array on another device of this backend (another GPU), that device's name; else None."""
         return None

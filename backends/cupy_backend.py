@@ -265,6 +265,8 @@ class CupyBackend(CupyImageKernels, CupyRecurrentKernels, Backend):
             counter.fill(step)
 
     def accumulate(self, total, value, weight):
+        if not self.is_native(value):  # a host number (a distributed step's loss, summed over the ranks)
+            return super().accumulate(total, value, weight)
         if not self.is_native(total):
             total = self.xp.zeros((), dtype=value.dtype)
         self._accumulate_kernel(value, value.dtype.type(weight), total)

@@ -333,6 +333,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--json", dest="json_path", default=None, help="write the report as JSON here")
     parser.add_argument("--plot", dest="plot_path", default=None, help="write a PNG bar chart here")
     parser.add_argument("--sweep", action="store_true", help="also vary batch size and width; plot cost vs work")
+    parser.add_argument(
+        "--processes",
+        type=_positive_int,
+        default=None,
+        help="instead: the throughput of this many data-parallel processes (mpiexec) against one, one thread each",
+    )
+    parser.add_argument("--device", default="numba", help="the device of the --processes measurement")
     return parser
 
 
@@ -340,6 +347,17 @@ def run(args) -> int:
     workload = WORKLOADS[args.workload]
     if args.rows:
         workload = workload.scaled(rows=args.rows)
+    if args.processes:
+        from benchmarks.scaling import format_scaling, measure_scaling
+
+        report = measure_scaling(
+            workload, args.processes, args.repeats, args.device, log=lambda m: print(m, file=sys.stderr)
+        )
+        print(format_scaling(report))
+        if args.json_path:
+            with open(args.json_path, "w") as handle:
+                json.dump(report, handle, indent=2)
+        return 0
     names = [n.strip() for n in args.only.split(",")] if args.only else None
     report = measure(workload, names, args.repeats, log=lambda msg: print(msg, file=sys.stderr))
     print(format_table(report))

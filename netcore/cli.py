@@ -136,7 +136,11 @@ def _data_options(parser, default_dataset=None):
     source.add_argument("--dataset", default=default_dataset, choices=datasets.NAMES)
     source.add_argument("--csv", help="a CSV file with a header row")
     source.add_argument("--mnist", help="a folder with MNIST's IDX files (train-images-idx3-ubyte[.gz], ...)")
+    source.add_argument(
+        "--npy", help="a .npy file of features, memory-mapped and read a block at a time (labels: --labels)"
+    )
     parser.add_argument("--target", help="the label column of --csv")
+    parser.add_argument("--labels", help="the .npy file of labels for --npy, one per row")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -272,6 +276,12 @@ def _load_data(args, seed: int, validation_size: float = 0.0, dtype: str = "floa
         return datasets.load_csv(args.csv, args.target, **options), {"csv": args.csv, "target": args.target}
     if args.target:
         raise ConfigurationError("--target only goes with --csv")
+    if bool(args.npy) != bool(args.labels):
+        raise ConfigurationError("--npy and --labels go together: features and labels, one .npy file each")
+    if args.npy:
+        if layout != "table":
+            raise ConfigurationError("--npy reads its rows as stored; --conv, --augment and --rnn need a data set")
+        return datasets.load_npy(args.npy, args.labels), {"npy": args.npy, "labels": args.labels}
     if args.mnist:
         return datasets.load_mnist(args.mnist, as_images=as_images, **options), {"mnist": args.mnist}
     name = args.dataset or "digits"
@@ -465,10 +475,11 @@ def _train(args) -> int:
 def _evaluate(args) -> int:
     model = netcore.load(args.model, device=args.device)
     record = model.metadata.get("data", {})
-    if not (args.dataset or args.csv or args.mnist):
+    if not (args.dataset or args.csv or args.mnist or args.npy):
         if not record:
             raise ConfigurationError("the model does not say what it was trained on; pass --dataset or --csv")
         args.dataset, args.csv, args.mnist = record.get("dataset"), record.get("csv"), record.get("mnist")
+        args.npy, args.labels = record.get("npy"), record.get("labels")
         args.target = args.target or record.get("target")
     seed = record.get("seed", 0)
     layout = record.get("layout") or {1: "table", 2: "sequences", 3: "images"}[len(model.input_shape)]

@@ -270,6 +270,36 @@ def load(
     return prepare(key, X, y, "classification", test_size, validation_size, seed, dtype, features, shape, scale)
 
 
+# ----------------------------------------------------------------------------------------------- .npy
+def load_npy(features, labels, test_size: float = 0.2, task: str | None = None) -> Dataset:
+    """Features memory-mapped from a ``.npy`` file, labels from another: ``fit`` reads the features a block at a
+    time, so the file may be larger than memory. The last ``test_size`` of the rows are the test split (rows in the
+    file's order: shuffle the file first if it is sorted), and features are used as stored, not standardised (that
+    would copy them). Integer labels are classes (``task`` overrides), anything else regression targets."""
+    name = os.path.splitext(os.path.basename(str(features)))[0]
+    try:
+        X = np.load(features, mmap_mode="r")
+        y = np.load(labels)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {features} and {labels} as .npy files: {exc}") from None
+    if X.ndim < 2 or len(X) < 2:
+        raise ShapeError(f"{features}: need at least 2 rows of features, got shape {X.shape}")
+    if y.shape[:1] != X.shape[:1]:
+        raise ShapeError(f"{features} has {len(X)} rows but {labels} has {len(y)}")
+    if not 0 < test_size < 1:
+        raise ConfigurationError(f"test_size must be a fraction in (0, 1), got {test_size}")
+    task = task or ("classification" if y.dtype.kind in "iub" else "regression")
+    classes = []
+    if task == "classification":
+        classes, y = np.unique(y, return_inverse=True)
+        classes, y = classes.tolist(), y.astype(np.int64)
+    cut = len(X) - max(1, int(round(len(X) * test_size)))
+    width = int(np.prod(X.shape[1:]))
+    return Dataset(
+        name, X[:cut], y[:cut], X[cut:], y[cut:], len(classes), np.zeros(width), np.ones(width), classes=classes
+    )
+
+
 # ----------------------------------------------------------------------------------------------- CSV
 def load_csv(
     path,

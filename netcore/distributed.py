@@ -223,8 +223,8 @@ class DataParallelSteps:
     """What :func:`netcore.training.run` calls for each step when training is distributed: the rank's share of each
     global batch, its gradient weighted by that share, and the sum over ranks (one Allreduce)."""
 
-    def __init__(self, model, ctx: Context, weights):
-        self.model, self.ctx, self.weights = model, ctx, weights
+    def __init__(self, model, ctx: Context):
+        self.model, self.ctx = model, ctx
         self.fraction = 1.0
         self._loss = array.array("d", [0.0])
 
@@ -232,17 +232,18 @@ class DataParallelSteps:
         """This rank's contiguous share ``[lo, hi)`` of a batch of ``rows`` rows."""
         return rows * self.ctx.rank // self.ctx.size, rows * (self.ctx.rank + 1) // self.ctx.size
 
-    def share(self, index):
-        """The rows of this rank's share of the global batch ``index``; remembers the share's weight in it."""
+    def share(self, index, weights=None):
+        """The rows of this rank's share of the global batch ``index`` (rows of the data, or of a streamed block
+        whose sample weights are ``weights``); remembers the share's weight in it."""
         lo, hi = self.bounds(index.shape[0])
         if self.model.loss.reduction == "sum":
             self.fraction = 1.0  # a sum over the batch is the sum of the shares' sums
-        elif self.weights is None:
+        elif weights is None:
             self.fraction = (hi - lo) / index.shape[0]
         else:
             backend = self.model.backend
-            total = backend.to_float(self.weights[index].sum())
-            self.fraction = backend.to_float(self.weights[index[lo:hi]].sum()) / total if total else 0.0
+            total = backend.to_float(weights[index].sum())
+            self.fraction = backend.to_float(weights[index[lo:hi]].sum()) / total if total else 0.0
         return index[lo:hi]
 
     def loss_and_gradients(self, xb, yb, wb):

@@ -7,7 +7,7 @@ import math
 import operator
 
 from backends import get_backend
-from netcore import graphs, training, validation
+from netcore import graphs, streaming, training, validation
 from netcore import layers as layers_mod
 from netcore import losses as losses_mod
 from netcore import metrics as metrics_mod
@@ -354,9 +354,12 @@ class Sequential:
         return self
 
     # ----------------------------------------------------------------- data
-    def _prepare(self, X, y=None, class_weight=None, sample_weight=None, need_targets=True):
-        """Validate inputs (nothing changes if they are bad), then build the model on first sight of data."""
+    def _prepare(self, X, y=None, class_weight=None, sample_weight=None, need_targets=True, stream=False):
+        """Validate inputs (nothing changes if they are bad), then build the model on first sight of data. Data
+        not in memory (a memmap, an h5py dataset) is read a block at a time where ``stream``, else in whole."""
         X = validation.features(self, X)
+        if streaming.is_streamed(X) and not stream:
+            X = X.read(0, len(X))
         n_outputs = self.n_outputs if self.built else self._infer_shapes(tuple(X.shape[1:]))[-1]
         Y = weights = None
         if need_targets:
@@ -606,7 +609,7 @@ class Sequential:
         if not isinstance(validation_split, (int, float)) or not 0 <= validation_split < 1:
             raise ConfigurationError(f"validation_split must be in [0, 1), got {validation_split!r}")
         with self.backend.scope(), self._guarded():
-            X, Y, weights = self._prepare(X, y, class_weight, sample_weight)
+            X, Y, weights = self._prepare(X, y, class_weight, sample_weight, stream=True)
             self._check_layout()
             n = X.shape[0]
             validation = None
@@ -620,7 +623,7 @@ class Sequential:
             elif validation_data is not None:
                 if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                     raise ConfigurationError("validation_data must be a pair (X_val, y_val)")
-                validation = self._prepare(*validation_data)[:2]
+                validation = self._prepare(*validation_data, stream=True)[:2]
             batch = n if batch_size is None else min(batch_size, n)
             parallel = None
             if distributed:
@@ -630,7 +633,7 @@ class Sequential:
                     raise ConfigurationError("cuda_graph=True and distributed=True do not combine")
                 ctx = dist.init()
                 dist.synchronise(self, ctx, n, batch, epochs, shuffle)
-                parallel = dist.DataParallelSteps(self, ctx, weights)
+                parallel = dist.DataParallelSteps(self, ctx)
                 if not ctx.is_main:  # one rank reports and writes files
                     verbose = 0
                     callbacks = [cb for cb in callbacks or [] if not getattr(cb, "writes_files", False)]
@@ -666,13 +669,24 @@ class Sequential:
         is left in :attr:`_predicted_mask`."""
         out = self.backend.empty((X.shape[0], *self.output_shape), self.dtype)
         self._predicted_mask = None
-        for start in range(0, X.shape[0], batch_size):
-            out[start : start + batch_size] = self._forward(X[start : start + batch_size], False, logits)
+        for start, rows in self._chunks(X, batch_size):
+            out[start : start + rows.shape[0]] = self._forward(rows, False, logits)
             if self._output_mask is not None:
                 if self._predicted_mask is None:
                     self._predicted_mask = self.backend.empty((X.shape[0], *self._output_mask.shape[1:]), "bool")
-                self._predicted_mask[start : start + batch_size] = self._output_mask
+                self._predicted_mask[start : start + rows.shape[0]] = self._output_mask
         return out
+
+    @staticmethod
+    def _chunks(X, size: int):
+        """``(start, rows)`` for consecutive chunks of ``size`` rows of ``X`` (streamed data: block by block)."""
+        if not streaming.is_streamed(X):
+            for start in range(0, X.shape[0], size):
+                yield start, X[start : start + size]
+            return
+        for first, _, block in X.blocks(max(size, X.block_rows // size * size)):
+            for start in range(0, block.shape[0], size):
+                yield first + start, block[start : start + size]
 
     def _metrics(self, pred, Y, mask=None) -> dict:
         """Every compiled metric over the rows of the loss (masked steps left out)."""
@@ -704,14 +718,14 @@ class Sequential:
         """Loss (mean over ``X``) and every compiled metric, as a dict of floats."""
         self._check_batch_size(batch_size)
         with self.backend.scope(), self._guarded(mutates=False):
-            X, Y, _ = self._prepare(X, y)
+            X, Y, _ = self._prepare(X, y, stream=True)
             return self._evaluate_native(X, Y, batch_size)
 
     def predict(self, X, batch_size: int = 1024):
         """The model's outputs (probabilities after softmax/sigmoid) for ``X``, as a NumPy array."""
         self._check_batch_size(batch_size)
         with self.backend.scope(), self._guarded(mutates=False):
-            X, _, _ = self._prepare(X, need_targets=False)
+            X, _, _ = self._prepare(X, need_targets=False, stream=True)
             return self.backend.to_numpy(self._predict_native(X, batch_size)).copy()
 
     def predict_proba(self, X, batch_size: int = 1024):

@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 
+from netcore import streaming
 from netcore.errors import ConfigurationError, DivergenceError
 from netcore.graphs import GraphedSteps
 
@@ -122,6 +123,33 @@ class _Divergence:
         return "restart"
 
 
+def _batches(model, data, batch: int, shuffle: bool, drop_partial: bool):
+    """One epoch's batches as ``(X, Y, weights, index)``: the rows ``index`` of the (block of) data ``X, Y,
+    weights``. Data in memory is one block, shuffled as a whole; streamed data is shuffled by block, then within each
+    block (see :mod:`netcore.streaming`). ``drop_partial`` leaves out the one batch shorter than ``batch``."""
+    for Xs, Ys, Ws, order in _blocks(model, *data, batch, shuffle):
+        for start in range(0, order.shape[0], batch):
+            index = order[start : start + batch]
+            if not (drop_partial and index.shape[0] < batch):
+                yield Xs, Ys, Ws, index
+
+
+def _blocks(model, X, Y, weights, batch: int, shuffle: bool):
+    backend = model.backend
+
+    def order(n: int):
+        return backend.permutation(model.rng, n) if shuffle else backend.arange(n)
+
+    if not streaming.is_streamed(X):
+        yield X, Y, weights, order(X.shape[0])
+        return
+    per_block = max(batch, X.block_rows // batch * batch)  # whole batches: only the data's last one is short
+    count = X.block_count(per_block)
+    blocks = [int(k) for k in backend.to_numpy(order(count))] if count > 1 else [0]  # one block: as in memory
+    for a, b, rows in X.blocks(per_block, blocks):
+        yield rows, Y[a:b], None if weights is None else weights[a:b], order(b - a)
+
+
 def run(
     model,
     data,
@@ -144,10 +172,10 @@ def run(
     # Batch statistics of a single row are undefined: with batch norm training, a last batch too small to give
     # every share two rows is left out of the epoch (PyTorch's drop_last for that case) rather than failing the fit.
     shares = parallel.ctx.size if parallel else 1
-    if model.normalizes_batches() and n % batch and n % batch < 2 * shares and n > batch:
+    drop_partial = model.normalizes_batches() and 0 < n % batch < 2 * shares and n > batch
+    if drop_partial:
         log.info("fit leaves out the last batch of each epoch: too few rows for batch norm on every share")
-        n -= n % batch
-    steps = -(-n // batch)
+    steps = -(-n // batch) - drop_partial
     progress = Progress(verbose, epochs, steps)
     batch_hooks = [cb for cb in callbacks if _overrides(cb, "on_batch_begin") or _overrides(cb, "on_batch_end")]
     need_batch_loss = progress.wants_batch_loss or bool(batch_hooks)
@@ -168,21 +196,16 @@ def run(
                 if model.schedule is not None and model.schedule.per == "epoch":
                     model.optimizer.lr = model.schedule.lr(model.optimizer.initial_lr, model.epochs_trained)
                 progress.start_epoch(epoch)
-                order = backend.permutation(model.rng, n) if shuffle else backend.arange(n)
                 total, seen, restarted = 0.0, 0, False
-                for step, start in enumerate(range(0, n, batch)):
-                    index = order[start : start + batch]
+                batches = _batches(model, (X, Y, weights), batch, shuffle, drop_partial)
+                for step, (Xs, Ys, Ws, index) in enumerate(batches):
                     rows = index.shape[0]
                     if parallel:
-                        index = parallel.share(index)
+                        index = parallel.share(index, Ws)
                     mine = index.shape[0]  # the rows this process computes
-                    xb = backend.take_rows(X, index, model._batch_buffer("x", X, mine))
-                    yb = backend.take_rows(Y, index, model._batch_buffer("y", Y, mine))
-                    wb = (
-                        None
-                        if weights is None
-                        else backend.take_rows(weights, index, model._batch_buffer("w", weights, mine))
-                    )
+                    xb = backend.take_rows(Xs, index, model._batch_buffer("x", Xs, mine))
+                    yb = backend.take_rows(Ys, index, model._batch_buffer("y", Ys, mine))
+                    wb = None if Ws is None else backend.take_rows(Ws, index, model._batch_buffer("w", Ws, mine))
                     for cb in batch_hooks:
                         cb.on_batch_begin(step, {})
                     loss = stepper.loss_and_gradients(xb, yb, wb)

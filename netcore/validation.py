@@ -45,7 +45,10 @@ def _dtype_kind(data):
 
 def features(model, X, what: str = "X"):
     """``X`` as a finite array of the model's device and dtype, one sample per row of its first axis, each of the
-    shape the first layer expects (a 1-D ``X`` is one feature per row)."""
+    shape the first layer expects (a 1-D ``X`` is one feature per row). A memmap or another array-like that is not
+    in memory comes back as :class:`~netcore.streaming.StreamedRows`: its values are checked as they are read."""
+    if model.backend.is_streamable(X):
+        return _streamed_features(model, X, what)
     X = _native(model, X, what)
     if _dtype_kind(X) in _NOT_REAL:
         raise DTypeError(f"{what} must hold real numbers, got dtype {X.dtype}")
@@ -66,6 +69,21 @@ def features(model, X, what: str = "X"):
     if not model.backend.all_finite(X):
         raise ShapeError(f"{what} contains NaN or infinity (first in row {_first_bad_row(model.backend, X)})")
     return X
+
+
+def _streamed_features(model, X, what: str):
+    from netcore.streaming import StreamedRows, check_protocol
+
+    check_protocol(X, what)
+    if X.dtype.kind in _NOT_REAL:
+        raise DTypeError(f"{what} must hold real numbers, got dtype {X.dtype}")
+    rows = StreamedRows(model, X, what)
+    expected = model.input_shape
+    if len(rows) == 0 or 0 in rows.shape:
+        raise ShapeError(f"{what} is empty (shape {tuple(X.shape)})")
+    if expected is not None and tuple(rows.shape[1:]) != expected:
+        raise ShapeError(_shape_mismatch(model, rows, expected, what, False))
+    return rows
 
 
 def _shape_mismatch(model, X, expected, what, one_sample) -> str:

@@ -175,3 +175,22 @@ def test_cuda_graphs_and_distributed_training_do_not_combine():
     model.compile("sgd", "cross_entropy")
     with pytest.raises(netcore.ConfigurationError, match="do not combine"):
         model.fit(np.zeros((4, 3)), np.array([0, 1, 0, 1]), cuda_graph=True, distributed=True, verbose=0)
+
+
+def test_a_job_of_one_on_the_cupy_backend_takes_the_steps_of_plain_training(cupy_backend):
+    """The device path of the data-parallel step (gradients through host buffers) on a job of one process."""
+    data = netcore.datasets.load("iris", seed=0)
+
+    def trained(distributed: bool):
+        model = netcore.Sequential(
+            [netcore.layers.Dense(8, "relu"), netcore.layers.BatchNorm(sync=True), netcore.layers.Dense(3, "softmax")],
+            input_dim=4,
+            device=cupy_backend,
+            dtype="float64",
+            seed=1,
+        )
+        model.compile("adam", "cross_entropy")
+        model.fit(data.X_train, data.y_train, epochs=2, batch_size=16, verbose=0, distributed=distributed)
+        return model.get_weights()
+
+    assert relative_error(trained(True), trained(False)) < 1e-12
