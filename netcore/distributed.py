@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from netcore.errors import BackendUnavailableError, ConfigurationError, DistributedError
 
 DEFAULT_TIMEOUT = 300.0
+#: Seconds a rank polls a collective without sleeping (longer waits are a rank at its end-of-epoch work, or dead).
+SPIN = 0.05
 _CONTEXT = None
 
 
@@ -101,7 +103,9 @@ class Context:
 
     def _wait(self, request, what: str) -> None:
         """Wait for a nonblocking collective, giving up after ``timeout`` seconds: a rank that died or hangs must
-        not keep the others waiting forever. Spins briefly (steps are short), then sleeps between polls."""
+        not keep the others waiting forever. Spins for the first ``SPIN`` seconds (as MPI's blocking calls do: a
+        large reduction only advances while both sides poll, so a sleeping rank stalls its partner), then sleeps
+        between polls."""
         started = time.monotonic()
         pause = 0.0
         while not request.Test():
@@ -112,8 +116,8 @@ class Context:
                     f"{self.timeout:g} s; one of them died, hangs, or failed where this rank could not see it "
                     "(NETCORE_DISTRIBUTED_TIMEOUT sets the wait in seconds)"
                 )
-            if waited > 2e-4:
-                pause = min(2 * pause or 1e-5, 1e-3)
+            if waited > SPIN:
+                pause = min(2 * pause or 1e-4, 1e-2)
                 time.sleep(pause)
 
     # ----------------------------------------------------------------- ending the job
