@@ -64,6 +64,25 @@ class ArrayOps:
         out[...] = np.asarray(rows)
         return out
 
+    #: DLPack's device type of the memory this backend computes in (kDLCPU).
+    dlpack_device_type = 1
+
+    def from_dlpack(self, x):
+        """A view, without a copy, of another library's array (a PyTorch tensor, a JAX array) that implements
+        DLPack and lives where this backend computes; None for anything else (the other rules then apply)."""
+        if self.is_native(x) or not (hasattr(x, "__dlpack__") and hasattr(x, "__dlpack_device__")):
+            return None
+        device_type, device_id = x.__dlpack_device__()
+        if int(device_type) != self.dlpack_device_type or not self._dlpack_device_matches(int(device_id)):
+            return None
+        try:
+            return self.xp.from_dlpack(x)
+        except (BufferError, RuntimeError, TypeError, ValueError):  # e.g. a tensor that requires grad: not exported
+            return None
+
+    def _dlpack_device_matches(self, device_id: int) -> bool:
+        return True
+
     def device_of(self, x) -> str | None:
         """For a native array on another device of this backend (another GPU), that device's name; else None."""
         return None

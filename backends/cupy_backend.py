@@ -203,6 +203,11 @@ class CupyBackend(CupyImageKernels, CupyRecurrentKernels, Backend):
             return None if attributes.device == self.index else f"CUDA device {attributes.device}"
         return None
 
+    dlpack_device_type = 2  # kDLCUDA
+
+    def _dlpack_device_matches(self, device_id: int) -> bool:
+        return device_id == self.index
+
     def from_foreign(self, x):
         with self.device:
             return self.xp.array(x, copy=True)

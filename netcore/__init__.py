@@ -29,6 +29,7 @@ from netcore import (
     optimizers,
     regularizers,
     schedules,
+    utils,
 )
 from netcore.errors import (
     BackendUnavailableError,
@@ -87,6 +88,7 @@ __all__ = [
     "optimizers",
     "regularizers",
     "schedules",
+    "utils",
     "set_device",
     "set_matmul_precision",
 ]

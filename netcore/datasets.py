@@ -465,9 +465,7 @@ def _find(directory, stem: str) -> str:
 
 
 def one_hot(labels, n_classes: int | None = None, dtype: str = "float32") -> np.ndarray:
-    """Class indices as one-hot rows."""
-    labels = np.asarray(labels, dtype=np.int64)
-    n_classes = int(labels.max()) + 1 if n_classes is None else n_classes
-    out = np.zeros((labels.shape[0], n_classes), dtype=dtype)
-    out[np.arange(labels.shape[0]), labels] = 1
-    return out
+    """Class indices as one-hot rows (:func:`netcore.utils.to_categorical`)."""
+    from netcore.utils import to_categorical
+
+    return to_categorical(labels, n_classes, dtype)

@@ -84,6 +84,16 @@ def random_uniform(limit: float = 0.01) -> Uniform:
     return Uniform(limit=limit)
 
 
+def keras_uniform() -> Uniform:
+    """Keras's ``"uniform"``: uniform in [-0.05, 0.05]."""
+    return Uniform(limit=0.05)
+
+
+def keras_normal() -> Normal:
+    """Keras's ``"normal"``: normal with std 0.05."""
+    return Normal(std=0.05)
+
+
 def he_normal() -> Normal:
     """He (Kaiming) normal: ``std = sqrt(2 / fan_in)``, for the ReLU family."""
     return Normal(gain=2.0, fan="in")
@@ -134,6 +144,8 @@ _FACTORIES = {
     "ones": ones,
     "random_normal": random_normal,
     "random_uniform": random_uniform,
+    "uniform": keras_uniform,
+    "normal": keras_normal,
     "he_normal": he_normal,
     "kaiming_normal": he_normal,
     "he_uniform": he_uniform,

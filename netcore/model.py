@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-import operator
+import time
 
 from backends import get_backend
 from netcore import graphs, streaming, training, validation
@@ -13,6 +13,18 @@ from netcore import losses as losses_mod
 from netcore import metrics as metrics_mod
 from netcore import optimizers as optimizers_mod
 from netcore.errors import ConfigurationError, DTypeError, NetcoreError, OutOfMemoryError, ShapeError
+from netcore.layers.base import sample_shape
+
+
+class Scores(dict):
+    """What :meth:`Sequential.evaluate` returns: ``{"loss": ..., "accuracy": ...}``, which Keras code may also index
+    by position as the list Keras returns (``score[0]`` is the loss, ``score[1]`` the first metric). It stays a
+    dict: iterating gives the names, so unpack ``loss, accuracy = model.evaluate(...).values()``."""
+
+    def __getitem__(self, key):
+        if isinstance(key, int) and not isinstance(key, bool):
+            return list(self.values())[key]
+        return super().__getitem__(key)
 
 
 class History:
@@ -41,29 +53,6 @@ def _prod(shape) -> int:
     return math.prod(shape)
 
 
-def _input_shape(input_dim, input_shape) -> tuple[int, ...] | None:
-    """The model's input shape from ``input_dim`` (an int: a table of that many features) or ``input_shape``."""
-    both = input_dim is not None and input_shape is not None
-    if both and _input_shape(input_dim, None) != _input_shape(None, input_shape):
-        raise ConfigurationError(f"input_dim={input_dim!r} and input_shape={input_shape!r} disagree; give one")
-    value = input_dim if input_dim is not None else input_shape
-    if value is None:
-        return None
-    if not hasattr(value, "__iter__"):
-        value = (value,)
-    try:
-        shape = tuple(operator.index(d) for d in value if not isinstance(d, bool))
-    except TypeError:
-        shape = ()
-    if not shape or len(shape) != len(tuple(value)) or min(shape) <= 0:
-        what = "input_dim" if input_dim is not None else "input_shape"
-        raise ConfigurationError(
-            f"{what} must be a positive integer or a tuple of them (a sample's shape, without the batch axis), "
-            f"got {value!r}"
-        )
-    return shape
-
-
 def _unique_names(layers) -> None:
     """Number repeated layer names (dense, dense_1, ...) so errors and reports can name one layer."""
     seen: dict[str, int] = {}
@@ -90,7 +79,7 @@ class Sequential:
 
     def __init__(
         self,
-        layers,
+        layers=None,
         input_dim: int | None = None,
         device=None,
         dtype: str = "float32",
@@ -98,11 +87,10 @@ class Sequential:
         auto_transfer: bool = False,
         input_shape=None,
     ):
-        self.layers = list(layers)
-        if not self.layers or not all(isinstance(layer, layers_mod.Layer) for layer in self.layers):
-            raise ConfigurationError("Sequential needs a non-empty list of netcore layers")
-        if len({id(layer) for layer in self.layers}) != len(self.layers):
-            raise ConfigurationError("a layer object appears twice in the model; create one object per layer")
+        self.layers = []
+        for layer in list(layers or []):
+            self._check_new_layer(layer)
+            self.layers.append(layer)
         _unique_names(self.layers)
         self.backend = get_backend(device)
         self.dtype_name = str(dtype)
@@ -124,7 +112,41 @@ class Sequential:
         self._token = object()
         #: Copy arrays of another device in (True) or refuse them with a DeviceError (False, the default).
         self.auto_transfer = bool(auto_transfer)
-        shape = _input_shape(input_dim, input_shape)
+        self._declared_shape = sample_shape(input_dim, input_shape)
+        self._build_declared()
+
+    def _check_new_layer(self, layer) -> None:
+        if not isinstance(layer, layers_mod.Layer):
+            raise ConfigurationError(f"Sequential takes netcore layers, not {type(layer).__name__}")
+        if any(layer is other for other in self.layers):
+            raise ConfigurationError("a layer object appears twice in the model; create one object per layer")
+
+    def add(self, layer) -> Sequential:
+        """Append ``layer`` (Keras's ``model = Sequential(); model.add(Dense(64, input_dim=10)); ...``). The model
+        is built when first needed (compile, summary, fit), so a seed draws the same weights as the list form. A
+        model built already is rebuilt keeping its layers' weights, and recompiled if it was compiled; adding to a
+        model that has trained is refused."""
+        if self.epochs_trained or (self.optimizer is not None and self.optimizer.step_count):
+            raise ConfigurationError("add() builds a model before training; this one has trained already")
+        self._check_new_layer(layer)
+        self.layers.append(layer)
+        _unique_names(self.layers)
+        if self.built:
+            self.build(self.input_shape)
+            if self.optimizer is not None:
+                self.compile(self.optimizer, self.loss, self.metric_names, self.schedule)
+        return self
+
+    def _build_declared(self) -> None:
+        """Build from the declared input shape (the model's, else its first layer's), if any and not built yet."""
+        if self.built or not self.layers:
+            return
+        first = self.layers[0].declared_input_shape
+        if self._declared_shape and first and self._declared_shape != first:
+            raise ConfigurationError(
+                f"the model's input shape {self._declared_shape} and its first layer's {first} disagree; give one"
+            )
+        shape = self._declared_shape or first
         if shape is not None:
             self.build(shape)
 
@@ -151,7 +173,7 @@ class Sequential:
     def build(self, input_shape) -> None:
         """Fix the input shape (an int means a table of that many features), allocate the flat buffers, and draw
         the initial weights of every layer that does not carry weights already."""
-        shape = _input_shape(input_shape, None)
+        shape = sample_shape(input_shape, None)
         for layer in self.layers:  # layers this build changes must be re-checked by the model they come from
             if layer.owner is not self._token:
                 layer.owner = None
@@ -296,6 +318,9 @@ class Sequential:
         A model ending in softmax (sigmoid) trained with cross-entropy (binary cross-entropy) on probabilities is
         trained through the fused, stable logits form automatically.
         """
+        if not self.layers:
+            raise ConfigurationError("the model has no layers: pass them to Sequential or add() them first")
+        self._build_declared()
         self.optimizer = optimizers_mod.get(optimizer)
         self.loss = losses_mod.get(loss)
         self.schedule = schedule
@@ -357,6 +382,9 @@ class Sequential:
     def _prepare(self, X, y=None, class_weight=None, sample_weight=None, need_targets=True, stream=False):
         """Validate inputs (nothing changes if they are bad), then build the model on first sight of data. Data
         not in memory (a memmap, an h5py dataset) is read a block at a time where ``stream``, else in whole."""
+        if not self.layers:
+            raise ConfigurationError("the model has no layers: pass them to Sequential or add() them first")
+        self._build_declared()
         X = validation.features(self, X)
         if streaming.is_streamed(X) and not stream:
             X = X.read(0, len(X))
@@ -714,28 +742,37 @@ class Sequential:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
             raise ConfigurationError(f"batch_size must be a positive integer, got {batch_size!r}")
 
-    def evaluate(self, X, y, batch_size: int = 1024) -> dict:
-        """Loss (mean over ``X``) and every compiled metric, as a dict of floats."""
+    def evaluate(self, X, y, batch_size: int = 1024, verbose: int = 0) -> Scores:
+        """Loss (mean over ``X``) and every compiled metric, as a dict of floats that Keras code may also index by
+        position (``score[0]`` the loss, ``score[1]`` the first metric). ``verbose=1`` prints them."""
         self._check_batch_size(batch_size)
         with self.backend.scope(), self._guarded(mutates=False):
             X, Y, _ = self._prepare(X, y, stream=True)
-            return self._evaluate_native(X, Y, batch_size)
+            scores = Scores(self._evaluate_native(X, Y, batch_size))
+        if verbose:
+            print(" - ".join(f"{name}: {value:.4f}" for name, value in scores.items()))
+        return scores
 
-    def predict(self, X, batch_size: int = 1024):
-        """The model's outputs (probabilities after softmax/sigmoid) for ``X``, as a NumPy array."""
+    def predict(self, X, batch_size: int = 1024, verbose: int = 0):
+        """The model's outputs (probabilities after softmax/sigmoid) for ``X``, as a NumPy array. ``verbose=1``
+        prints how many rows took how long."""
         self._check_batch_size(batch_size)
+        started = time.perf_counter()
         with self.backend.scope(), self._guarded(mutates=False):
             X, _, _ = self._prepare(X, need_targets=False, stream=True)
-            return self.backend.to_numpy(self._predict_native(X, batch_size)).copy()
+            out = self.backend.to_numpy(self._predict_native(X, batch_size)).copy()
+        if verbose:
+            print(f"predicted {len(out)} rows in {time.perf_counter() - started:.3f}s")
+        return out
 
-    def predict_proba(self, X, batch_size: int = 1024):
+    def predict_proba(self, X, batch_size: int = 1024, verbose: int = 0):
         """Class probabilities (the outputs of a model ending in softmax or sigmoid)."""
-        return self.predict(X, batch_size)
+        return self.predict(X, batch_size, verbose)
 
-    def predict_classes(self, X, batch_size: int = 1024):
+    def predict_classes(self, X, batch_size: int = 1024, verbose: int = 0):
         """Predicted class indices: argmax of the outputs' last axis, or ``output >= 0.5`` for one sigmoid output
         (per step for sequence outputs)."""
-        out = self.predict(X, batch_size)
+        out = self.predict(X, batch_size, verbose)
         return (out[..., 0] >= 0.5).astype("int64") if out.shape[-1] == 1 else out.argmax(axis=-1)
 
     def __call__(self, X):
@@ -848,6 +885,7 @@ class Sequential:
         return int(self._params.shape[0])
 
     def _require_built(self) -> None:
+        self._build_declared()
         if not self.built:
             raise NetcoreError("the model is not built yet: pass input_shape (or input_dim) or call fit() first")
 

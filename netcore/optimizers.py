@@ -25,8 +25,28 @@ def _check(name: str, value, low: float = 0.0, high: float = math.inf, low_open:
     return value
 
 
-class Optimizer:
-    """Base class: holds hyper-parameters, the step counter and the flat state buffers."""
+class _KerasSpellings(type):
+    """Lets every optimizer take Keras's argument names as aliases of its own: ``learning_rate`` for ``lr``,
+    ``epsilon`` for ``eps``, ``beta_1``/``beta_2`` for ``betas`` (so the Keras code of course notes runs unchanged)."""
+
+    def __call__(cls, *args, **kwargs):
+        accepted = inspect.signature(cls.__init__).parameters
+        for keras, own in (("learning_rate", "lr"), ("epsilon", "eps")):
+            if keras in kwargs and own in accepted:
+                if own in kwargs:
+                    raise ConfigurationError(f"{cls.__name__}: give {own} or {keras} (the same thing), not both")
+                kwargs[own] = kwargs.pop(keras)
+        if ("beta_1" in kwargs or "beta_2" in kwargs) and "betas" in accepted:
+            if "betas" in kwargs:
+                raise ConfigurationError(f"{cls.__name__}: give betas or beta_1/beta_2, not both")
+            default = accepted["betas"].default
+            kwargs["betas"] = (kwargs.pop("beta_1", default[0]), kwargs.pop("beta_2", default[1]))
+        return super().__call__(*args, **kwargs)
+
+
+class Optimizer(metaclass=_KerasSpellings):
+    """Base class: holds hyper-parameters, the step counter and the flat state buffers. Every optimizer also takes
+    Keras's spellings ``learning_rate``, ``epsilon``, ``beta_1`` and ``beta_2``."""
 
     #: Names of the flat state buffers, in checkpoint order.
     state_names: tuple[str, ...] = ()
@@ -52,6 +72,15 @@ class Optimizer:
     @lr.setter
     def lr(self, value: float) -> None:
         self._lr = _check("lr", value, low_open=True)
+
+    @property
+    def learning_rate(self) -> float:
+        """Keras's name for :attr:`lr`."""
+        return self.lr
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self.lr = value
 
     def hyperparameters(self) -> dict:
         """Constructor arguments and their current values (checkpoints and ``repr``): every subclass keeps each

@@ -19,9 +19,13 @@ def _first_bad_row(backend, array) -> int:
 
 
 def _native(model, data, what: str):
-    """``data`` as an array of the model's backend: host data is copied in; another device's array is refused
-    unless the model has ``auto_transfer=True``."""
+    """``data`` as an array of the model's backend: an array of another library on the model's device is viewed
+    through DLPack, host data is copied in; another device's array is refused unless the model has
+    ``auto_transfer=True``."""
     backend = model.backend
+    view = backend.from_dlpack(data)
+    if view is not None:
+        return view
     if backend.is_native(data):
         other = backend.device_of(data)
         if other is None:
@@ -54,7 +58,7 @@ def features(model, X, what: str = "X"):
         raise DTypeError(f"{what} must hold real numbers, got dtype {X.dtype}")
     try:
         X = model.backend.asarray(X, model.dtype)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RuntimeError) as exc:  # RuntimeError: a tensor that requires grad, say
         raise DTypeError(f"{what} must be numeric, convertible to {model.dtype_name}: {exc}") from None
     expected = model.input_shape
     one_sample = expected is not None and expected != (1,) and tuple(X.shape) == expected

@@ -1,6 +1,7 @@
 """Layers, one module per family (as Keras): :mod:`~netcore.layers.base` (what a layer is),
 :mod:`~netcore.layers.core` (Dense, Activation), :mod:`~netcore.layers.regularization` (Dropout,
-SpatialDropout2D, GaussianNoise), :mod:`~netcore.layers.normalization` (BatchNorm),
+SpatialDropout2D, GaussianNoise), :mod:`~netcore.layers.normalization` (BatchNorm; BatchNormalization with Keras's
+defaults),
 :mod:`~netcore.layers.convolution` (Conv2D), :mod:`~netcore.layers.pooling` (max, average and global pooling) and
 :mod:`~netcore.layers.reshaping` (Flatten, Reshape), :mod:`~netcore.layers.augmentation` (random flips,
 translations, rotations, zooms, brightness, contrast and erasing) and :mod:`~netcore.layers.recurrent` (SimpleRNN,
@@ -21,7 +22,7 @@ from netcore.layers.augmentation import (
 from netcore.layers.base import Layer, ParamSpec, StateSpec
 from netcore.layers.convolution import Conv2D
 from netcore.layers.core import Activation, Dense
-from netcore.layers.normalization import BatchNorm
+from netcore.layers.normalization import BatchNorm, BatchNormalization
 from netcore.layers.pooling import (
     AveragePooling2D,
     GlobalAveragePooling2D,
@@ -42,6 +43,7 @@ _LAYERS = {
         SpatialDropout2D,
         GaussianNoise,
         BatchNorm,
+        BatchNormalization,
         Conv2D,
         MaxPooling2D,
         AveragePooling2D,

@@ -13,6 +13,7 @@ Shapes are given without the batch axis: ``(features,)`` for tables, ``(height, 
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 
 from netcore import initializers, regularizers
@@ -59,13 +60,49 @@ def pair(owner: str, what: str, value) -> tuple[int, int]:
     return tuple(positive_int(owner, what, v) for v in values)
 
 
-class Layer:
+def sample_shape(input_dim, input_shape) -> tuple[int, ...] | None:
+    """A sample's shape from ``input_dim`` (an int: a table of that many features) or ``input_shape`` (checked)."""
+    both = input_dim is not None and input_shape is not None
+    if both and sample_shape(input_dim, None) != sample_shape(None, input_shape):
+        raise ConfigurationError(f"input_dim={input_dim!r} and input_shape={input_shape!r} disagree; give one")
+    value = input_dim if input_dim is not None else input_shape
+    if value is None:
+        return None
+    if not hasattr(value, "__iter__"):
+        value = (value,)
+    try:
+        shape = tuple(operator.index(d) for d in value if not isinstance(d, bool))
+    except TypeError:
+        shape = ()
+    if not shape or len(shape) != len(tuple(value)) or min(shape) <= 0:
+        what = "input_dim" if input_dim is not None else "input_shape"
+        raise ConfigurationError(
+            f"{what} must be a positive integer or a tuple of them (a sample's shape, without the batch axis), "
+            f"got {value!r}"
+        )
+    return shape
+
+
+class _DeclaresInput(type):
+    """Lets every layer take Keras's ``input_shape=`` (a sample's shape) or ``input_dim=`` (features): on the first
+    layer of a model they say what the model takes, as ``Sequential(..., input_shape=...)`` does."""
+
+    def __call__(cls, *args, input_shape=None, input_dim=None, **kwargs):
+        layer = super().__call__(*args, **kwargs)
+        layer.declared_input_shape = sample_shape(input_dim, input_shape)
+        return layer
+
+
+class Layer(metaclass=_DeclaresInput):
     """Base class. Subclasses implement :meth:`forward` and :meth:`backward`, and :meth:`build` when they change
     the shape or have parameters.
 
     ``trainable=False`` freezes a layer as in Keras: the optimizer leaves its weights alone, its weight gradients
     are not computed, ``summary()`` counts them as non-trainable, and a frozen batch norm normalises with its running
     statistics. A change takes effect at the next ``compile()``.
+
+    Any layer takes ``input_shape=`` or ``input_dim=`` (Keras's spelling); on a model's first layer they fix what the
+    model takes.
     """
 
     #: Whether the layer may only appear before every layer with weights (it has no input gradient).

@@ -113,3 +113,24 @@ class BatchNorm(Layer):
         else:
             self.backend.batchnorm_backward_synced(*arrays, rows=n_all, peers=self.peers)
         return None if dx is None else shaped(dx, dy.shape)
+
+
+class BatchNormalization(BatchNorm):
+    """Keras's name, spelling and defaults for :class:`BatchNorm`: ``momentum=0.99`` (the weight of the old
+    running value), ``epsilon=1e-3``."""
+
+    default_name = "batch_normalization"
+
+    def __init__(
+        self,
+        momentum: float | None = None,
+        epsilon: float | None = None,
+        name: str | None = None,
+        trainable: bool = True,
+        sync: bool = False,
+        convention: str = "keras",
+        eps: float | None = None,
+    ):
+        if epsilon is not None and eps is not None:
+            raise ConfigurationError("BatchNormalization: give epsilon or eps (the same thing), not both")
+        super().__init__(momentum, eps if epsilon is None else epsilon, convention, name, trainable, sync)

@@ -58,6 +58,8 @@ PLUMBING = {
     "capture",
     "capture_unsupported",
     "limit_threads",
+    "dlpack_device_type",
+    "_dlpack_device_matches",
 }
 
 

@@ -37,7 +37,10 @@ def test_every_error_is_a_netcore_error_and_a_builtin(error, builtin):
         (lambda: netcore.optimizers.get("adamm"), "did you mean 'adam'"),
         (lambda: netcore.losses.get("cross_entropyy"), "did you mean 'cross_entropy'"),
         (lambda: netcore.Sequential([Dense(2)], device="nunpy"), "did you mean 'numpy'"),
-        (lambda: netcore.Sequential([], input_dim=2), "non-empty"),
+        (lambda: netcore.Sequential([], input_dim=2).compile(), "has no layers"),
+        (lambda: netcore.Sequential([object()]), "takes netcore layers, not object"),
+        (lambda: Dense(2, input_shape=(0, 3)), "input_shape"),
+        (lambda: netcore.optimizers.Adam(lr=0.1, learning_rate=0.1), "not both"),
         (lambda: netcore.Sequential([Dense(2)], input_dim=0), "input_dim"),
     ],
 )

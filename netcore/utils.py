@@ -1,0 +1,26 @@
+"""Host-side helpers under the names Keras code uses (``from netcore.utils import to_categorical``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from netcore.errors import ShapeError
+
+
+def to_categorical(y, num_classes: int | None = None, dtype: str = "float32") -> np.ndarray:
+    """Class indices as one-hot rows, as Keras's ``to_categorical``: ``y`` of any shape gains a last axis of
+    ``num_classes`` (default: the largest label + 1); a trailing axis of size 1 is dropped first."""
+    labels = np.asarray(y)
+    if labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels)):
+        raise ShapeError("to_categorical takes integer class labels")
+    labels = labels.astype(np.int64)
+    if labels.ndim > 1 and labels.shape[-1] == 1:
+        labels = labels[..., 0]
+    if labels.size and labels.min() < 0:
+        raise ShapeError(f"to_categorical takes class labels >= 0, got {labels.min()}")
+    count = int(labels.max()) + 1 if num_classes is None and labels.size else int(num_classes or 0)
+    if labels.size and labels.max() >= count:
+        raise ShapeError(f"label {labels.max()} does not fit num_classes={count}")
+    out = np.zeros((*labels.shape, count), dtype=dtype)
+    np.put_along_axis(out, labels[..., None], 1, axis=-1)
+    return out
