@@ -253,6 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
     summary = commands.add_parser("summary", help="print a saved model's layers and parameter counts")
     summary.add_argument("model")
 
+    export = commands.add_parser("export", help="write a saved model as ONNX (extra: onnx)")
+    export.add_argument("model")
+    export.add_argument("--output", required=True, help="the .onnx file to write")
+    export.add_argument("--opset", type=_positive_int, default=17, help="ONNX opset (17 or newer)")
+    export.add_argument("--json", action="store_true", help="print one JSON object")
+
     from netcore import cli_tune
 
     cli_tune.add_parser(commands, _data_options, _positive_int, _positive_float, _fraction)
@@ -539,6 +545,20 @@ def _summary(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    model = netcore.load(args.model, device="numpy")
+    _check_output(args.output, "--output")
+    model.export(args.output, format="onnx", opset=args.opset)
+    report = {"model": args.model, "output": args.output, "opset": args.opset, "dtype": model.dtype_name,
+              "input_shape": list(model.input_shape), "output_shape": list(model.output_shape)}  # fmt: skip
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"wrote {args.output} (ONNX opset {args.opset}, {model.dtype_name}, input (batch, "
+              f"{', '.join(map(str, model.input_shape))}))")  # fmt: skip
+    return 0
+
+
 def _tune(args) -> int:
     from netcore import cli_tune
 
@@ -557,6 +577,7 @@ COMMANDS = {
     "evaluate": _evaluate,
     "predict": _predict,
     "summary": _summary,
+    "export": _export,
     "tune": _tune,
     "bench": _bench,
 }

@@ -765,6 +765,16 @@ class Sequential:
             print(f"predicted {len(out)} rows in {time.perf_counter() - started:.3f}s")
         return out
 
+    def export(self, path, format: str = "onnx", opset: int = 17) -> str:
+        """Write the model for other runtimes: ``format="onnx"`` (the extra ``onnx``) writes a standard ONNX model
+        that computes :meth:`predict` (see :mod:`netcore.onnx_export`). A layer that cannot be exported raises
+        ConfigurationError naming it, before anything is written."""
+        if format != "onnx":
+            raise ConfigurationError(f"export format must be 'onnx', got {format!r}")
+        from netcore import onnx_export
+
+        return onnx_export.export(self, path, opset)
+
     def predict_proba(self, X, batch_size: int = 1024, verbose: int = 0):
         """Class probabilities (the outputs of a model ending in softmax or sigmoid)."""
         return self.predict(X, batch_size, verbose)

@@ -24,3 +24,20 @@ def test_the_tour_runs(tmp_path, monkeypatch):
     exec(compile(code.replace("verbose=1", "verbose=0"), "README tour", "exec"), namespace)
     assert (tmp_path / "digits.ncz").exists()
     assert namespace["model"].evaluate(namespace["data"].X_test, namespace["data"].y_test)["accuracy"] > 0.9
+
+
+def test_the_onnx_snippet_prints_the_same_probabilities_twice(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("onnxruntime")
+    from netcore.cli import main
+
+    section = README.split("## Coming from Keras, going to ONNX", 1)[1]
+    commands = re.search(r"```bash\n(.*?)```", section, re.S).group(1).strip()
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    for command in commands.split(" && "):
+        assert main(command.split()[1:]) == 0
+    capsys.readouterr()
+    exec(compile(code, "README ONNX snippet", "exec"), {})
+    printed = capsys.readouterr().out.strip().splitlines()
+    half = len(printed) // 2
+    assert half >= 3 and printed[:half] == printed[half:]
