@@ -124,6 +124,17 @@ class LossKernels:
         per = xp.where(small, 0.5 * diff * diff, delta * (xp.abs(diff) - 0.5 * delta))
         return self._reduce(per, grad, scale, weights)
 
+    def poisson_nll(self, pred, target, grad, scale, weights=None, log_input: bool = True, eps: float = 1e-8):
+        """PyTorch's PoissonNLLLoss: ``l = exp(p) - t p`` when ``p`` is a log-rate (``log_input``), else
+        ``l = p - t log(p + eps)``."""
+        xp = self.xp
+        if log_input:
+            rate = xp.exp(pred)
+            grad[...] = rate - target
+            return self._reduce(rate - target * pred, grad, scale, weights)
+        grad[...] = 1 - target / (pred + eps)
+        return self._reduce(pred - target * xp.log(pred + eps), grad, scale, weights)
+
     def hinge(self, pred, target, grad, scale, weights=None):
         """Binary hinge with labels in {-1, +1}: ``l = max(0, 1 - t p)``."""
         margin = 1 - target * pred

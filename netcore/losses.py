@@ -51,11 +51,13 @@ class Loss:
 
     #: A constant factor on the loss and its gradient (1/2 for the halved squared error).
     factor = 1.0
+    #: An element-wise loss summed over a row's outputs, then averaged over rows (scikit-learn's multi-output rule).
+    sum_outputs = False
 
     def __call__(self, backend, pred, target, grad, weights=None):
         """Loss of a batch (a backend scalar) and its gradient with respect to ``pred`` written into ``grad``."""
         n = pred.shape[0]
-        per_row = 1 if self.averaged_over == "rows" else pred.shape[1]
+        per_row = 1 if self.averaged_over == "rows" or self.sum_outputs else pred.shape[1]
         if self.reduction == "sum":
             scale = self.factor
         elif weights is None:
@@ -99,24 +101,37 @@ class CrossEntropy(Loss):
 
 class BinaryCrossEntropy(Loss):
     """``-(t log p + (1 - t) log(1 - p))`` per output; ``from_logits=True`` is the stable sigmoid form, and
-    ``pos_weight`` (logits only, as PyTorch's BCEWithLogitsLoss) weights the positive term."""
+    ``pos_weight`` (logits only, as PyTorch's BCEWithLogitsLoss) weights the positive term. ``sum_outputs=True``
+    sums a row's outputs before averaging over rows (scikit-learn's multi-label log loss)."""
 
     fuses_with = "sigmoid"
 
-    def __init__(self, from_logits: bool = False, pos_weight: float | None = None, reduction: str = "mean"):
+    def __init__(
+        self,
+        from_logits: bool = False,
+        pos_weight: float | None = None,
+        reduction: str = "mean",
+        sum_outputs: bool = False,
+    ):
         super().__init__(reduction)
         self.from_logits = bool(from_logits)
         self.pos_weight = pos_weight
+        self.sum_outputs = bool(sum_outputs)
         self.kernel = "sigmoid_cross_entropy" if from_logits else "binary_cross_entropy"
 
     def options(self):
         return {"pos_weight": self.pos_weight} if self.from_logits else {}
 
     def config(self):
-        return {**super().config(), "from_logits": self.from_logits, "pos_weight": self.pos_weight}
+        return {
+            **super().config(),
+            "from_logits": self.from_logits,
+            "pos_weight": self.pos_weight,
+            "sum_outputs": self.sum_outputs,
+        }
 
     def logits_form(self):
-        return BinaryCrossEntropy(True, self.pos_weight, self.reduction)
+        return BinaryCrossEntropy(True, self.pos_weight, self.reduction, self.sum_outputs)
 
 
 class MeanSquaredError(Loss):
@@ -156,6 +171,27 @@ class Huber(Loss):
 
     def config(self):
         return {**super().config(), "delta": self.delta}
+
+
+class PoissonNLL(Loss):
+    """Poisson negative log-likelihood of counts ``t`` (PyTorch's PoissonNLLLoss without the Stirling term): with
+    ``log_input=True`` (default) the model outputs log-rates ``p`` and ``l = exp(p) - t p`` (a linear output layer
+    is the Poisson GLM's log link); else rates and ``l = p - t log(p + eps)``. ``sum_outputs`` as for
+    :class:`BinaryCrossEntropy`."""
+
+    kernel = "poisson_nll"
+
+    def __init__(self, log_input: bool = True, eps: float = 1e-8, reduction: str = "mean", sum_outputs: bool = False):
+        super().__init__(reduction)
+        if not eps > 0:
+            raise ConfigurationError(f"PoissonNLL eps must be positive, got {eps}")
+        self.log_input, self.eps, self.sum_outputs = bool(log_input), float(eps), bool(sum_outputs)
+
+    def options(self):
+        return {"log_input": self.log_input, "eps": self.eps}
+
+    def config(self):
+        return {**super().config(), "log_input": self.log_input, "eps": self.eps, "sum_outputs": self.sum_outputs}
 
 
 class Hinge(Loss):
@@ -205,6 +241,8 @@ _FACTORIES = {
     "mae": MeanAbsoluteError,
     "mean_absolute_error": MeanAbsoluteError,
     "huber": Huber,
+    "poisson": PoissonNLL,
+    "poisson_nll": PoissonNLL,
     "hinge": Hinge,
     "multiclass_hinge": MultiClassHinge,
     "multi_margin": MultiClassHinge,

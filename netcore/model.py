@@ -612,7 +612,8 @@ class Sequential:
 
         Every batch's loss is checked: ``on_nonfinite="raise"`` raises :class:`DivergenceError` naming the first
         layer whose gradient went non-finite, ``"skip_batch"`` drops that step, ``"rollback"`` goes back to the end
-        of the last good epoch and halves the learning rate (at most 3 times). If fit raises, the model is left
+        of the last good epoch and halves the learning rate (at most 3 times), ``"ignore"`` takes the step anyway
+        (PyTorch's and scikit-learn's behaviour: the weights may turn non-finite). If fit raises, the model is left
         exactly as it was before the call.
 
         ``cuda_graph=True`` (cupy backend, launch-bound training) records each batch size's forward and backward

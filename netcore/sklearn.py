@@ -1,25 +1,37 @@
 """scikit-learn estimators backed by netcore: drop-in replacements for ``sklearn.neural_network.MLPClassifier``
-and ``MLPRegressor`` that train on any netcore device.
+and ``MLPRegressor`` that train on any netcore device, and pass scikit-learn's own tests of its MLP estimators.
 
-Shared hyper-parameters keep scikit-learn's names and meaning: ``alpha`` is the L2 penalty
-``alpha / (2 * batch_size) * ||W||^2`` added to each batch's mean loss (scikit-learn's scaling), ``max_iter`` counts
-epochs, training stops when the loss (or, with ``early_stopping``, the score on a stratified validation split) has
-not improved by ``tol`` for ``n_iter_no_change`` epochs; with ``solver="sgd"``, ``learning_rate`` is
-``"constant"``, ``"invscaling"`` (``learning_rate_init / (t + 1) ** power_t`` with ``t`` the samples seen) or
-``"adaptive"`` (divided by 5 at each plateau, stopping below 1e-6). ``warm_start``, ``partial_fit``,
-``sample_weight`` and multi-label targets work as in scikit-learn. netcore adds ``dropout``, ``batchnorm``,
-``device`` and ``dtype``. Only the ``adam`` and ``sgd`` solvers exist (no L-BFGS).
+The parameters, fitted attributes, messages and training rules are scikit-learn's: ``alpha`` is the L2 penalty
+``alpha / (2 * batch weight) * ||W||^2`` added to each batch's mean loss; ``max_iter`` counts epochs (L-BFGS
+iterations with ``solver="lbfgs"``, which runs ``scipy.optimize``'s L-BFGS-B over the flat parameter buffer);
+training stops once the loss (or, with ``early_stopping``, the validation score) has not improved by ``tol`` for
+more than ``n_iter_no_change`` epochs; ``learning_rate="adaptive"`` divides the rate by 5 at each plateau instead;
+binary classification has one logistic output; float32 input trains float32 weights. netcore adds ``dropout``,
+``batchnorm`` (stochastic solvers only), ``device`` and ``dtype``. Sparse input is densified.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import warnings
+from numbers import Real
 
 import numpy as np
+import scipy.optimize
+import scipy.sparse
+from scipy.special import xlogy
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.neural_network import MLPClassifier as _ScikitClassifier
+from sklearn.neural_network import MLPRegressor as _ScikitRegressor
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
 import netcore
@@ -27,34 +39,85 @@ from netcore import callbacks as callbacks_mod
 from netcore.layers import Activation, BatchNorm, Dense, Dropout
 
 _ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
-_LEARNING_RATES = ("constant", "invscaling", "adaptive")
-#: scikit-learn's names of netcore's output activations (``out_activation_``).
-_OUTPUT_NAMES = {"softmax": "softmax", "sigmoid": "logistic", None: "identity"}
-
-
-class _AdaptiveRate(callbacks_mod.EarlyStopping):
-    """scikit-learn's ``learning_rate="adaptive"``: a plateau divides the learning rate by 5 and starts counting
-    again; only a plateau at a rate of 1e-6 or less stops training."""
-
-    def _on_plateau(self, epoch):
-        optimizer = self.model.optimizer
-        if optimizer.lr <= 1e-6:
-            super()._on_plateau(epoch)
-            return
-        optimizer.lr = optimizer.lr / 5
-        self.wait = 0
+_NON_FINITE = (
+    "Solver produced non-finite parameter weights. The input data may contain large values and need to be preprocessed."
+)
+#: netcore's parameters beside scikit-learn's.
+_NETCORE_CONSTRAINTS = {
+    "dropout": [Interval(Real, 0, 1, closed="left")],
+    "batchnorm": ["boolean"],
+    "device": [str, None],
+    "dtype": [StrOptions({"float32", "float64"}), None],
+}
 
 
 class _InverseScaling(callbacks_mod.Callback):
     """scikit-learn's ``learning_rate="invscaling"``: ``lr = learning_rate_init / (t + 1) ** power_t`` for each
-    epoch, ``t`` the training samples seen before it (set once per epoch, as scikit-learn does)."""
+    epoch, ``t`` the training samples seen before it."""
 
-    def __init__(self, initial: float, power: float, seen: int, per_epoch: int):
+    def __init__(self, estimator):
         super().__init__()
-        self.initial, self.power, self.seen, self.per_epoch = initial, power, seen, per_epoch
+        self.estimator = estimator
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.model.optimizer.lr = self.initial / (self.seen + epoch * self.per_epoch + 1) ** self.power
+        est = self.estimator
+        self.model.optimizer.lr = est.learning_rate_init / (est.t_ + 1) ** est.power_t
+
+
+class _Iterations(callbacks_mod.Callback):
+    """scikit-learn's end of an iteration: the fitted attributes, the verbose lines, the no-improvement count (on
+    the training loss, or on the validation score with ``early_stopping``, keeping the best weights), the adaptive
+    learning rate, stopping, and the ConvergenceWarning when ``max_iter`` is reached."""
+
+    def __init__(self, estimator, rows: int, validation, incremental: bool):
+        super().__init__()
+        self.estimator, self.rows, self.validation, self.incremental = estimator, rows, validation, incremental
+        self.best_weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        est, model = self.estimator, self.model
+        est.n_iter_ += 1
+        est.t_ += self.rows
+        est.loss_ = float(logs["loss"]) + est._loss_offset
+        est.loss_curve_.append(est.loss_)
+        if est.verbose:
+            print(f"Iteration {est.n_iter_}, loss = {est.loss_:.8f}")
+        if self.validation is not None:
+            score = est._validation_score(*self.validation)
+            est.validation_scores_.append(score)
+            if est.verbose:
+                print(f"Validation score: {score:f}")
+            est._no_improvement_count = 0 if score >= est.best_validation_score_ + est.tol else (
+                est._no_improvement_count + 1
+            )  # fmt: skip
+            if score > est.best_validation_score_:
+                est.best_validation_score_ = score
+                self.best_weights = model.get_weights()
+        else:
+            improved = not est.loss_ > est.best_loss_ - est.tol
+            est._no_improvement_count = 0 if improved else est._no_improvement_count + 1
+            est.best_loss_ = min(est.best_loss_, est.loss_)
+        if est._no_improvement_count > est.n_iter_no_change:
+            what = "Validation score" if self.validation is not None else "Training loss"
+            message = f"{what} did not improve more than tol={est.tol:f} for {est.n_iter_no_change} consecutive epochs."
+            if est.solver == "sgd" and est.learning_rate == "adaptive" and model.optimizer.lr > 1e-6:
+                model.optimizer.lr = model.optimizer.lr / 5
+                est._no_improvement_count = 0
+                if est.verbose:
+                    print(f"{message} Setting learning rate to {model.optimizer.lr:f}")
+            else:
+                if est.verbose:
+                    small = est.solver == "sgd" and est.learning_rate == "adaptive"
+                    print(message + (" Learning rate too small. Stopping." if small else " Stopping."))
+                model.stop_training = True
+                return
+        if not self.incremental and est.n_iter_ == est.max_iter:
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({est.max_iter}) reached and the optimization hasn't "
+                "converged yet.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
 
 
 class _NetcoreMLP(BaseEstimator):
@@ -85,10 +148,11 @@ class _NetcoreMLP(BaseEstimator):
         beta_2=0.999,
         epsilon=1e-8,
         n_iter_no_change=10,
+        max_fun=15000,
         dropout=0.0,
         batchnorm=False,
         device=None,
-        dtype="float64",
+        dtype=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -112,155 +176,251 @@ class _NetcoreMLP(BaseEstimator):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.dropout = dropout
         self.batchnorm = batchnorm
         self.device = device
         self.dtype = dtype
 
-    # ----------------------------------------------------------------- building blocks
-    def _validate_hyperparameters(self):
-        if self.activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}")
-        if self.solver not in ("adam", "sgd"):
-            raise ValueError(f"solver must be 'adam' or 'sgd' (netcore has no L-BFGS), got {self.solver!r}")
-        if self.learning_rate not in _LEARNING_RATES:
-            raise ValueError(f"learning_rate must be one of {_LEARNING_RATES}, got {self.learning_rate!r}")
-        if self.max_iter <= 0 or self.alpha < 0 or self.learning_rate_init <= 0 or self.power_t < 0:
-            raise ValueError("max_iter and learning_rate_init must be positive, alpha and power_t >= 0")
-        sizes = [self.hidden_layer_sizes] if np.isscalar(self.hidden_layer_sizes) else self.hidden_layer_sizes
-        sizes = [int(s) for s in sizes]
-        if any(s <= 0 for s in sizes):
-            raise ValueError(f"hidden_layer_sizes must be positive, got {self.hidden_layer_sizes}")
-        return sizes
+    # ----------------------------------------------------------------- training
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        self._validate_params()
+        sizes = list(self.hidden_layer_sizes) if np.iterable(self.hidden_layer_sizes) else [self.hidden_layer_sizes]
+        if np.any(np.array(sizes) <= 0):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
+        if self.solver == "lbfgs" and (self.dropout or self.batchnorm):
+            raise ValueError("dropout and batchnorm need a stochastic solver ('adam' or 'sgd'), not 'lbfgs'")
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        fresh = not hasattr(self, "model_") or not (self.warm_start or incremental)
+        self._random_state = check_random_state(self.random_state)
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            reset=fresh,
+            y_numeric=isinstance(self, RegressorMixin),
+        )
+        X = X.toarray() if scipy.sparse.issparse(X) else X
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        weights = None if sample_weight is None else _check_sample_weight(sample_weight, X, dtype=np.float64)
+        targets = self._encode(y, incremental, fresh)
+        if fresh:
+            self._dtype_ = self.dtype or X.dtype.name
+        X = X.astype(self._dtype_, copy=False)
+        validation = None
+        if self.early_stopping and self.solver != "lbfgs":
+            X, targets, weights, validation = self._validation_split(X, y, targets, weights)
+        batch = X.shape[0] if self.solver == "lbfgs" else self._batch(X.shape[0])
+        if fresh:
+            self._initialize(X.shape[1], sizes, batch * (1.0 if weights is None else float(np.mean(weights))))
+        elif not incremental:  # warm start: the same weights, a fresh optimizer with the current settings
+            self.model_.compile(self._optimizer(), self.model_.loss)
+        self._loss_offset = self._constant_loss(targets, weights)
+        self.n_iter_ = 0
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(X, targets, weights)
+        else:
+            self._fit_stochastic(X, targets, weights, validation, batch, incremental)
+        self._publish()
+        if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
+            raise ValueError(_NON_FINITE)
+        return self
+
+    def _initialize(self, n_features: int, sizes: list[int], batch_weight: float) -> None:
+        """A fresh network and scikit-learn's bookkeeping. ``batch_weight`` (a batch's expected sum of sample
+        weights) divides ``alpha`` as scikit-learn's does, so weights of 2 mean what repeating the rows means."""
+        regularizer = netcore.regularizers.L2(self.alpha / (2 * batch_weight)) if self.alpha else None
+        act = _ACTIVATIONS[self.activation]
+        # scikit-learn's initialisation: weights and biases uniform in +-sqrt(factor / (fan_in + fan_out)), factor 2
+        # for the logistic activation and 6 otherwise (limit = sqrt(3 gain / mean fan)).
+        init = netcore.initializers.Uniform(gain=(2.0 if self.activation == "logistic" else 6.0) / 6, fan="avg")
+        options = {"kernel_regularizer": regularizer, "kernel_initializer": init, "bias_initializer": init}
+        layers = []
+        for width in sizes:
+            if self.batchnorm:
+                layers += [Dense(width, use_bias=False, **options), BatchNorm(), Activation(act)]
+            else:
+                layers.append(Dense(width, act, **options))
+            if self.dropout:
+                layers.append(Dropout(self.dropout))
+        final, loss = self._output_and_loss()
+        layers.append(Dense(self.n_outputs_, final, **options))
+        seed = int(self._random_state.randint(2**31))
+        self.model_ = netcore.Sequential(
+            layers, input_dim=n_features, device=self.device, dtype=self._dtype_, seed=seed
+        )
+        self.model_.compile(self._optimizer(), loss)
+        self.t_ = 0
+        self.n_layers_ = len(sizes) + 2
+        self.out_activation_ = self._out_activation()
+        if self.solver != "lbfgs":
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_, self.best_validation_score_, self.best_loss_ = [], -np.inf, None
+            else:
+                self.validation_scores_, self.best_validation_score_, self.best_loss_ = None, None, np.inf
 
     def _batch(self, n: int) -> int:
         if self.batch_size == "auto":
             return min(200, n)
-        if int(self.batch_size) <= 0:
-            raise ValueError(f"batch_size must be positive or 'auto', got {self.batch_size}")
-        return min(int(self.batch_size), n)
+        if self.batch_size > n:
+            warnings.warn(
+                "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped", stacklevel=2
+            )
+        return int(np.clip(self.batch_size, 1, n))
 
-    def _build(self, n_features: int, n_outputs: int, final: str, loss: str, batch_weight: float):
-        """The network; ``batch_weight`` is a batch's expected sum of sample weights (its size when unweighted),
-        which divides ``alpha`` as scikit-learn's does, so weights of 2 mean what repeating the rows means."""
-        sizes = self._validate_hyperparameters()
-        regularizer = netcore.regularizers.L2(self.alpha / (2 * batch_weight)) if self.alpha else None
-        act = _ACTIVATIONS[self.activation]
-        layers = []
-        for width in sizes:
-            if self.batchnorm:
-                layers += [Dense(width, use_bias=False, kernel_regularizer=regularizer), BatchNorm(), Activation(act)]
-            else:
-                layers.append(Dense(width, act, kernel_regularizer=regularizer))
-            if self.dropout:
-                layers.append(Dropout(self.dropout))
-        layers.append(Dense(n_outputs, final, kernel_regularizer=regularizer))
-        seed = None if self.random_state is None else int(np.random.RandomState(self.random_state).randint(2**31))
-        model = netcore.Sequential(layers, input_dim=n_features, device=self.device, dtype=self.dtype, seed=seed)
-        model.compile(self._optimizer(), loss, self._metric())
-        return model
+    def _optimizer(self):
+        if self.solver == "sgd":
+            nesterov = self.nesterovs_momentum and self.momentum > 0
+            return netcore.optimizers.SGD(lr=self.learning_rate_init, momentum=self.momentum, nesterov=nesterov)
+        return netcore.optimizers.Adam(lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2), eps=self.epsilon)
 
-    def _fit(self, X, y, sample_weight=None, incremental=False, classes=None):
-        """``fit`` (a fresh model unless ``warm_start``) and ``partial_fit`` (one epoch, the same model)."""
-        fresh = not hasattr(self, "model_") or not (incremental or self.warm_start)
-        X, y = validate_data(
-            self, X, y, reset=fresh, dtype=[np.float64, np.float32], multi_output=True, y_numeric=self._numeric_y
+    def _validation_split(self, X, y, targets, weights):
+        """scikit-learn's hold-out for ``early_stopping``: random, stratified for single-output classification."""
+        stratify = self._stratify_on(y)
+        arrays = [X, targets, y] + ([weights] if weights is not None else [])
+        split = train_test_split(
+            *arrays, random_state=self._random_state, test_size=self.validation_fraction, stratify=stratify
         )
-        weights = None
-        if sample_weight is not None:
-            weights = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
-        targets = self._encode_targets(y, fresh, incremental, classes)
-        batch = self._batch(X.shape[0])
-        if fresh:
-            final, loss = self._output_and_loss()
-            mean_weight = 1.0 if weights is None else float(np.mean(weights))
-            self.model_ = self._build(X.shape[1], self._n_model_outputs(), final, loss, batch * mean_weight)
-            self.t_, self.n_iter_, self.loss_curve_ = 0, 0, []
-            self.validation_scores_ = [] if self.early_stopping else None
-        elif not incremental:  # warm start: the same weights, a fresh optimizer with the current settings
-            self.model_.compile(self._optimizer(), self.model_.loss, self._metric())
-        X = X.astype(self.dtype, copy=False)
-        early_stopping = self.early_stopping and not incremental
-        validation = None
-        if early_stopping:
-            X, targets, weights, validation = self._validation_split(X, targets, weights)
+        X_train, X_val, t_train, _, _, y_val = split[:6]
+        w_train, w_val = (split[6], split[7]) if weights is not None else (None, None)
+        if X_val.shape[0] < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' or the size of your dataset."
+            )
+        return X_train, t_train, w_train, (X_val, y_val, w_val)
+
+    def _fit_stochastic(self, X, targets, weights, validation, batch: int, incremental: bool) -> None:
+        iterations = _Iterations(self, X.shape[0], validation, incremental)
+        callbacks = [iterations]
+        if self.solver == "sgd" and self.learning_rate == "invscaling":
+            callbacks.insert(0, _InverseScaling(self))
         history = self.model_.fit(
             X,
             targets,
             epochs=1 if incremental else int(self.max_iter),
             batch_size=batch,
             shuffle=self.shuffle,
-            verbose=2 if self.verbose else 0,
+            verbose=0,
             sample_weight=weights,
-            callbacks=self._callbacks(early_stopping, len(X), incremental),
-            validation_data=validation,
+            callbacks=callbacks,
+            on_nonfinite="ignore",  # as scikit-learn: the loss may diverge; non-finite weights are refused after
         )
-        self._record(history, len(X), early_stopping)
-        return self
+        if history.interrupted:
+            warnings.warn("Training interrupted by user.", stacklevel=2)
+        if validation is not None and iterations.best_weights is not None:
+            self.model_.set_weights(iterations.best_weights)
 
-    def _optimizer(self):
-        if self.solver == "adam":
-            return netcore.optimizers.Adam(
-                lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2), eps=self.epsilon
+    def _fit_lbfgs(self, X, targets, weights) -> None:
+        """scipy's L-BFGS-B over the model's flat parameter buffer, the whole data set as one batch."""
+        model = self.model_
+        backend = model.backend
+        with backend.scope():
+            Xd, Td, Wd = model._prepare(X, targets, sample_weight=weights)
+
+        def objective(theta):
+            model._params[...] = backend.asarray(theta, model._params.dtype)
+            loss = backend.to_float(model.loss_and_gradients(Xd, Td, Wd))
+            return loss, backend.to_numpy(model._grads).astype(np.float64)
+
+        def report(intermediate):
+            if self.verbose:
+                print(f"Iteration {report.count}, loss = {intermediate.fun + self._loss_offset:.8f}")
+            report.count += 1
+
+        report.count = 1
+        start = backend.to_numpy(model._params).astype(np.float64)
+        with backend.scope():
+            result = scipy.optimize.minimize(
+                objective,
+                start,
+                method="L-BFGS-B",
+                jac=True,
+                callback=report,
+                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
             )
-        return netcore.optimizers.SGD(
-            lr=self.learning_rate_init, momentum=self.momentum, nesterov=self.nesterovs_momentum and self.momentum > 0
-        )
+        if result.status != 0:
+            warnings.warn(
+                f"lbfgs failed to converge after {result.nit} iteration(s) (status={result.status}): "
+                f"{result.message}. Increase the number of iterations (max_iter) or the number of function "
+                "evaluations (max_fun), or scale the data.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self.n_iter_ = min(int(result.nit), int(self.max_iter))
+        self.loss_ = float(result.fun) + self._loss_offset
+        model._params[...] = backend.asarray(result.x, model._params.dtype)
 
-    def _validation_split(self, X, targets, weights):
-        """scikit-learn's hold-out for ``early_stopping``: random, stratified for single-label classification."""
-        stratify = targets if self._stratify else None
-        arrays = [X, targets] + ([weights] if weights is not None else [])
-        parts = train_test_split(
-            *arrays, test_size=self.validation_fraction, random_state=self.random_state, stratify=stratify
-        )
-        if weights is None:
-            X_train, X_val, y_train, y_val = parts
-            return X_train, y_train, None, (X_val, y_val)
-        X_train, X_val, y_train, y_val, w_train, _ = parts
-        return X_train, y_train, w_train, (X_val, y_val)
+    def _loss_grad_lbfgs(self, packed_coef_inter, X, y, sample_weight, *work):
+        """scikit-learn's private L-BFGS objective, which its own tests call: the loss and its gradient at
+        ``packed_coef_inter`` (every ``coefs_`` then every ``intercepts_``, flattened, as scikit-learn packs them)
+        for targets ``y`` in scikit-learn's encoding. The work arrays scikit-learn passes are not needed."""
+        model = self.model_
+        dense = self._dense_layers()
+        for layer, array in zip(dense + dense, self._split_packed(packed_coef_inter), strict=True):
+            name = "W" if array.ndim == 2 else "b"
+            layer.params[name][...] = model.backend.asarray(array, model._params.dtype)
+        with model.backend.scope():
+            Xd, Td, Wd = model._prepare(X.astype(self._dtype_), self._targets_of(y), sample_weight=sample_weight)
+            loss = model.backend.to_float(model.loss_and_gradients(Xd, Td, Wd))
+        grads = [model.backend.to_numpy(layer.grads["W"]) for layer in dense]
+        grads += [model.backend.to_numpy(layer.grads["b"]) for layer in dense]
+        return loss + self._loss_offset, np.concatenate([g.ravel() for g in grads]).astype(np.float64)
 
-    def _callbacks(self, early_stopping: bool, rows: int, incremental: bool) -> list:
-        schedule = self.learning_rate if self.solver == "sgd" else "constant"
-        found = []
-        if schedule == "invscaling":
-            found.append(_InverseScaling(self.learning_rate_init, self.power_t, self.t_, rows))
-        if incremental:  # one epoch: nothing to stop
-            return found
-        if early_stopping:
-            monitor, mode, restore = f"val_{self._metric()[0]}", "max", True
-        else:
-            monitor, mode, restore = "loss", "min", False
-        stopper = _AdaptiveRate if schedule == "adaptive" else callbacks_mod.EarlyStopping
-        return [*found, stopper(monitor, mode, self.n_iter_no_change, self.tol, restore)]
+    def _split_packed(self, packed):
+        shapes = [layer.params["W"].shape for layer in self._dense_layers()]
+        shapes += [layer.params["b"].shape for layer in self._dense_layers()]
+        pieces, start = [], 0
+        for shape in shapes:
+            size = int(np.prod(shape))
+            pieces.append(np.asarray(packed[start : start + size]).reshape(shape))
+            start += size
+        return pieces
 
-    def _record(self, history, rows: int, early_stopping: bool) -> None:
-        """scikit-learn's fitted attributes, accumulated over warm starts and partial fits."""
-        self.loss_curve_ += list(history["loss"])
-        self.n_iter_ += len(history.epoch)
-        self.t_ += rows * len(history.epoch)
-        self.loss_ = self.loss_curve_[-1]
-        if early_stopping:
-            self.validation_scores_ = (self.validation_scores_ or []) + list(history[f"val_{self._metric()[0]}"])
-            self.best_validation_score_ = max(self.validation_scores_)
-            self.best_loss_ = None
-        else:
-            self.best_loss_, self.best_validation_score_ = min(self.loss_curve_), None
-        dense = [layer for layer in self.model_.layers if isinstance(layer, Dense)]
+    def _dense_layers(self):
+        return [layer for layer in self.model_.layers if isinstance(layer, Dense)]
+
+    def _publish(self) -> None:
+        """``coefs_`` and ``intercepts_`` from the model (a bias-free layer before batch norm shows zeros)."""
         backend = self.model_.backend
+        dense = self._dense_layers()
         self.coefs_ = [backend.to_numpy(layer.params["W"]).copy() for layer in dense]
-        # A layer without a bias (followed by batch norm) adds zero: scikit-learn's users expect one per layer.
         self.intercepts_ = [
-            backend.to_numpy(layer.params["b"]).copy() if "b" in layer.params else np.zeros(layer.units, self.dtype)
+            backend.to_numpy(layer.params["b"]).copy() if "b" in layer.params else np.zeros(layer.units, self._dtype_)
             for layer in dense
         ]
-        self.n_layers_ = len(dense) + 1
-        self.out_activation_ = _OUTPUT_NAMES[self._output_and_loss()[0]]
 
-    def _outputs(self, X):
+    def _constant_loss(self, targets, weights) -> float:
+        """What scikit-learn's loss adds to netcore's (only the Poisson deviance differs by a constant)."""
+        return 0.0
+
+    def _raw(self, X):
+        """The model's outputs for already validated ``X``, in the model's dtype."""
+        return self.model_.predict(X.astype(self._dtype_, copy=False))
+
+    def _checked(self, X):
         check_is_fitted(self, "model_")
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        return self.model_.predict(X.astype(self.dtype, copy=False))
+        X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False, dtype=(np.float64, np.float32))
+        return X.toarray() if scipy.sparse.issparse(X) else X
+
+    def _validation_score(self, X, y, weights) -> float:
+        """The score ``early_stopping`` watches (NaN when the model's outputs are not finite)."""
+        raw = self._raw(X)
+        if not np.isfinite(raw).all():
+            return np.nan
+        return float(self._score_outputs(raw, y, weights))
+
+    def _check_solver(self):
+        if self.solver not in ("sgd", "adam"):
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. {self.solver} is not "
+                                 "stochastic.")  # fmt: skip
+        return True
 
     # ----------------------------------------------------------------- pickling
     def __getstate__(self):
@@ -291,118 +451,222 @@ class _NetcoreMLP(BaseEstimator):
 
 
 class MLPClassifier(ClassifierMixin, _NetcoreMLP):
-    """Multi-layer perceptron classifier on a netcore device: softmax output and cross-entropy for one label per
-    sample, sigmoid outputs and binary cross-entropy for multi-label indicator targets."""
+    """Multi-layer perceptron classifier on a netcore device: one logistic output for two classes, a softmax over
+    more, independent logistic outputs for multi-label indicator targets (scikit-learn's choices)."""
 
-    _numeric_y = False
+    _parameter_constraints = {**_ScikitClassifier._parameter_constraints, **_NETCORE_CONSTRAINTS}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
+        tags.input_tags.sparse = True
         return tags
 
-    def _metric(self):
-        return ["accuracy"]
-
-    @property
-    def _stratify(self):
-        return not self._multilabel
-
-    def _n_model_outputs(self):
-        return len(self.classes_)
+    def _out_activation(self) -> str:
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
 
     def _output_and_loss(self):
-        return ("sigmoid", "binary_cross_entropy") if self._multilabel else ("softmax", "cross_entropy")
+        if self._out_activation() == "softmax":
+            return "softmax", "cross_entropy"
+        return "sigmoid", netcore.losses.BinaryCrossEntropy(sum_outputs=True)  # summed over labels, as scikit-learn
 
-    def _encode_targets(self, y, fresh, incremental, classes):
-        """Class indices (or the 0/1 indicator matrix); sets ``classes_`` on a fresh fit and checks it otherwise."""
-        multilabel = type_of_target(y) == "multilabel-indicator"
+    def _encode(self, y, incremental, fresh):
+        """scikit-learn's label handling: the binariser fitted on a fresh fit, the classes checked otherwise."""
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer().fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start and not incremental:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in the previous call to fit. "
+                        f"Previously got {self.classes_}, `y` has {classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. 'y' has {classes}."
+                )
+        binarized = self._label_binarizer.transform(y)
         if fresh:
-            if incremental and classes is None:
-                raise ValueError("classes must be passed on the first call to partial_fit")
-            self._multilabel = multilabel
-            if multilabel:
-                self.classes_ = np.arange(y.shape[1])
-            else:
-                check_classification_targets(y)
-                self.classes_ = np.unique(classes if incremental else column_or_1d(y, warn=True))
-            # scikit-learn counts one output for two classes (one logistic unit); netcore keeps a softmax pair.
-            self.n_outputs_ = 1 if len(self.classes_) == 2 and not multilabel else len(self.classes_)
-        if multilabel != self._multilabel:
-            raise ValueError("a model fitted on multi-label targets needs multi-label targets, and vice versa")
-        if multilabel:
-            if y.shape[1] != len(self.classes_):
-                raise ValueError(f"y has {y.shape[1]} labels, the model was fitted with {len(self.classes_)}")
-            return y.astype(self.dtype)
-        check_classification_targets(y)
-        y = column_or_1d(y, warn=True)
-        unseen = np.setdiff1d(y, self.classes_)
-        if unseen.size:
-            raise ValueError(f"y has classes not in classes_ {list(self.classes_)}: {list(unseen)}")
-        if not fresh and not incremental and not np.array_equal(np.unique(y), self.classes_):
-            raise ValueError(
-                f"warm_start needs the classes of the previous fit, {list(self.classes_)}; y has {list(np.unique(y))}"
-            )
-        return np.searchsorted(self.classes_, y).astype(np.int64)
+            self.n_outputs_ = binarized.shape[1]
+        return self._targets_of(binarized)
+
+    def _targets_of(self, binarized):
+        """The model's targets from scikit-learn's binarised labels: class indices for a softmax, else 0/1 floats."""
+        if self._label_binarizer.y_type_ == "multiclass":
+            return np.asarray(binarized).argmax(axis=1).astype(np.int64)
+        return np.asarray(binarized, dtype=np.float64)
+
+    def _stratify_on(self, y):
+        """scikit-learn stratifies single-output classification on its binarised labels (so its messages name
+        them as it does)."""
+        if self._label_binarizer.y_type_ == "multilabel-indicator":
+            return None
+        return self._label_binarizer.transform(y).astype(bool)
+
+    def _score_outputs(self, raw, y, weights):
+        return accuracy_score(y, self._labels(raw), sample_weight=weights)
+
+    def _labels(self, raw):
+        return self._label_binarizer.inverse_transform(raw.ravel() if raw.shape[1] == 1 else raw)
 
     def fit(self, X, y, sample_weight=None):
-        """Train from scratch (or, with ``warm_start``, from the current weights) for up to ``max_iter`` epochs."""
+        """Train from scratch (or, with ``warm_start``, from the current weights) for up to ``max_iter`` epochs
+        (L-BFGS iterations with ``solver="lbfgs"``)."""
         return self._fit(X, y, sample_weight)
 
+    @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over ``(X, y)``; the first call needs ``classes``, every label the model will ever see."""
-        return self._fit(X, y, sample_weight, incremental=True, classes=classes)
+        known = getattr(self, "classes_", None)
+        if known is None and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        if classes is not None and known is not None and not np.array_equal(known, unique_labels(classes)):
+            raise ValueError(f"`classes={classes!r}` is not the same as on last call to partial_fit, was: {known!r}")
+        if known is None:
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y if type_of_target(y).startswith("multilabel") else classes)
+            self.classes_ = self._label_binarizer.classes_
+        return self._fit(X, y, sample_weight, incremental=True)
 
     def predict_proba(self, X):
         """Class probabilities, columns in the order of ``classes_``."""
-        return self._outputs(X).astype(np.float64)
+        raw = self._raw(self._checked(X))
+        if self.n_outputs_ == 1:  # one logistic unit: the probability of the second class
+            return np.hstack([1 - raw, raw])
+        return raw
 
     def predict_log_proba(self, X):
-        return np.log(np.clip(self.predict_proba(X), 1e-300, None))
+        probabilities = self.predict_proba(X)
+        return np.log(probabilities, out=probabilities)
 
     def predict(self, X):
-        probabilities = self.predict_proba(X)
-        if self._multilabel:
-            return (probabilities > 0.5).astype(np.int64)
-        return self.classes_[np.argmax(probabilities, axis=1)]
+        return self._labels(self._raw(self._checked(X)))
 
 
 class MLPRegressor(RegressorMixin, _NetcoreMLP):
-    """Multi-layer perceptron regressor (linear output, squared error) on a netcore device."""
+    """Multi-layer perceptron regressor on a netcore device: a linear output with the halved squared error, or
+    ``loss="poisson"`` (an exponential output with the Poisson deviance, for counts)."""
 
-    def _metric(self):
-        return ["r2"]
+    _parameter_constraints = {**_ScikitRegressor._parameter_constraints, **_NETCORE_CONSTRAINTS}
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        dropout=0.0,
+        batchnorm=False,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__(
+            hidden_layer_sizes,
+            activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+            dropout=dropout,
+            batchnorm=batchnorm,
+            device=device,
+            dtype=dtype,
+        )
+        self.loss = loss
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
+        tags.input_tags.sparse = True
         return tags
 
-    _numeric_y = True
-    _stratify = False
-
-    def _n_model_outputs(self):
-        return self.n_outputs_
+    def _out_activation(self) -> str:
+        return "exp" if self.loss == "poisson" else "identity"
 
     def _output_and_loss(self):
+        if self.loss == "poisson":  # log-rates out of a linear layer: the exponential is applied in predict
+            return None, netcore.losses.PoissonNLL(log_input=True, sum_outputs=True)
         return None, netcore.losses.MeanSquaredError(half=True)  # scikit-learn's squared error is halved
 
-    def _encode_targets(self, y, fresh, incremental, classes):
+    def _encode(self, y, incremental, fresh):
+        if self.loss == "poisson" and (np.asarray(y) < 0).any():
+            raise ValueError("Some value(s) of y are negative which is not allowed for Poisson regression.")
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         if fresh:
             self._y_1d, self.n_outputs_ = y.ndim == 1, Y.shape[1]
         elif Y.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {Y.shape[1]} outputs, the model was fitted with {self.n_outputs_}")
-        return Y.astype(self.dtype)
+        return Y
+
+    def _targets_of(self, y):
+        return np.asarray(y).reshape(len(y), -1)
+
+    def _stratify_on(self, y):
+        return None
+
+    def _constant_loss(self, targets, weights) -> float:
+        """scikit-learn's Poisson deviance keeps ``y log y - y``, which netcore's Poisson likelihood leaves out."""
+        if self.loss != "poisson":
+            return 0.0
+        return float(np.average(xlogy(targets, targets) - targets, weights=weights, axis=0).sum())
+
+    def _raw(self, X):
+        out = super()._raw(X)
+        return np.exp(out) if self.loss == "poisson" else out
+
+    def _score_outputs(self, raw, y, weights):
+        return r2_score(y, raw[:, 0] if self._y_1d else raw, sample_weight=weights)
 
     def fit(self, X, y, sample_weight=None):
-        """Train from scratch (or, with ``warm_start``, from the current weights) for up to ``max_iter`` epochs."""
+        """Train from scratch (or, with ``warm_start``, from the current weights) for up to ``max_iter`` epochs
+        (L-BFGS iterations with ``solver="lbfgs"``)."""
         return self._fit(X, y, sample_weight)
 
+    @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over ``(X, y)`` with the current model (built on the first call)."""
         return self._fit(X, y, sample_weight, incremental=True)
 
     def predict(self, X):
-        out = self._outputs(X).astype(np.float64)
+        out = self._raw(self._checked(X))
         return out[:, 0] if self._y_1d else out

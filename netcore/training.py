@@ -16,7 +16,7 @@ from netcore.graphs import GraphedSteps
 log = logging.getLogger("netcore")
 
 #: What fit does when a batch's loss is NaN or infinite.
-NONFINITE_POLICIES = ("raise", "skip_batch", "rollback")
+NONFINITE_POLICIES = ("raise", "skip_batch", "rollback", "ignore")
 #: How many times "rollback" may go back and halve the learning rate before giving up.
 MAX_ROLLBACKS = 3
 
@@ -105,9 +105,12 @@ class _Divergence:
             self.last_good = self.model.snapshot()
 
     def handle(self, epoch: int, step: int, loss) -> str:
-        """'skip' the step, or 'restart' after a rollback; raises under "raise" or when rollbacks run out."""
+        """'skip' the step, 'restart' after a rollback, or 'apply' it anyway ("ignore": PyTorch's and
+        scikit-learn's behaviour, the weights may turn non-finite); raises under "raise" or when rollbacks run out."""
         model = self.model
         where = f"epoch {epoch + 1}, batch {step + 1}"
+        if self.policy == "ignore":
+            return "apply"
         if self.policy == "skip_batch":
             self.skipped += 1
             return "skip"
@@ -215,10 +218,12 @@ def run(
                             cb.on_batch_end(step, {"loss": backend.to_float(loss), "size": rows})
                         if model.stop_training:
                             break
-                        restarted = divergence.handle(epoch, step, backend.to_float(loss)) == "restart"
+                        action = divergence.handle(epoch, step, backend.to_float(loss))
+                        restarted = action == "restart"
                         if restarted:
                             break
-                        continue
+                        if action == "skip":
+                            continue
                     stepper.apply_gradients()
                     total = backend.accumulate(total, loss, rows)
                     seen += rows

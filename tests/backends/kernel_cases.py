@@ -428,6 +428,8 @@ CASES = {
     "mean_squared_error[weights]": loss_case("mean_squared_error", "real", weights=True),
     "mean_absolute_error": loss_case("mean_absolute_error", "real"),
     "huber": loss_case("huber", "real", delta=1.5),
+    "poisson_nll": loss_case("poisson_nll", "unit"),
+    "poisson_nll[rates,weights]": loss_case("poisson_nll", "unit", weights=True, log_input=False),
     "hinge": loss_case("hinge", "sign"),
     "multiclass_hinge": loss_case("multiclass_hinge", "index"),
     "dropout_forward": dropout_forward,

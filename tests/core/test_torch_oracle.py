@@ -148,6 +148,8 @@ def problem(n_out: int, targets: str, dtype: str, rows: int = 32, features: int 
     elif targets == "distribution":
         t = rng.random((rows, n_out)) + 0.1
         y = (t / t.sum(1, keepdims=True)).astype(dtype)
+    elif targets == "unit":
+        y = rng.random((rows, n_out)).astype(dtype)
     else:
         y = rng.standard_normal((rows, n_out)).astype(dtype)
     return X, y
@@ -221,6 +223,21 @@ LOSSES = {
     ),
     "mae": ("linear", losses.MeanAbsoluteError(), "real", 2, unweighted(nn.L1Loss())),
     "huber": ("linear", losses.Huber(delta=0.7), "real", 2, unweighted(nn.HuberLoss(delta=0.7))),
+    "poisson log rates": ("linear", losses.PoissonNLL(), "unit", 2, unweighted(nn.PoissonNLLLoss())),
+    "bce summed over outputs": (
+        "sigmoid",
+        losses.BinaryCrossEntropy(sum_outputs=True),
+        "binary",
+        3,
+        lambda o, t, w: nn.functional.binary_cross_entropy_with_logits(o, t, reduction="sum") / len(o),
+    ),
+    "poisson rates": (
+        "sigmoid",
+        losses.PoissonNLL(log_input=False),
+        "unit",
+        2,
+        unweighted(nn.PoissonNLLLoss(log_input=False)),
+    ),
     "hinge": ("linear", losses.Hinge(), "sign", 1, lambda o, t, w: torch.clamp(1 - t * o, min=0).mean()),
     "multiclass_hinge": ("linear", losses.MultiClassHinge(), "index", 3, _multi_margin),
     "kl_divergence": (

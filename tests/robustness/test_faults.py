@@ -134,6 +134,17 @@ def test_nan_under_skip_batch_drops_only_that_step():
     assert all(np.isfinite(w).all() for w in model.get_weights())
 
 
+def test_nan_under_ignore_takes_the_step_as_pytorch_does():
+    model = netcore.Sequential([Dense(4, "tanh"), Dense(2, "softmax")], input_dim=2, device="numpy", seed=0)
+    model.compile("sgd", "cross_entropy")
+    X, y = data()
+    poison = Poison(model, 0, 1)
+    poison.on_batch_end = lambda batch, logs=None: None  # the NaN stays: the step spreads it
+    history = model.fit(X, y, epochs=1, batch_size=16, verbose=0, on_nonfinite="ignore", callbacks=[poison])
+    assert model.optimizer.step_count == 4 and np.isnan(history["loss"][0])
+    assert not all(np.isfinite(w).all() for w in model.get_weights())
+
+
 def test_nan_under_rollback_goes_back_one_epoch_and_halves_the_learning_rate():
     model = netcore.Sequential([Dense(4, "tanh"), Dense(2, "softmax")], input_dim=2, device="numpy", seed=0)
     model.compile(netcore.optimizers.SGD(lr=0.2), "cross_entropy")

@@ -122,7 +122,7 @@ BAD_FIT_OPTIONS = st.sampled_from(
         {"validation_split": -0.2},
         {"validation_split": "x"},
         {"verbose": 5},
-        {"on_nonfinite": "ignore"},
+        {"on_nonfinite": "disregard"},
         {"class_weight": [1, 2]},
         {"class_weight": {7: 1.0}},
         {"class_weight": {0: "heavy"}},

@@ -40,7 +40,8 @@ def test_grid_search_in_a_pipeline_on_breast_cancer():
         cv=3,
     )
     search.fit(X_train, y_train)
-    assert search.best_score_ > 0.95 and search.score(X_test, y_test) > 0.95
+    # scikit-learn's own MLPClassifier scores 0.937-0.965 on this split over seeds 0-7 (netcore's: 0.944-0.965)
+    assert search.best_score_ > 0.95 and search.score(X_test, y_test) > 0.93
     assert set(search.best_params_) == {"mlpclassifier__hidden_layer_sizes", "mlpclassifier__alpha"}
 
 
@@ -80,7 +81,8 @@ def test_regressor_and_early_stopping():
 def test_invalid_hyperparameters():
     X, y = np.ones((10, 2)), np.arange(10) % 2
     for bad in (
-        dict(solver="lbfgs"),
+        dict(solver="newton"),
+        dict(solver="lbfgs", dropout=0.2),
         dict(activation="swish"),
         dict(hidden_layer_sizes=(0,)),
         dict(learning_rate="cyclic"),
@@ -107,10 +109,11 @@ def test_partial_fit_needs_classes_first_then_trains_one_epoch_per_call():
     clf.partial_fit(X[:60], y[:60], classes=[0, 1, 2, 3])  # a class the data has not shown yet is fine
     for _ in range(30):
         clf.partial_fit(X, y)
-    assert clf.n_iter_ == 31 and len(clf.loss_curve_) == 31 and clf.t_ == 60 + 30 * len(X)
+    # scikit-learn counts n_iter_ per call (one epoch for partial_fit), loss_curve_ and t_ over all of them
+    assert clf.n_iter_ == 1 and len(clf.loss_curve_) == 31 and clf.t_ == 60 + 30 * len(X)
     assert list(clf.classes_) == [0, 1, 2, 3] and clf.predict_proba(X).shape == (len(X), 4) and clf.n_outputs_ == 4
     assert clf.loss_curve_[-1] < clf.loss_curve_[0] and clf.score(X, y) > 0.8
-    with pytest.raises(ValueError, match="not in classes_"):
+    with pytest.raises(ValueError, match="not in `self.classes_`"):
         clf.partial_fit(X, y + 5)
 
 
@@ -133,8 +136,8 @@ def test_warm_start_continues_from_the_fitted_weights():
     first = [c.copy() for c in warm.coefs_]
     cold.fit(X, y), warm.fit(X, y)
     np.testing.assert_array_equal(cold.coefs_[0], first[0])  # a cold refit starts over from the same seed
-    assert not np.array_equal(warm.coefs_[0], first[0]) and warm.n_iter_ == 10 and len(warm.loss_curve_) == 10
-    with pytest.raises(ValueError, match="classes of the previous fit"):
+    assert not np.array_equal(warm.coefs_[0], first[0]) and warm.n_iter_ == 5 and len(warm.loss_curve_) == 10
+    with pytest.raises(ValueError, match="same classes as in the previous call to fit"):
         warm.fit(X[y < 2], y[y < 2])
 
 
