@@ -68,11 +68,19 @@ class LayerKernels:
         ``running = (1 - new_weight) running + new_weight batch`` (PyTorch: new_weight = momentum = 0.1; Keras:
         new_weight = 1 - momentum = 0.01), the variance made unbiased by ``n / (n - 1)`` when asked.
         """
-        xp = self.xp
         n = x.shape[0]
         mean = x.mean(axis=0)
-        xp.subtract(x, mean, out=xhat)
+        self.xp.subtract(x, mean, out=xhat)
         var = (xhat * xhat).mean(axis=0)
+        self._normalise_and_track(mean, var, n, gamma, beta, running_mean, running_var, out, xhat, inv_std, eps,
+                                  new_weight, unbiased_running_var)  # fmt: skip
+        return out
+
+    def _normalise_and_track(self, mean, var, n, gamma, beta, running_mean, running_var, out, xhat, inv_std, eps,
+                             new_weight, unbiased):  # fmt: skip
+        """The end of a training forward pass, from ``xhat = x - mean`` and the batch's (biased) ``var`` over ``n``
+        rows: scale ``xhat``, write ``out``, update the running statistics."""
+        xp = self.xp
         inv_std[...] = 1 / xp.sqrt(var + eps)
         xhat *= inv_std
         xp.multiply(xhat, gamma, out=out)
@@ -80,8 +88,7 @@ class LayerKernels:
         running_mean *= 1 - new_weight
         running_mean += new_weight * mean
         running_var *= 1 - new_weight
-        running_var += new_weight * self.running_variance_scale(n, unbiased_running_var) * var
-        return out
+        running_var += new_weight * self.running_variance_scale(n, unbiased) * var
 
     @staticmethod
     def running_variance_scale(n: int, unbiased: bool) -> float:
@@ -119,14 +126,8 @@ class LayerKernels:
         xp.subtract(x, mean, out=xhat)
         squares = self.column_sum(xhat * xhat, xp.empty(features, dtype=x.dtype))
         var = peers.reduce(squares) / n
-        inv_std[...] = 1 / xp.sqrt(var + eps)
-        xhat *= inv_std
-        xp.multiply(xhat, gamma, out=out)
-        out += beta
-        running_mean *= 1 - new_weight
-        running_mean += new_weight * mean
-        running_var *= 1 - new_weight
-        running_var += new_weight * self.running_variance_scale(n, unbiased_running_var) * var
+        self._normalise_and_track(mean, var, n, gamma, beta, running_mean, running_var, out, xhat, inv_std, eps,
+                                  new_weight, unbiased_running_var)  # fmt: skip
         return n
 
     def batchnorm_backward_synced(self, dy, xhat, inv_std, gamma, dx, dgamma, dbeta, *, rows: int, peers):
