@@ -57,6 +57,12 @@ class ArrayOps:
             return False  # in memory already, another device's (the transfer rules apply), or pandas
         return hasattr(x, "shape") and isinstance(getattr(x, "dtype", None), np.dtype)
 
+    def device_collectives(self, job):
+        """What sums this device's arrays over the processes of a data-parallel ``job`` (``rank``, ``size``,
+        ``broadcast_object``) without leaving the device, or None where host buffers are the arrays themselves (the
+        CPU backends: MPI reduces them in place)."""
+        return None
+
     def load_rows(self, rows, dtype):
         """A new array of this backend holding ``rows`` (a memmap slice, an h5py, zarr or Dask block) in ``dtype``:
         the read and the conversion happen here, in one pass, in whichever thread calls it."""

@@ -205,6 +205,11 @@ class CupyBackend(CupyImageKernels, CupyRecurrentKernels, Backend):
 
     dlpack_device_type = 2  # kDLCUDA
 
+    def device_collectives(self, job):
+        from backends._cupy_collectives import nccl_group
+
+        return nccl_group(self, job)
+
     def _dlpack_device_matches(self, device_id: int) -> bool:
         return device_id == self.index
 

@@ -15,6 +15,9 @@ write (checkpoints, CSV logs) and progress output run on rank 0 only.
 Dropout masks and noise are drawn per rank (each rank draws for its share), and batch norm uses the statistics of
 each rank's share unless built with ``BatchNorm(sync=True)``.
 
+On a GPU the sums stay on the device: NCCL (``cupy.cuda.nccl``) with its unique id broadcast over MPI, one
+``allReduce`` of the flat gradient buffer per step; give each rank its own GPU (``device=f"cupy:{ctx.local_rank}"``).
+
 Ranks on one machine share its cores: each rank's BLAS and compiled kernels use its share of them
 (``NETCORE_THREADS_PER_RANK`` overrides), since one thread per core in every rank would oversubscribe them.
 
@@ -54,6 +57,9 @@ class Context:
     control: object = field(default=None, repr=False)
     #: CPU threads each rank's math may use: the machine's cores shared among the ranks running on it.
     threads: int = 1
+    #: This rank's place among the ranks on its machine (which GPU to take: ``device=f"cupy:{local_rank}"``).
+    local_rank: int = 0
+    _device_groups: dict = field(default_factory=dict, repr=False)
 
     @property
     def is_main(self) -> bool:
@@ -120,6 +126,14 @@ class Context:
                 pause = min(2 * pause or 1e-4, 1e-2)
                 time.sleep(pause)
 
+    def device_group(self, backend):
+        """The backend's communicator for sums that stay on its device (NCCL on a GPU), made once per device by
+        every rank together; None on the CPU, where MPI reduces the arrays in place."""
+        key = (backend.name, getattr(backend, "index", 0))
+        if key not in self._device_groups:
+            self._device_groups[key] = backend.device_collectives(self) if self.size > 1 else None
+        return self._device_groups[key]
+
     # ----------------------------------------------------------------- ending the job
     def failed_together(self, within: float = 5.0) -> bool:
         """After an error on this rank: whether every rank reached this point (they all failed the same way, as with
@@ -156,9 +170,9 @@ def init(timeout: float | None = None) -> Context:
             ) from None
         comm = MPI.COMM_WORLD
         wait = float(os.environ.get("NETCORE_DISTRIBUTED_TIMEOUT", DEFAULT_TIMEOUT))
-        neighbours = comm.Split_type(MPI.COMM_TYPE_SHARED).Get_size()  # ranks on this machine
-        threads = int(os.environ.get("NETCORE_THREADS_PER_RANK", max(1, _usable_cores() // neighbours)))
-        _CONTEXT = Context(comm, comm.Get_rank(), comm.Get_size(), wait, comm.Dup(), threads)
+        machine = comm.Split_type(MPI.COMM_TYPE_SHARED)  # the ranks on this machine
+        threads = int(os.environ.get("NETCORE_THREADS_PER_RANK", max(1, _usable_cores() // machine.Get_size())))
+        _CONTEXT = Context(comm, comm.Get_rank(), comm.Get_size(), wait, comm.Dup(), threads, machine.Get_rank())
         if _CONTEXT.size > 1:
             sys.excepthook = _ending_the_job(sys.excepthook, _CONTEXT)
     if timeout is not None:
@@ -229,6 +243,7 @@ class DataParallelSteps:
 
     def __init__(self, model, ctx: Context):
         self.model, self.ctx = model, ctx
+        self.on_device = ctx.device_group(model.backend)
         self.fraction = 1.0
         self._loss = array.array("d", [0.0])
 
@@ -271,6 +286,8 @@ class DataParallelSteps:
     def reduce(self, array, what: str = "gradient sum"):
         """``array`` (a contiguous array of the model's backend) summed over the ranks, in place (also what
         ``BatchNorm(sync=True)`` reduces its statistics with)."""
+        if self.on_device is not None:  # NCCL: queued on the device's stream, no host round trip
+            return self.on_device(array)
         backend = self.model.backend
         host = self.ctx.allreduce_sum(backend.to_numpy(array), what)
         if host is not array:

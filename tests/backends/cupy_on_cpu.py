@@ -411,9 +411,43 @@ def _fake_cuda():
         Device=Device,
         Stream=Stream,
         Event=Event,
+        nccl=_fake_nccl(),
         runtime=runtime,
         memory=types.SimpleNamespace(OutOfMemoryError=OutOfMemoryError),
         get_current_stream=lambda: Stream(),
+    )
+
+
+def _fake_nccl() -> types.SimpleNamespace:
+    """``cupy.cuda.nccl`` for processes of an MPI job on the CPU: ``allReduce`` sums the memory behind a stand-in
+    device pointer over MPI's world communicator, and counts its calls (``NcclCommunicator.calls``)."""
+    import ctypes
+
+    class NcclCommunicator:
+        calls = 0
+
+        def __init__(self, ndev, unique_id, rank):
+            from mpi4py import MPI
+
+            assert isinstance(unique_id, tuple) and MPI.COMM_WORLD.Get_size() == ndev, (unique_id, ndev)
+            self.comm, self.rank = MPI.COMM_WORLD, rank
+
+        def allReduce(self, sendbuf, recvbuf, count, datatype, op, stream):  # noqa: N802 - CuPy's name
+            from mpi4py import MPI
+
+            assert sendbuf == recvbuf and op == 0, "in place sums only"
+            kind = {0: ctypes.c_float, 1: ctypes.c_double}[datatype]
+            memory = np.ctypeslib.as_array((kind * count).from_address(recvbuf))
+            self.comm.Allreduce(MPI.IN_PLACE, memory, op=MPI.SUM)
+            NcclCommunicator.calls += 1
+
+    return types.SimpleNamespace(
+        NCCL_FLOAT32=0,
+        NCCL_FLOAT64=1,
+        NCCL_SUM=0,
+        available=True,
+        get_unique_id=lambda: tuple(int(b) for b in np.random.default_rng().integers(0, 256, 128)),
+        NcclCommunicator=NcclCommunicator,
     )
 
 
@@ -447,6 +481,8 @@ def cupy_on_cpu():
         "cupyx.scipy": types.ModuleType("cupyx.scipy"),
         "cupyx.scipy.special": special,
         **cublas_modules(HostCublas()),
+        "cupy.cuda": cupy.cuda,
+        "cupy.cuda.nccl": cupy.cuda.nccl,
     }
     saved = {name: sys.modules.get(name) for name in modules}
     instances = dict(registry._instances)

@@ -59,6 +59,7 @@ PLUMBING = {
     "capture_unsupported",
     "limit_threads",
     "dlpack_device_type",
+    "device_collectives",
     "_dlpack_device_matches",
 }
 

@@ -73,6 +73,27 @@ def test_synchronised_batch_norm_matches_one_process(tmp_path, device):
         assert relative_error(weights(two / f"rank{rank}.npz"), reference) <= 1e-10
 
 
+def test_the_cupy_backend_sums_on_the_device_through_nccl(tmp_path):
+    """On the CPU stand-in for CuPy, whose NCCL sums host memory over MPI: the steps of one process, and every sum
+    (gradients, synchronised batch-norm statistics) went through NCCL."""
+    from tests.backends.cupy_on_cpu import COMPILER
+
+    if COMPILER is None:
+        pytest.skip("no C++ compiler to build the CuPy kernels for the CPU")
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir(), two.mkdir()
+    alone = worker("nccl", "cupy", one, ranks=0, timeout=300)
+    assert alone.returncode == 0, alone.stderr
+    assert "with 0 NCCL sums" in alone.stdout  # a job of one sums nothing
+    job = worker("nccl", "cupy", two, timeout=300)
+    assert job.returncode == 0, job.stderr
+    steps = 2 * -(-1437 // 40)  # gradients once, batch norm 2 forward + 1 backward, per step
+    assert job.stdout.count(f"with {4 * steps} NCCL sums") == 2, job.stdout
+    reference = weights(one / "rank0.npz")
+    for rank in (0, 1):
+        assert relative_error(weights(two / f"rank{rank}.npz"), reference) <= 1e-10
+
+
 def test_a_nan_on_one_rank_stops_every_rank_with_the_same_error(tmp_path):
     job = worker("nan", "numpy", tmp_path, timeout=60)
     assert job.returncode == 0, job.stderr

@@ -4,6 +4,7 @@ of one process). Each scenario prints one line per rank that the tests read."""
 from __future__ import annotations
 
 import os
+import pathlib
 import sys
 import time
 
@@ -120,12 +121,28 @@ def batchnorm(device: str, out: str, ctx) -> None:
     print(f"rank {ctx.rank} of {ctx.size}: trained", flush=True)
 
 
+def nccl(device: str, out: str, ctx) -> None:
+    """The cupy backend on the CPU stand-in, whose NCCL sums over MPI: gradients and synchronised batch-norm
+    statistics go through the device communicator."""
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+    from tests.backends.cupy_on_cpu import cupy_on_cpu
+
+    data, weights = digits()
+    with cupy_on_cpu() as backend:
+        net = model(backend, extra=[BatchNorm(sync=True)])
+        net.fit(data.X_train, data.y_train, epochs=2, batch_size=40, sample_weight=weights, verbose=0, distributed=True)
+        np.savez(os.path.join(out, f"rank{ctx.rank}.npz"), *net.get_weights())
+        calls = backend.xp.cuda.nccl.NcclCommunicator.calls
+    print(f"rank {ctx.rank} of {ctx.size}: trained with {calls} NCCL sums", flush=True)
+
+
 SCENARIOS = {
     "train": train,
     "nan": nan_on_one_rank,
     **{how: lambda *a, how=how: dead_rank(*a, how) for how in ("crash", "exit", "hang", "raise")},
     "disagree": disagree,
     "batchnorm": batchnorm,
+    "nccl": nccl,
 }
 
 if __name__ == "__main__":
