@@ -12,6 +12,23 @@ from backends.errors import DTypeError
 FLOAT_DTYPES = ("float32", "float64")
 
 
+class RowReader:
+    """Reads blocks of rows (a memmap slice, an h5py, zarr or Dask block) into new arrays of a backend: the read and
+    the conversion to the model's dtype happen in one pass, in whichever thread calls :meth:`load`, and the checks
+    that follow run within :meth:`scope`."""
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    def scope(self):
+        return self.backend.scope()
+
+    def load(self, rows, dtype):
+        out = self.backend.empty(tuple(rows.shape), dtype)
+        out[...] = np.asarray(rows)
+        return out
+
+
 class ArrayOps:
     """Array plumbing over ``self.xp``; see :class:`backends.base.Backend`."""
 
@@ -63,12 +80,10 @@ class ArrayOps:
         CPU backends: MPI reduces them in place)."""
         return None
 
-    def load_rows(self, rows, dtype):
-        """A new array of this backend holding ``rows`` (a memmap slice, an h5py, zarr or Dask block) in ``dtype``:
-        the read and the conversion happen here, in one pass, in whichever thread calls it."""
-        out = self.empty(tuple(rows.shape), dtype)
-        out[...] = np.asarray(rows)
-        return out
+    def row_reader(self) -> RowReader:
+        """What reads blocks of streamed rows into this backend's arrays, made in the thread that will compute on
+        them (the reads themselves may happen in another)."""
+        return RowReader(self)
 
     #: DLPack's device type of the memory this backend computes in (kDLCPU).
     dlpack_device_type = 1

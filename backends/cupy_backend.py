@@ -205,6 +205,11 @@ class CupyBackend(CupyImageKernels, CupyRecurrentKernels, Backend):
 
     dlpack_device_type = 2  # kDLCUDA
 
+    def row_reader(self):
+        from backends._cupy_staging import PinnedRowReader
+
+        return PinnedRowReader(self)
+
     def device_collectives(self, job):
         from backends._cupy_collectives import nccl_group
 

@@ -3,7 +3,8 @@
 
 ``fit``, ``evaluate`` and ``predict`` wrap such data in :class:`StreamedRows`. Rows are read one block of about
 ``BLOCK_BYTES`` at a time, converted to the model's dtype and checked (NaN and infinity, naming the row) as they are
-read, while a background thread reads the next block. Training shuffles by block, then within the block: each epoch
+read, while a background thread reads the next block (through the backend's :meth:`row_reader`: on the GPU, pinned
+host memory and a copy stream beside the computation). Training shuffles by block, then within the block: each epoch
 visits the blocks in a fresh random order and each block's rows in a fresh random order; blocks hold whole batches,
 so every batch but the data's last is full (data that fits in memory is shuffled exactly, as before).
 """
@@ -56,11 +57,13 @@ class StreamedRows:
         a, b, _ = key.indices(len(self))
         return StreamedRows(self.model, self.source, self.what, self.start + a, self.start + max(a, b))
 
-    def read(self, a: int, b: int):
-        """Rows ``[a, b)`` as a new device array of the model's dtype, checked for NaN and infinity."""
+    def read(self, a: int, b: int, reader=None):
+        """Rows ``[a, b)`` as a new device array of the model's dtype, checked for NaN and infinity (through
+        ``reader``, the backend's :meth:`row_reader`, made in the computing thread)."""
         backend = self.model.backend
-        with backend.scope():
-            rows = backend.load_rows(self.source[self.start + a : self.start + b], self.dtype)
+        reader = reader or backend.row_reader()
+        with reader.scope():
+            rows = reader.load(self.source[self.start + a : self.start + b], self.dtype)
             rows = rows.reshape(b - a, *self.shape[1:])
             if not backend.all_finite(rows):
                 from netcore.validation import _first_bad_row
@@ -75,11 +78,12 @@ class StreamedRows:
         starts = list(range(0, len(self), rows_per_block))
         order = range(len(starts)) if order is None else order
         spans = [(starts[k], min(starts[k] + rows_per_block, len(self))) for k in order]
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="netcore-reader") as reader:
-            pending = reader.submit(self.read, *spans[0]) if spans else None
+        reader = self.model.backend.row_reader()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="netcore-reader") as reader_thread:
+            pending = reader_thread.submit(self.read, *spans[0], reader) if spans else None
             for i, (a, b) in enumerate(spans):
                 rows = pending.result()
-                pending = reader.submit(self.read, *spans[i + 1]) if i + 1 < len(spans) else None
+                pending = reader_thread.submit(self.read, *spans[i + 1], reader) if i + 1 < len(spans) else None
                 yield a, b, rows
 
     def block_count(self, rows_per_block: int) -> int:

@@ -62,6 +62,9 @@ class _Capture:
 
     recording: list | None = None
     allocations = 0  # arrays made by the stand-in module or by operations without ``out``
+    #: Host-to-device traffic, in order: ("pinned", bytes), ("wait", stream), ("copy", stream, from pinned memory).
+    transfers: list = []
+    pinned: list = []  # the buffers ``cupyx.empty_pinned`` handed out
 
     @classmethod
     def launch(cls, work) -> None:
@@ -70,6 +73,22 @@ class _Capture:
             work()
         else:
             cls.recording.append(work)
+
+
+def _is_pinned(array) -> bool:
+    """Whether ``array`` views a buffer that ``cupyx.empty_pinned`` handed out."""
+    while isinstance(array, np.ndarray):
+        if any(array is buffer for buffer in _Capture.pinned):
+            return True
+        array = array.base
+    return False
+
+
+def _empty_pinned(shape, dtype=np.float64):
+    buffer = np.empty(shape, dtype)
+    _Capture.pinned.append(buffer)
+    _Capture.transfers.append(("pinned", buffer.nbytes))
+    return buffer
 
 
 class DeviceArray(np.ndarray):
@@ -106,6 +125,12 @@ class DeviceArray(np.ndarray):
         if isinstance(result, np.generic):
             return super().__getitem__((*(key if isinstance(key, tuple) else (key,)), Ellipsis))
         return result
+
+    def set(self, host, stream=None):
+        """CuPy's host-to-device copy (asynchronous on ``stream`` from pinned memory)."""
+        assert isinstance(host, np.ndarray) and host.shape == self.shape and host.dtype == self.dtype
+        _Capture.transfers.append(("copy", stream, _is_pinned(host)))
+        self[...] = host
 
     def __float__(self):
         assert _Capture.recording is None, "a device value read on the host during graph capture"
@@ -387,6 +412,7 @@ def _fake_cuda():
 
         def __init__(self, non_blocking=False):
             super().__init__(self)
+            self.non_blocking = non_blocking
 
         def synchronize(self):
             pass
@@ -400,7 +426,7 @@ def _fake_cuda():
             return Graph(work)
 
         def wait_event(self, event):
-            pass
+            _Capture.transfers.append(("wait", self))
 
     class Event:
         def record(self, stream=None):
@@ -451,6 +477,11 @@ def _fake_nccl() -> types.SimpleNamespace:
     )
 
 
+def transfers() -> list:
+    """The host-to-device traffic so far (see ``_Capture.transfers``)."""
+    return _Capture.transfers
+
+
 def allocations() -> int:
     """Arrays allocated through the stand-in so far (creators, and operations without ``out``)."""
     return _Capture.allocations
@@ -475,9 +506,11 @@ def cupy_on_cpu():
     cupy = fake_cupy()
     special = types.ModuleType("cupyx.scipy.special")
     special.erfc = lambda x: _device(scipy.special.erfc(x))
+    cupyx = types.ModuleType("cupyx")
+    cupyx.empty_pinned = _empty_pinned
     modules = {
         "cupy": cupy,
-        "cupyx": types.ModuleType("cupyx"),
+        "cupyx": cupyx,
         "cupyx.scipy": types.ModuleType("cupyx.scipy"),
         "cupyx.scipy.special": special,
         **cublas_modules(HostCublas()),
@@ -491,6 +524,7 @@ def cupy_on_cpu():
         backend = registry._instances["cupy"] = CupyBackend(0)  # device="cupy" finds it too
         yield backend
     finally:
+        _Capture.transfers, _Capture.pinned = [], []
         registry._instances.clear()
         registry._instances.update(instances)
         for name, module in saved.items():

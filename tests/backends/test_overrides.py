@@ -60,6 +60,7 @@ PLUMBING = {
     "limit_threads",
     "dlpack_device_type",
     "device_collectives",
+    "row_reader",  # checked by tests/training/test_streaming.py
     "_dlpack_device_matches",
 }
 

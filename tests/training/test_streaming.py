@@ -197,3 +197,27 @@ def test_streaming_on_the_cupy_backend(tmp_path, cupy_backend, small_blocks):
     history = net.fit(mapped, y, epochs=2, batch_size=64, verbose=0, validation_data=(mapped[:500], y[:500]))
     assert np.isfinite(history["val_loss"]).all()
     np.testing.assert_allclose(net.predict(mapped), net.predict(X), rtol=0, atol=1e-12)
+
+
+def test_streamed_blocks_reach_the_gpu_through_pinned_memory_on_a_copy_stream(tmp_path, small_blocks):
+    """On the cupy backend each epoch's reader stages its blocks in one pinned buffer and copies them on a
+    non-blocking stream of its own, each copy first waiting for the work already queued on the computing stream."""
+    from tests.backends.cupy_on_cpu import COMPILER, cupy_on_cpu, transfers
+
+    if COMPILER is None:
+        pytest.skip("no C++ compiler to build the CuPy kernels for the CPU")
+    X, y = data()
+    mapped = memmap(tmp_path, X)
+    with cupy_on_cpu() as backend:
+        net = model(backend)
+        net.fit(mapped, y, epochs=2, batch_size=64, verbose=0)
+        traffic = list(transfers())
+        np.testing.assert_allclose(net.predict(mapped), net.predict(X), rtol=0, atol=1e-12)
+    copies = [i for i, event in enumerate(traffic) if event[0] == "copy"]
+    assert len(copies) >= 2 * (len(X) * X.itemsize * X.shape[1] // streaming.BLOCK_BYTES)
+    staged = [event for event in traffic if event[0] == "pinned"]
+    assert len(staged) == 4  # per epoch: one buffer for the training blocks, one for the end-of-epoch metrics pass
+    for i in copies:
+        _, stream, pinned = traffic[i]
+        assert pinned and stream.non_blocking
+        assert traffic[i - 1] == ("wait", stream)
