@@ -1,6 +1,11 @@
-"""Numba kernels of :mod:`backends.recurrent_kernels`: the backward steps, arithmetic only, in one pass over a step's
-gates (each docstring names the base method whose formula it fuses). Imported on first use of an LSTM or GRU on the
-numba backend."""
+"""Numba kernels of :mod:`backends.recurrent_kernels` (each docstring names the base method whose formula it fuses).
+Imported on first use of an LSTM or GRU on the numba backend.
+
+The backward steps are arithmetic only and fuse into one pass over a step's gates. The forward steps' sigmoids and
+tanhs stay NumPy's SIMD ``tanh`` (compiled code would call the scalar C library, four times slower), so the kernels
+here are the arithmetic between those calls, in the base expressions' order of operations: the results are the same
+to the bit.
+"""
 
 from numba import njit
 
@@ -42,3 +47,66 @@ def gru_step_backward(dh, carry, h_prev, gates, hu, dzx, dzh, direct):
             dzh[b, k], dzh[b, units + k] = dzx[b, k], dzx[b, units + k]
             dzh[b, 2 * units + k] = dn * r
             direct[b, k] = total * z
+
+
+@njit(**_KERNEL)
+def lstm_gates_in(xw, hu, gates, u):
+    """RecurrentKernels.lstm_step, up to the gates' tanh: ``xw + hu``, halved for the sigmoid gates i, f, o."""
+    half = gates.dtype.type(0.5)
+    for n in range(gates.shape[0]):
+        for k in range(2 * u):
+            gates[n, k] = (xw[n, k] + hu[n, k]) * half
+        for k in range(2 * u, 3 * u):
+            gates[n, k] = xw[n, k] + hu[n, k]
+        for k in range(3 * u, 4 * u):
+            gates[n, k] = (xw[n, k] + hu[n, k]) * half
+
+
+@njit(**_KERNEL)
+def lstm_cell(gates, c_prev, c, u):
+    """RecurrentKernels.lstm_step, after the gates' tanh: the sigmoid gates finished, ``c = f c_prev + i g``."""
+    half = gates.dtype.type(0.5)
+    for n in range(gates.shape[0]):
+        for k in range(2 * u):
+            gates[n, k] = gates[n, k] * half + half
+        for k in range(3 * u, 4 * u):
+            gates[n, k] = gates[n, k] * half + half
+        for k in range(u):
+            c[n, k] = gates[n, u + k] * c_prev[n, k] + gates[n, k] * gates[n, 2 * u + k]
+
+
+@njit(**_KERNEL)
+def lstm_output(gates, h, u):
+    """RecurrentKernels.lstm_step, after the cell's tanh (in ``h``): ``h = o tanh(c)``."""
+    for n in range(h.shape[0]):
+        for k in range(u):
+            h[n, k] *= gates[n, 3 * u + k]
+
+
+@njit(**_KERNEL)
+def gru_gates_in(xw, hu, gates, u):
+    """RecurrentKernels.gru_step, up to the z and r gates' tanh: ``(xw + hu) / 2``."""
+    half = gates.dtype.type(0.5)
+    for n in range(gates.shape[0]):
+        for k in range(2 * u):
+            gates[n, k] = (xw[n, k] + hu[n, k]) * half
+
+
+@njit(**_KERNEL)
+def gru_candidate_in(xw, hu, gates, u):
+    """RecurrentKernels.gru_step, between the tanhs: z and r finished, the candidate's ``r hu_h + xw_h``."""
+    half = gates.dtype.type(0.5)
+    for n in range(gates.shape[0]):
+        for k in range(2 * u):
+            gates[n, k] = gates[n, k] * half + half
+        for k in range(u):
+            gates[n, 2 * u + k] = gates[n, u + k] * hu[n, 2 * u + k] + xw[n, 2 * u + k]
+
+
+@njit(**_KERNEL)
+def gru_state(gates, h_prev, h, u):
+    """RecurrentKernels.gru_step, after the candidate's tanh: ``h = (h_prev - n) z + n``."""
+    for n in range(h.shape[0]):
+        for k in range(u):
+            candidate = gates[n, 2 * u + k]
+            h[n, k] = (h_prev[n, k] - candidate) * gates[n, k] + candidate

@@ -45,3 +45,27 @@ def _check_device_random(name, outputs):
         for value in np.unique(mask):  # dropped (0) or kept and scaled (1 / keep probability, in the dtype)
             assert value == 0 or np.isclose(value, 1 / 0.7, rtol=1e-6), value
         np.testing.assert_allclose(dx, out * mask, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_numba_recurrent_forward_steps_equal_numpy_to_the_bit(numpy_backend, dtype):
+    """The numba forward steps keep NumPy's tanh and the base expressions' order of operations around it, so their
+    states and gates are NumPy's exactly (trajectories do not drift apart over long sequences)."""
+    from backends import get_backend
+    from backends.registry import backend_class
+
+    if backend_class("numba").unavailable_reason() is not None:
+        pytest.skip("numba is not installed")
+    numba_backend = get_backend("numba")
+    rng = np.random.default_rng(7)
+    n, units = 19, 37
+    for step, blocks, states in (("lstm_step", 4, 2), ("gru_step", 3, 1)):
+        xw, hu = (3 * rng.standard_normal((n, blocks * units)).astype(dtype) for _ in range(2))
+        previous = rng.standard_normal((n, units)).astype(dtype)
+        results = []
+        for backend in (numpy_backend, numba_backend):
+            outputs = [np.empty((n, blocks * units), dtype)] + [np.empty((n, units), dtype) for _ in range(states)]
+            getattr(backend, step)(xw, hu, previous, *outputs)
+            results.append(outputs)
+        for mine, reference in zip(*results, strict=True):
+            np.testing.assert_array_equal(mine, reference, err_msg=f"{step} {dtype}")
