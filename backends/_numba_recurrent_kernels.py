@@ -50,27 +50,37 @@ def gru_step_backward(dh, carry, h_prev, gates, hu, dzx, dzh, direct):
 
 
 @njit(**_KERNEL)
+def _scaled_sums(xw, hu, gates, n, lo, hi, scale):
+    """Row ``n``, gate columns ``[lo, hi)``: ``gates = (xw + hu) * scale`` (a sigmoid gate is taken as
+    ``tanh(z / 2) / 2 + 1 / 2``)."""
+    for k in range(lo, hi):
+        gates[n, k] = (xw[n, k] + hu[n, k]) * scale
+
+
+@njit(**_KERNEL)
+def _sigmoids_from_tanh(gates, n, lo, hi):
+    """Row ``n``, gate columns ``[lo, hi)`` holding ``tanh(z / 2)``: ``sigmoid(z) = tanh(z / 2) / 2 + 1 / 2``."""
+    half = gates.dtype.type(0.5)
+    for k in range(lo, hi):
+        gates[n, k] = gates[n, k] * half + half
+
+
+@njit(**_KERNEL)
 def lstm_gates_in(xw, hu, gates, u):
     """RecurrentKernels.lstm_step, up to the gates' tanh: ``xw + hu``, halved for the sigmoid gates i, f, o."""
-    half = gates.dtype.type(0.5)
+    half, one = gates.dtype.type(0.5), gates.dtype.type(1)
     for n in range(gates.shape[0]):
-        for k in range(2 * u):
-            gates[n, k] = (xw[n, k] + hu[n, k]) * half
-        for k in range(2 * u, 3 * u):
-            gates[n, k] = xw[n, k] + hu[n, k]
-        for k in range(3 * u, 4 * u):
-            gates[n, k] = (xw[n, k] + hu[n, k]) * half
+        _scaled_sums(xw, hu, gates, n, 0, 2 * u, half)
+        _scaled_sums(xw, hu, gates, n, 2 * u, 3 * u, one)
+        _scaled_sums(xw, hu, gates, n, 3 * u, 4 * u, half)
 
 
 @njit(**_KERNEL)
 def lstm_cell(gates, c_prev, c, u):
     """RecurrentKernels.lstm_step, after the gates' tanh: the sigmoid gates finished, ``c = f c_prev + i g``."""
-    half = gates.dtype.type(0.5)
     for n in range(gates.shape[0]):
-        for k in range(2 * u):
-            gates[n, k] = gates[n, k] * half + half
-        for k in range(3 * u, 4 * u):
-            gates[n, k] = gates[n, k] * half + half
+        _sigmoids_from_tanh(gates, n, 0, 2 * u)
+        _sigmoids_from_tanh(gates, n, 3 * u, 4 * u)
         for k in range(u):
             c[n, k] = gates[n, u + k] * c_prev[n, k] + gates[n, k] * gates[n, 2 * u + k]
 
@@ -88,17 +98,14 @@ def gru_gates_in(xw, hu, gates, u):
     """RecurrentKernels.gru_step, up to the z and r gates' tanh: ``(xw + hu) / 2``."""
     half = gates.dtype.type(0.5)
     for n in range(gates.shape[0]):
-        for k in range(2 * u):
-            gates[n, k] = (xw[n, k] + hu[n, k]) * half
+        _scaled_sums(xw, hu, gates, n, 0, 2 * u, half)
 
 
 @njit(**_KERNEL)
 def gru_candidate_in(xw, hu, gates, u):
     """RecurrentKernels.gru_step, between the tanhs: z and r finished, the candidate's ``r hu_h + xw_h``."""
-    half = gates.dtype.type(0.5)
     for n in range(gates.shape[0]):
-        for k in range(2 * u):
-            gates[n, k] = gates[n, k] * half + half
+        _sigmoids_from_tanh(gates, n, 0, 2 * u)
         for k in range(u):
             gates[n, 2 * u + k] = gates[n, u + k] * hu[n, 2 * u + k] + xw[n, 2 * u + k]
 
