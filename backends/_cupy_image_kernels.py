@@ -33,25 +33,8 @@ __device__ bool netcore_output_of(int h, int w, int p, int q, int sh, int sw, in
 
 
 def _geometry(x_shape, out_hw, window) -> tuple:
-    n, h, w, c = x_shape
-    return tuple(
-        np.int32(v)
-        for v in (
-            n,
-            h,
-            w,
-            c,
-            *out_hw,
-            window.kh,
-            window.kw,
-            window.sh,
-            window.sw,
-            window.dh,
-            window.dw,
-            window.pad_top,
-            window.pad_left,
-        )
-    )
+    """The scalars of ``_GEOMETRY``, as the kernels' int32."""
+    return tuple(np.int32(v) for v in (*x_shape, *out_hw, *window.geometry))
 
 
 class CupyImageKernels:

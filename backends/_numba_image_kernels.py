@@ -24,6 +24,17 @@ def _to_channels_first(x, xt):
 
 
 @njit(**_KERNEL)
+def _to_channels_last(xt, x):
+    """``x[n, h, w, c] = xt[c, n, h, w]``: the inverse of :func:`_to_channels_first`."""
+    n_images, height, width, channels = x.shape
+    for n in range(n_images):
+        for h in range(height):
+            for w in range(width):
+                for c in range(channels):
+                    x[n, h, w, c] = xt[c, n, h, w]
+
+
+@njit(**_KERNEL)
 def im2col(x, cols, xt, kh, kw, sh, sw, dh, dw, pt, pl):
     """ImageKernels.im2col: ``cols[p, q, c, n, i, j] = x[n, i*sh + p*dh - pt, j*sw + q*dw - pl, c]`` or 0.
 
@@ -78,11 +89,7 @@ def col2im(cols, dx, dxt, kh, kw, sh, sw, dh, dw, pt, pl):
                             for j in range(lo, hi):
                                 dxt[c, n, h, j * sw + shift] += cols[p, q, c, n, i, j]
     if channels > 1:
-        for n in range(n_images):
-            for h in range(height):
-                for w in range(width):
-                    for c in range(channels):
-                        dx[n, h, w, c] = dxt[c, n, h, w]
+        _to_channels_last(dxt, dx)
 
 
 @njit(**_KERNEL)

@@ -63,6 +63,16 @@ class Window:
         return cls(in_h, in_w, kh, kw, sh, sw, dh, dw, pad_top, pad_left, out_h, out_w)
 
     @property
+    def geometry(self) -> tuple[int, ...]:
+        """``(kh, kw, sh, sw, dh, dw, pad_top, pad_left)``: the window as the compiled patch kernels take it."""
+        return (self.kh, self.kw, self.sh, self.sw, self.dh, self.dw, self.pad_top, self.pad_left)
+
+    @property
+    def pool_geometry(self) -> tuple[int, ...]:
+        """``(kh, kw, sh, sw, pad_top, pad_left)``: a pooling window (no dilation) as compiled kernels take it."""
+        return (self.kh, self.kw, self.sh, self.sw, self.pad_top, self.pad_left)
+
+    @property
     def size(self) -> int:
         """Positions in the window (``kh * kw``)."""
         return self.kh * self.kw

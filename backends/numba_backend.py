@@ -225,24 +225,19 @@ class NumbaBackend(NumpyBackend):
     def im2col(self, x, window, cols):
         if not _contiguous(x, cols) or x.dtype != cols.dtype:
             return super().im2col(x, window, cols)
-        w = window
-        geometry = (w.kh, w.kw, w.sh, w.sw, w.dh, w.dw, w.pad_top, w.pad_left)
-        _load_image_kernels().im2col(x, cols, self._channels_first(x), *geometry)
+        _load_image_kernels().im2col(x, cols, self._channels_first(x), *window.geometry)
         return cols
 
     def col2im(self, cols, window, dx):
         if not _contiguous(cols, dx) or cols.dtype != dx.dtype:
             return super().col2im(cols, window, dx)
-        w = window
-        geometry = (w.kh, w.kw, w.sh, w.sw, w.dh, w.dw, w.pad_top, w.pad_left)
-        _load_image_kernels().col2im(cols, dx, self._channels_first(dx), *geometry)
+        _load_image_kernels().col2im(cols, dx, self._channels_first(dx), *window.geometry)
         return dx
 
     def max_pool_forward(self, x, window, out, argmax):
         if not _contiguous(x, out, argmax) or x.dtype != out.dtype:
             return super().max_pool_forward(x, window, out, argmax)
-        w = window
-        _load_image_kernels().max_pool_forward(x, out, argmax, w.kh, w.kw, w.sh, w.sw, w.pad_top, w.pad_left)
+        _load_image_kernels().max_pool_forward(x, out, argmax, *window.pool_geometry)
         return out
 
     def max_pool_backward(self, dy, argmax, window, dx):
@@ -255,15 +250,13 @@ class NumbaBackend(NumpyBackend):
     def avg_pool_forward(self, x, window, out):
         if not _contiguous(x, out) or x.dtype != out.dtype:
             return super().avg_pool_forward(x, window, out)
-        w = window
-        _load_image_kernels().avg_pool_forward(x, out, w.kh, w.kw, w.sh, w.sw, w.pad_top, w.pad_left)
+        _load_image_kernels().avg_pool_forward(x, out, *window.pool_geometry)
         return out
 
     def avg_pool_backward(self, dy, window, dx):
         if not _contiguous(dy, dx) or dy.dtype != dx.dtype:
             return super().avg_pool_backward(dy, window, dx)
-        w = window
-        _load_image_kernels().avg_pool_backward(dy, dx, w.kh, w.kw, w.sh, w.sw, w.pad_top, w.pad_left)
+        _load_image_kernels().avg_pool_backward(dy, dx, *window.pool_geometry)
         return dx
 
     def affine_sample(self, x, matrices, out, fill_mode, fill_value, interpolation):
