@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from netcore.errors import BackendUnavailableError, ConfigurationError, DistributedError
 
 DEFAULT_TIMEOUT = 300.0
+#: Seconds an aborting rank waits for its last output to be forwarded before it ends the job.
+ABORT_GRACE = 0.5
 #: Seconds a rank polls a collective without sleeping (longer waits are a rank at its end-of-epoch work, or dead).
 SPIN = 0.05
 _CONTEXT = None
@@ -149,9 +151,12 @@ class Context:
         return True
 
     def abort(self, code: int = 1) -> None:
-        """End every process of the job now."""
+        """End every process of the job now, after what this rank wrote has had a moment to reach ``mpiexec``
+        (its output travels through a forwarding process that the abort tears down: an immediate abort can lose
+        the error message that explains it)."""
         sys.stdout.flush()
         sys.stderr.flush()
+        time.sleep(ABORT_GRACE)
         self.comm.Abort(code)
 
 
