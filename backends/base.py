@@ -13,6 +13,7 @@ one sitting:
 - :mod:`backends.image_kernels`: convolution patches (``im2col`` / ``col2im``) and pooling over channels-last images.
 - :mod:`backends.augment_kernels`: random per-image transforms for the augmentation layers, and their application.
 - :mod:`backends.recurrent_kernels`: one time step of SimpleRNN, LSTM and GRU, forward and backward.
+- :mod:`backends.merge_kernels`: the merge layers of functional models (sums, products, extrema, concatenation).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from backends.augment_kernels import AugmentKernels
 from backends.image_kernels import ImageKernels
 from backends.layer_kernels import LayerKernels
 from backends.loss_kernels import LossKernels
+from backends.merge_kernels import MergeKernels
 from backends.optimizer_kernels import OptimizerKernels
 from backends.recurrent_kernels import RecurrentKernels
 
@@ -38,6 +40,7 @@ class Backend(
     ImageKernels,
     AugmentKernels,
     RecurrentKernels,
+    MergeKernels,
 ):
     """One device's array namespace plus its hot kernels.
 

@@ -69,7 +69,7 @@ def netcore_runner(device: str, graph: bool = False, tf32: bool = False, fit: bo
         if fit:
             return _fit_steps(model, workload, graph)
         with backend.scope():
-            Xd, yd, _ = model._prepare(X, y)
+            Xd, yd, _ = model.prepare(X, y)
             step = model.compile_step(Xd, yd) if graph else (lambda: model.train_step(Xd, yd))
             if graph and not step.recorded:
                 raise Skip(f"no CUDA graph: {step.reason}")
@@ -98,7 +98,7 @@ def _fit_steps(model, workload: Workload, graph: bool):
     y = rng.integers(0, workload.classes, len(X))
     backend = model.backend
     with backend.scope():
-        Xd, yd, _ = model._prepare(X, y)
+        Xd, yd, _ = model.prepare(X, y)
 
     def run():
         model.fit(Xd, yd, epochs=GPU_BLOCK // per_epoch, batch_size=workload.batch, verbose=0, cuda_graph=graph)

@@ -18,7 +18,7 @@ data = datasets.load("breast_cancer", seed=0)
 model = netcore.Sequential([Dense(1, "sigmoid")], input_dim=data.n_features, device=args.device, seed=0)
 model.compile(netcore.optimizers.SGD(lr=0.1), "binary_crossentropy", ["accuracy", "precision", "recall"])
 model.fit(data.X_train, data.y_train.reshape(-1, 1), epochs=30, batch_size=32, verbose=2)
-print("test:", model.evaluate(data.X_test, data.y_test.reshape(-1, 1)))
+print("test:", model.evaluate(data.X_test, data.y_test.reshape(-1, 1), return_dict=True))
 w, b = model.get_weights()
 top = sorted(zip(abs(w[:, 0]), data.feature_names, strict=True), reverse=True)[:3]
 print("largest weights:", ", ".join(f"{name} ({weight:.2f})" for weight, name in top))

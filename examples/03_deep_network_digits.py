@@ -33,6 +33,6 @@ history = model.fit(
     verbose=2,
     callbacks=[callbacks.EarlyStopping(monitor="val_loss", patience=8), callbacks.ReduceLROnPlateau(patience=3)],
 )
-print(f"stopped after {len(history.epoch)} epochs; test:", model.evaluate(data.X_test, data.y_test))
+print(f"stopped after {len(history.epoch)} epochs; test:", model.evaluate(data.X_test, data.y_test, return_dict=True))
 plot.history(history, args.out)
 print("learning curves written to", args.out)

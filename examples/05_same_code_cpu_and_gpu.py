@@ -24,5 +24,5 @@ for name in names:
         started = time.perf_counter()
         model.fit(data.X_train, data.y_train, epochs=20, batch_size=32, verbose=0)
         seconds = time.perf_counter() - started
-        accuracy = model.evaluate(data.X_test, data.y_test)["accuracy"]
+        accuracy = model.evaluate(data.X_test, data.y_test, return_dict=True)["accuracy"]
         print(f"{model.device:6} test accuracy {accuracy:.4f}  ({seconds:.2f} s for 20 epochs)")

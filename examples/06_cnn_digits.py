@@ -39,14 +39,16 @@ model = netcore.Sequential([*convolutional_base(), *head(10)], input_shape=(8, 8
 model.compile(netcore.optimizers.Adam(lr=2e-3), "cross_entropy", ["accuracy"])
 model.summary()
 model.fit(data.X_train, data.y_train, epochs=40, batch_size=32, verbose=0)
-print(f"CNN on all ten digits: test accuracy {model.evaluate(data.X_test, data.y_test)['accuracy']:.4f}")
+print(
+    f"CNN on all ten digits: test accuracy {model.evaluate(data.X_test, data.y_test, return_dict=True)['accuracy']:.4f}"
+)
 
 # 2. Transfer learning: a base trained on 0-4 ...
 low_train, low_test = data.y_train < 5, data.y_test < 5
 base = netcore.Sequential([*convolutional_base(), *head(5)], input_shape=(8, 8, 1), device=args.device, seed=1)
 base.compile(netcore.optimizers.Adam(lr=2e-3), "cross_entropy", ["accuracy"])
 base.fit(data.X_train[low_train], data.y_train[low_train], epochs=25, batch_size=32, verbose=0)
-score = base.evaluate(data.X_test[low_test], data.y_test[low_test])["accuracy"]
+score = base.evaluate(data.X_test[low_test], data.y_test[low_test], return_dict=True)["accuracy"]
 print(f"base trained on digits 0-4: test accuracy {score:.4f}")
 
 # ... its convolutional layers frozen, with a new head for 5-9 (the layers keep their trained weights).
@@ -61,7 +63,7 @@ high_train, high_test = data.y_train >= 5, data.y_test >= 5
 transfer.fit(data.X_train[high_train], data.y_train[high_train] - 5, epochs=20, batch_size=32, verbose=0)
 unchanged = all(np.array_equal(a, b) for a, b in zip(frozen_before, transfer.get_weights()[:-4], strict=True))
 print(f"frozen base unchanged after training the head: {unchanged}")
-score = transfer.evaluate(data.X_test[high_test], data.y_test[high_test] - 5)["accuracy"]
+score = transfer.evaluate(data.X_test[high_test], data.y_test[high_test] - 5, return_dict=True)["accuracy"]
 print(f"new head on digits 5-9 (frozen base): test accuracy {score:.4f}")
 
 # Fine-tuning: unfreeze, compile again, and train everything a little with a small learning rate.
@@ -69,5 +71,5 @@ for layer in feature_layers:
     layer.trainable = True
 transfer.compile(netcore.optimizers.Adam(lr=3e-4), "cross_entropy", ["accuracy"])
 transfer.fit(data.X_train[high_train], data.y_train[high_train] - 5, epochs=5, batch_size=32, verbose=0)
-score = transfer.evaluate(data.X_test[high_test], data.y_test[high_test] - 5)["accuracy"]
+score = transfer.evaluate(data.X_test[high_test], data.y_test[high_test] - 5, return_dict=True)["accuracy"]
 print(f"after fine-tuning the whole network: test accuracy {score:.4f}")

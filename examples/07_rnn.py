@@ -29,7 +29,7 @@ for layer in (SimpleRNN, LSTM, GRU):
     history = model.fit(data.X_train, data.y_train, epochs=12, batch_size=64, verbose=0)
     seconds = time.perf_counter() - started
     curve = " ".join(f"{loss:.3f}" for loss in history.history["loss"])
-    mse = model.evaluate(data.X_test, data.y_test)["loss"]
+    mse = model.evaluate(data.X_test, data.y_test)
     print(f"  {layer.__name__:9} test MSE {mse:.4f} ({seconds:.1f} s; training MSE by epoch: {curve})")
 
 # 2. Forecast a noisy sine one step ahead.
@@ -37,7 +37,7 @@ sines = datasets.load("sine", length=40, samples=1500, seed=1)
 model = netcore.Sequential([GRU(16), Dense(1)], input_shape=sines.input_shape, device=args.device, seed=0)
 model.compile(netcore.optimizers.Adam(lr=1e-2), "mse", ["r2"])
 model.fit(sines.X_train, sines.y_train, epochs=15, batch_size=32, verbose=0)
-scores = model.evaluate(sines.X_test, sines.y_test)
+scores = model.evaluate(sines.X_test, sines.y_test, return_dict=True)
 print(f"sine forecast: test MSE {scores['loss']:.4f}, R^2 {scores['r2']:.3f} (the inputs' noise has variance 0.01)")
 plt = plot.load_pyplot()
 fig, ax = plt.subplots(figsize=(8, 3.5))
@@ -57,4 +57,4 @@ digits = datasets.load("digits", as_sequences=True, seed=0)
 model = netcore.Sequential([LSTM(64), Dense(10, "softmax")], input_shape=(8, 8), device=args.device, seed=0)
 model.compile(netcore.optimizers.Adam(lr=3e-3), "cross_entropy", ["accuracy"])
 model.fit(digits.X_train, digits.y_train, epochs=25, batch_size=32, verbose=0)
-print(f"LSTM on the digits row by row: test accuracy {model.evaluate(digits.X_test, digits.y_test)['accuracy']:.4f}")
+print(f"LSTM on the digits row by row: test accuracy {model.evaluate(digits.X_test, digits.y_test)[1]:.4f}")

@@ -6,6 +6,9 @@ Numba-compiled kernels, or CuPy on CUDA GPUs.
     model = netcore.Sequential([Dense(64, "relu"), Dense(10, "softmax")], device="cpu", seed=0)
     model.compile(optimizer="adam", loss="cross_entropy", metrics=["accuracy"])
     model.fit(X, y, epochs=10, batch_size=32)
+
+Graphs of layers (Keras's functional API): ``x = netcore.Input(shape=(64,))``, ``y = Dense(10)(x)``,
+``netcore.Model(inputs=x, outputs=y)``.
 """
 
 from backends import (
@@ -26,6 +29,7 @@ from netcore import (
     layers,
     losses,
     metrics,
+    models,
     optimizers,
     regularizers,
     schedules,
@@ -44,13 +48,14 @@ from netcore.errors import (
     ShapeError,
 )
 from netcore.gradcheck import GradientReport, check_gradients
-from netcore.model import History, Sequential
+from netcore.models import Input, Model, Sequential
+from netcore.trainers import History
 
 __version__ = "0.1.0"
 
 
-def load(path, device=None) -> Sequential:
-    """A model saved with :meth:`Sequential.save`, restored onto ``device`` (default: the device it was saved on)."""
+def load(path, device=None) -> Model:
+    """A model saved with :meth:`Model.save`, restored onto ``device`` (default: the device it was saved on)."""
     from netcore.saving import load_model
 
     return load_model(path, device)
@@ -67,6 +72,8 @@ __all__ = [
     "DivergenceError",
     "GradientReport",
     "History",
+    "Input",
+    "Model",
     "NetcoreError",
     "OutOfMemoryError",
     "Sequential",
@@ -85,6 +92,7 @@ __all__ = [
     "load",
     "losses",
     "metrics",
+    "models",
     "optimizers",
     "regularizers",
     "schedules",

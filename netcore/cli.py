@@ -10,8 +10,6 @@ import contextlib
 import csv
 import json
 import logging
-import math
-import os
 import sys
 import time
 
@@ -19,149 +17,42 @@ import numpy as np
 
 import netcore
 from netcore import datasets
+from netcore.cli_args import (
+    AUGMENTATIONS,
+    HelpWithDefaults,
+    Parser,
+    augment,
+    check_output,
+    data_options,
+    fraction,
+    hidden,
+    non_negative,
+    positive_float,
+    positive_int,
+    rate,
+    rnn,
+)
 from netcore.errors import ConfigurationError, NetcoreError
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but its errors are one line (``netcore: error: ...``) and exit 2."""
-
-    def error(self, message):
-        self.exit(2, f"netcore: error: {message}\n")
-
-
-class _HelpWithDefaults(argparse.HelpFormatter):
-    """Help lines that end with the option's default, where it has one worth saying."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        default = action.default
-        if action.option_strings and default is not None and default is not False and default != argparse.SUPPRESS:
-            text += f" (default: {','.join(map(str, default)) if isinstance(default, list) else default})"
-        return text
-
-
-def _number(kind, check, description):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {description}, got {text!r}") from None
-        if not check(value):
-            raise argparse.ArgumentTypeError(f"expected {description}, got {text!r}")
-        return value
-
-    return parse
-
-
-_positive_int = _number(int, lambda v: v > 0, "a positive integer")
-_positive_float = _number(float, lambda v: v > 0 and math.isfinite(v), "a positive finite number")
-_rate = _number(float, lambda v: 0 <= v < 1, "a rate in [0, 1)")
-_fraction = _number(float, lambda v: 0 < v < 1, "a fraction in (0, 1)")
-_non_negative = _number(float, lambda v: v >= 0 and math.isfinite(v), "a non-negative number")
-
-
-def _hidden(text: str) -> list[int]:
-    try:
-        sizes = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--hidden takes comma-separated layer widths, got {text!r}") from None
-    if not sizes or any(size <= 0 for size in sizes):
-        raise argparse.ArgumentTypeError(f"--hidden widths must be positive integers, got {text!r}")
-    return sizes
-
-
-#: ``--augment`` names, each with the layer it adds and its default strength (``name:strength`` overrides it).
-#: Geometric ones fill with black, the background of the digit and MNIST images.
-AUGMENTATIONS = {
-    "flip": (lambda s: netcore.layers.RandomFlip("horizontal"), None),
-    "translate": (lambda s: netcore.layers.RandomTranslation(s, s, fill_mode="constant"), 0.1),
-    "rotate": (lambda s: netcore.layers.RandomRotation(s, fill_mode="constant"), 0.03),
-    "zoom": (lambda s: netcore.layers.RandomZoom(s, fill_mode="constant"), 0.1),
-    "brightness": (lambda s: netcore.layers.RandomBrightness(s, value_range=(0, 1)), 0.2),
-    "contrast": (lambda s: netcore.layers.RandomContrast(s, value_range=(0, 1)), 0.2),
-    "erase": (lambda s: netcore.layers.RandomErasing(s), 0.5),
-}
-
-
-def _augment(text: str) -> list[tuple[str, float | None]]:
-    """``translate,rotate:0.1`` -> ``[("translate", 0.1), ("rotate", 0.1)]`` (defaults filled in)."""
-    chosen = []
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        name, _, strength = part.partition(":")
-        if name not in AUGMENTATIONS:
-            raise argparse.ArgumentTypeError(
-                f"--augment takes {', '.join(AUGMENTATIONS)} (name[:strength]), got {name!r}"
-            )
-        default = AUGMENTATIONS[name][1]
-        try:
-            value = default if not strength else float(strength)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"--augment {name}: strength must be a number, got {strength!r}") from None
-        chosen.append((name, value))
-    if not chosen:
-        raise argparse.ArgumentTypeError("--augment needs at least one name")
-    return chosen
-
-
-#: ``--rnn`` kinds and their layers (a ``bi`` prefix wraps one in Bidirectional: ``bilstm:32``).
-RECURRENT = {"rnn": "SimpleRNN", "simplernn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
-
-
-def _rnn(text: str) -> list[tuple[str, int, bool]]:
-    """``lstm:64,bigru:32`` -> ``[("LSTM", 64, False), ("GRU", 32, True)]``."""
-    layers = []
-    for part in (p.strip().lower() for p in text.split(",") if p.strip()):
-        kind, _, units = part.partition(":")
-        both = kind.startswith("bi") and kind[2:] in RECURRENT
-        kind = kind[2:] if both else kind
-        if kind not in RECURRENT:
-            raise argparse.ArgumentTypeError(
-                f"--rnn takes kind:units with kind one of {', '.join(RECURRENT)} (bi-prefixed for Bidirectional), "
-                f"got {part!r}"
-            )
-        try:
-            size = int(units)
-        except ValueError:
-            size = 0
-        if size <= 0:
-            raise argparse.ArgumentTypeError(f"--rnn {kind}: units must be a positive integer, got {units!r}")
-        layers.append((RECURRENT[kind], size, both))
-    if not layers:
-        raise argparse.ArgumentTypeError("--rnn needs at least one kind:units")
-    return layers
-
-
-def _data_options(parser, default_dataset=None):
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--dataset", default=default_dataset, choices=datasets.NAMES)
-    source.add_argument("--csv", help="a CSV file with a header row")
-    source.add_argument("--mnist", help="a folder with MNIST's IDX files (train-images-idx3-ubyte[.gz], ...)")
-    source.add_argument(
-        "--npy", help="a .npy file of features, memory-mapped and read a block at a time (labels: --labels)"
-    )
-    parser.add_argument("--target", help="the label column of --csv")
-    parser.add_argument("--labels", help="the .npy file of labels for --npy, one per row")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="netcore", description="Train, evaluate and benchmark netcore models.")
+    parser = Parser(prog="netcore", description="Train, evaluate and benchmark netcore models.")
     parser.add_argument("--version", action="version", version=f"netcore {netcore.__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     commands.add_parser("devices", help="list the backends and whether each can run here")
 
     train = commands.add_parser(
         "train",
         help="train a network (dense, or convolutional with --conv) on a data set or CSV file",
-        formatter_class=_HelpWithDefaults,
+        formatter_class=HelpWithDefaults,
     )
-    _data_options(train)
+    data_options(train)
     train.add_argument("--device", default=None, help="numpy, numba, cupy[:N], cpu, gpu or auto (default: auto)")
-    train.add_argument("--hidden", type=_hidden, default=[128, 64], help="hidden layer widths")
+    train.add_argument("--hidden", type=hidden, default=[128, 64], help="hidden layer widths")
     train.add_argument(
         "--conv",
-        type=_hidden,
+        type=hidden,
         default=None,
         metavar="FILTERS",
         help="convolutional blocks before the hidden layers, one per width: 3x3 same convolution, the activation, "
@@ -169,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--rnn",
-        type=_rnn,
+        type=rnn,
         default=None,
         metavar="KIND:UNITS",
         help="recurrent layers before the hidden layers, e.g. lstm:64 or gru:64,lstm:32 (rnn, lstm, gru; bilstm, "
@@ -182,14 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--clipnorm",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         help="clip the gradient of all parameters to this Euclidean norm before each step (PyTorch's "
         "clip_grad_norm_; Keras's global_clipnorm)",
     )
     train.add_argument(
         "--augment",
-        type=_augment,
+        type=augment,
         default=None,
         metavar="NAMES",
         help=f"augmentation layers on the images, in order: {', '.join(AUGMENTATIONS)} (name:strength to set one)",
@@ -200,22 +91,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--optimizer", default="adam", help="sgd, adam, adamw, adagrad, rmsprop, adadelta or nadam (defaults of each)"
     )
-    train.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate")
-    train.add_argument("--epochs", type=_positive_int, default=30, help="passes over the training rows")
-    train.add_argument("--batch-size", type=_positive_int, default=32, help="rows per optimizer step")
-    train.add_argument("--dropout", type=_rate, default=0.0, help="dropout rate after each hidden layer")
+    train.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate")
+    train.add_argument("--epochs", type=positive_int, default=30, help="passes over the training rows")
+    train.add_argument("--batch-size", type=positive_int, default=32, help="rows per optimizer step")
+    train.add_argument("--dropout", type=rate, default=0.0, help="dropout rate after each hidden layer")
     train.add_argument("--batchnorm", action="store_true", help="batch normalisation before each hidden activation")
-    train.add_argument("--l2", type=_non_negative, default=0.0, help="L2 penalty on every weight matrix")
+    train.add_argument("--l2", type=non_negative, default=0.0, help="L2 penalty on every weight matrix")
     train.add_argument(
         "--early-stopping",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="PATIENCE",
         help="stop when validation loss has not improved for PATIENCE epochs",
     )
     train.add_argument(
         "--validation-split",
-        type=_fraction,
+        type=fraction,
         default=None,
         help="share of the training rows held out for validation (0.1 with --early-stopping)",
     )
@@ -241,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="evaluate a saved model on its test split or other data")
     evaluate.add_argument("model")
-    _data_options(evaluate)
+    data_options(evaluate)
     evaluate.add_argument("--device", default=None)
 
     predict = commands.add_parser("predict", help="predict the rows of a CSV file with a saved model")
@@ -256,12 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="write a saved model as ONNX (extra: onnx)")
     export.add_argument("model")
     export.add_argument("--output", required=True, help="the .onnx file to write")
-    export.add_argument("--opset", type=_positive_int, default=17, help="ONNX opset (17 or newer)")
+    export.add_argument("--opset", type=positive_int, default=17, help="ONNX opset (17 or newer)")
     export.add_argument("--json", action="store_true", help="print one JSON object")
 
     from netcore import cli_tune
 
-    cli_tune.add_parser(commands, _data_options, _positive_int, _positive_float, _fraction)
+    cli_tune.add_parser(commands)
 
     bench = commands.add_parser("bench", help="compare netcore with PyTorch and the GEMM floor on a workload")
     from benchmarks.compare import build_parser as bench_parser
@@ -387,24 +278,13 @@ def _targets(data, y):
     return y if data.task == "classification" else y.reshape(-1, 1)
 
 
-def _check_output(path: str, flag: str) -> None:
-    """Fail before training, not after it, when an output file cannot be written."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise ConfigurationError(f"{flag} {path}: the directory {directory} does not exist")
-    if not os.access(directory, os.W_OK):
-        raise ConfigurationError(f"{flag} {path}: the directory {directory} is not writable")
-    if os.path.isdir(path):
-        raise ConfigurationError(f"{flag} {path} is a directory")
-
-
 def _train(args) -> int:
     world = netcore.distributed.init() if args.distributed else None
     main = world is None or world.is_main  # the one process that reports and writes files
     if args.save and main:
-        _check_output(args.save, "--save")
+        check_output(args.save, "--save")
     if args.plot and main:
-        _check_output(args.plot, "--plot")
+        check_output(args.plot, "--plot")
         from netcore.plot import load_pyplot
 
         load_pyplot()  # a missing matplotlib is reported now, not after training
@@ -434,7 +314,7 @@ def _train(args) -> int:
         distributed=args.distributed,
     )
     seconds = time.perf_counter() - started
-    test = model.evaluate(data.X_test, _targets(data, data.y_test))
+    test = model.evaluate(data.X_test, _targets(data, data.y_test), return_dict=True)
     model.metadata["data"] = _data_record(data, source, args.seed, validation_size)
     if not main:
         return 0
@@ -500,7 +380,10 @@ def _evaluate(args) -> int:
         "device": model.device,
         "dataset": data.name,
         "rows": int(data.X_test.shape[0]),
-        **{f"test_{k}": v for k, v in model.evaluate(data.X_test, _targets(data, data.y_test)).items()},
+        **{
+            f"test_{k}": v
+            for k, v in model.evaluate(data.X_test, _targets(data, data.y_test), return_dict=True).items()
+        },
     }
     if args.json:
         print(json.dumps(result))
@@ -547,7 +430,7 @@ def _summary(args) -> int:
 
 def _export(args) -> int:
     model = netcore.load(args.model, device="numpy")
-    _check_output(args.output, "--output")
+    check_output(args.output, "--output")
     model.export(args.output, format="onnx", opset=args.opset)
     report = {"model": args.model, "output": args.output, "opset": args.opset, "dtype": model.dtype_name,
               "input_shape": list(model.input_shape), "output_shape": list(model.output_shape)}  # fmt: skip

@@ -9,9 +9,10 @@ import sys
 import time
 
 from netcore import tuning
+from netcore.cli_args import check_output, data_options, fraction, positive_float, positive_int
 
 
-def add_parser(commands, data_options, positive_int, positive_float, fraction) -> None:
+def add_parser(commands) -> None:
     tune = commands.add_parser("tune", help="search hyperparameters of a dense network with Optuna (extra: tune)")
     data_options(tune)
     tune.add_argument("--trials", type=positive_int, default=30, help="trials this process runs (default: 30)")
@@ -28,9 +29,7 @@ def add_parser(commands, data_options, positive_int, positive_float, fraction) -
 def run(args, load_data) -> int:
     tuning.optuna_module()  # a missing Optuna is reported before any data is read
     if args.plot:
-        from netcore.cli import _check_output
-
-        _check_output(args.plot, "--plot")
+        check_output(args.plot, "--plot")
     data, source = load_data(args, args.seed)
     classification = data.task == "classification"
     started = time.perf_counter()
@@ -58,7 +57,7 @@ def run(args, load_data) -> int:
     model = tuning.build_model(best, data.n_features, data.n_classes or 1, classification, args.device, args.seed)
     targets = (data.y_train, data.y_test) if classification else (data.y_train[:, None], data.y_test[:, None])
     model.fit(data.X_train, targets[0], epochs=args.epochs, batch_size=int(best["batch_size"]), verbose=0)
-    test = model.evaluate(data.X_test, targets[1])
+    test = model.evaluate(data.X_test, targets[1], return_dict=True)
     result = {
         **source,
         "study": study.study_name,

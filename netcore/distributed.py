@@ -214,10 +214,9 @@ def synchronise(model, ctx: Context, rows: int, batch: int, epochs: int, shuffle
     """Check that every rank trains the same model on data of the same size, then give every rank rank 0's
     weights, running statistics, optimizer state and generator."""
     description = {
-        "layers": [(type(layer).__name__, layer.config()) for layer in model.layers],
-        "input_shape": model.input_shape,
+        "layers": model.get_config(),
         "dtype": model.dtype_name,
-        "loss": (model.loss.name, model.loss.config()),
+        "losses": [(head.loss.name, head.loss.config(), head.weight) for head in model.heads],
         "optimizer": (type(model.optimizer).__name__, model.optimizer.hyperparameters()),
         "rows": rows,
         "batch_size": batch,
@@ -233,7 +232,9 @@ def synchronise(model, ctx: Context, rows: int, batch: int, epochs: int, shuffle
     backend = model.backend
     if ctx.size > 1:
         backend.limit_threads(ctx.threads)
-    buffers = [model._params, model._state, *model.optimizer.state.values()]
+    if len({head.loss.reduction for head in model.heads}) > 1:
+        raise ConfigurationError("distributed training needs every output's loss to use one reduction")
+    buffers = [model.parameter_buffer, model.state_buffer, *model.optimizer.state.values()]
     for buffer in buffers:
         host = ctx.broadcast(backend.to_numpy(buffer))
         if host is not buffer:  # a device buffer: copy rank 0's values back
@@ -243,7 +244,7 @@ def synchronise(model, ctx: Context, rows: int, batch: int, epochs: int, shuffle
 
 
 class DataParallelSteps:
-    """What :func:`netcore.training.run` calls for each step when training is distributed: the rank's share of each
+    """What :func:`netcore.trainers.loop.run` calls for each step when training is distributed: the rank's share of each
     global batch, its gradient weighted by that share, and the sum over ranks (one Allreduce)."""
 
     def __init__(self, model, ctx: Context):
@@ -260,7 +261,7 @@ class DataParallelSteps:
         """The rows of this rank's share of the global batch ``index`` (rows of the data, or of a streamed block
         whose sample weights are ``weights``); remembers the share's weight in it."""
         lo, hi = self.bounds(index.shape[0])
-        if self.model.loss.reduction == "sum":
+        if self.model.heads[0].loss.reduction == "sum":
             self.fraction = 1.0  # a sum over the batch is the sum of the shares' sums
         elif weights is None:
             self.fraction = (hi - lo) / index.shape[0]
@@ -273,8 +274,8 @@ class DataParallelSteps:
     def loss_and_gradients(self, xb, yb, wb):
         """The batch's loss and gradient: each rank's share weighted and summed over the ranks."""
         model = self.model
-        grads = model._grads
-        if xb.shape[0]:
+        grads = model.gradient_buffer
+        if (xb[0] if isinstance(xb, list) else xb).shape[0]:
             loss = model.backend.to_float(model.loss_and_gradients(xb, yb, wb)) * self.fraction
             if self.fraction != 1.0:
                 grads *= self.fraction
@@ -310,4 +311,4 @@ class DataParallelSteps:
             layer.peers = None
 
     def _synced_layers(self):
-        return [layer for layer in self.model.layers if getattr(layer, "sync", False)]
+        return [layer for layer in self.model.leaf_layers() if getattr(layer, "sync", False)]

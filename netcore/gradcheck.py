@@ -27,6 +27,8 @@ def check_gradients(
 ) -> GradientReport:
     """Compare backpropagated gradients with central differences ``(L(p + eps) - L(p - eps)) / (2 eps)``.
 
+    ``X`` and ``y`` take the forms ``fit`` takes (lists or dicts for several inputs or outputs).
+
     Runs on a float64 copy of ``model`` (same device, weights and loss), in training mode with the random generator
     rewound before every evaluation, so dropout and noise draw the same masks each time. Checks up to
     ``max_entries`` entries of each trainable parameter (all of them when it is smaller). Returns the relative error
@@ -36,7 +38,7 @@ def check_gradients(
     backend = twin.backend
     pick = backend.rng(seed)
     with backend.scope():
-        X, Y, weights = twin._prepare(X, y, sample_weight=sample_weight)
+        X, Y, weights = twin.prepare(X, y, sample_weight=sample_weight)
         start = backend.rng_state(twin.rng)
 
         def loss() -> float:
@@ -44,12 +46,13 @@ def check_gradients(
             return backend.to_float(twin.loss_and_gradients(X, Y, weights))
 
         loss()
-        analytic = backend.to_numpy(twin._grads).copy()
+        analytic = backend.to_numpy(twin.gradient_buffer).copy()
         report = GradientReport()
+        names = twin.leaf_names()
         offset = 0
-        for layer, spec in twin._specs[: twin._n_trained_specs]:  # frozen weights get no gradient
+        for layer, spec in twin.buffers.trained_specs():  # frozen weights get no gradient
             size = math.prod(spec.shape)
-            flat = twin._params[offset : offset + size]
+            flat = twin.parameter_buffer[offset : offset + size]
             entries = range(size) if size <= max_entries else sorted(pick.choice(size, max_entries, replace=False))
             diff_sq = analytic_sq = numeric_sq = 0.0
             for k in entries:
@@ -66,6 +69,6 @@ def check_gradients(
                 analytic_sq += a * a
                 numeric_sq += numeric * numeric
             scale = math.sqrt(analytic_sq) + math.sqrt(numeric_sq)
-            report[f"{layer.name}.{spec.name}"] = math.sqrt(diff_sq) / scale if scale > 1e-300 else 0.0
+            report[f"{names[id(layer)]}.{spec.name}"] = math.sqrt(diff_sq) / scale if scale > 1e-300 else 0.0
             offset += size
     return report

@@ -3,7 +3,9 @@
 and augmentation removed, batch norm with its running statistics (ONNX's ``BatchNormalization``), images kept
 channels-last between layers as netcore keeps them (each convolution and pooling transposes to ONNX's NCHW and
 back; ONNX Runtime folds the pairs), recurrent layers as ONNX's ``RNN``, ``LSTM`` and ``GRU`` (time-major inside,
-as ONNX Runtime runs them). The batch axis is dynamic; the dtype is the model's.
+as ONNX Runtime runs them), merge layers as ``Sum``, ``Sub``, ``Mul``, ``Mean``, ``Max``, ``Min`` and ``Concat``.
+A model with one input and one output names them ``input`` and ``output``; several are named as the model names
+them (its ``Input`` names and output names). The batch axis is dynamic; the dtype is the model's.
 
 Built with the ``onnx`` package's helpers and checked by ``onnx.checker`` before anything is written; the file is
 written beside its target and renamed, so a failed export leaves no partial file.
@@ -259,6 +261,21 @@ def _reshape(g, layer, x):
     return g.op("Reshape", x, g.ints([0, *layer.output_shape]))
 
 
+def _merge(g, layer, xs):
+    """Merge layers as ONNX's variadic Sum, Mean, Max and Min, or chains of Sub and Mul (all broadcast as Keras)."""
+    variadic = {nn.Add: "Sum", nn.Average: "Mean", nn.Maximum: "Max", nn.Minimum: "Min"}
+    for kind, op in variadic.items():
+        if isinstance(layer, kind):
+            return g.op(op, *xs)
+    if isinstance(layer, nn.Concatenate):
+        return g.op("Concat", *xs, axis=layer.sample_axis + 1)
+    op = "Sub" if isinstance(layer, nn.Subtract) else "Mul"
+    y = xs[0]
+    for x in xs[1:]:
+        y = g.op(op, y, x)
+    return y
+
+
 _EXPORTERS = [
     (nn.Dense, _dense),
     (nn.Activation, lambda g, layer, x: _activation(g, layer.activation, x)),
@@ -271,6 +288,7 @@ _EXPORTERS = [
     ((nn.SimpleRNN, nn.LSTM, nn.GRU), _recurrent),
     (nn.Bidirectional, _bidirectional),
     (nn.GlobalAveragePooling1D, lambda g, layer, x: g.op("ReduceMean", x, axes=[1], keepdims=int(layer.keepdims))),
+    ((nn.Add, nn.Subtract, nn.Multiply, nn.Average, nn.Maximum, nn.Minimum, nn.Concatenate), _merge),
 ]
 
 
@@ -295,15 +313,27 @@ def to_onnx(model, opset: int = DEFAULT_OPSET):
     model._claim()
     if not isinstance(opset, int) or opset < DEFAULT_OPSET:
         raise ConfigurationError(f"opset must be an integer >= {DEFAULT_OPSET}, got {opset!r}")
-    exporters = [_exporter(layer) for layer in model.layers]  # every layer checked before any is built
+    steps = model.executor.steps
+    exporters = [_exporter(step.runner) for step in steps]  # every layer checked before any is built
     g = _Graph(onnx, model.dtype_name)
-    x = "input"
-    for layer, export in zip(model.layers, exporters, strict=True):
-        x = export(g, layer, x)
-    g.nodes.append(onnx.helper.make_node("Identity", [x], ["output"]))
     element = _tensor_type(g)
-    inputs = [onnx.helper.make_tensor_value_info("input", element, ["batch", *model.input_shape])]
-    outputs = [onnx.helper.make_tensor_value_info("output", element, ["batch", *model.output_shape])]
+    # One input and one output are called "input" and "output"; several are called by their names.
+    input_names = ["input"] if len(model.inputs) == 1 else model.input_names
+    output_names = ["output"] if len(model.outputs) == 1 else model.output_names
+    values = dict(enumerate(input_names))
+    for step, export in zip(steps, exporters, strict=True):
+        x = [values[i] for i in step.inputs] if step.many else values[step.inputs[0]]
+        values[step.output] = export(g, step.runner, x)
+    for name, slot in zip(output_names, model.executor.output_slots, strict=True):
+        g.nodes.append(onnx.helper.make_node("Identity", [values[slot]], [name]))
+    inputs = [
+        onnx.helper.make_tensor_value_info(name, element, ["batch", *shape])
+        for name, shape in zip(input_names, model.input_shapes, strict=True)
+    ]
+    outputs = [
+        onnx.helper.make_tensor_value_info(name, element, ["batch", *shape])
+        for name, shape in zip(output_names, model.output_shapes, strict=True)
+    ]
     graph = onnx.helper.make_graph(g.nodes, "netcore", inputs, outputs, g.weights)
     proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)], producer_name="netcore")
     proto.ir_version = min(proto.ir_version, 8)  # readable by the ONNX Runtimes of the last years

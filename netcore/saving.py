@@ -6,35 +6,59 @@ from __future__ import annotations
 import numpy as np
 
 import netcore
-from netcore import checkpoint, layers, losses, optimizers, schedules
+from netcore import checkpoint, losses, optimizers, schedules
 from netcore.errors import CheckpointError, NetcoreError
+from netcore.models.serialization import model_from_config
+
+
+def _laid_out_config(model) -> dict:
+    """The model's configuration with each layer's trainable flag as the buffers are laid out (a change not yet
+    compiled is not saved)."""
+    saved = {id(layer): layer.trainable for layer in model.buffers.layers}
+    for layer, flag in zip(model.buffers.layers, model.buffers.layout, strict=True):
+        layer.trainable = flag
+    try:
+        return model.get_config()
+    finally:
+        for layer in model.buffers.layers:
+            layer.trainable = saved[id(layer)]
 
 
 def save_model(model, path) -> None:
     model._require_built()
     model._claim()
     backend = model.backend
-    arrays = {"params": backend.to_numpy(model._params), "state": backend.to_numpy(model._state)}
+    arrays = {"params": backend.to_numpy(model.parameter_buffer), "state": backend.to_numpy(model.state_buffer)}
+    config = _laid_out_config(model)
     manifest = {
         "netcore_version": netcore.__version__,
+        "model": type(model).__name__,
         "dtype": model.dtype_name,
         "device": model.device,
         "seed": model.seed,
-        "input_shape": list(model.input_shape),
-        # Each layer's trainable flag as the buffers are laid out (a change not yet compiled is not saved).
-        "layers": [
-            {"class": type(layer).__name__, "config": {**layer.config(), "trainable": trained}}
-            for layer, trained in zip(model.layers, model._layout, strict=True)
-        ],
         "epochs_trained": model.epochs_trained,
         "rng_state": backend.rng_state(model.rng),
-        "loss": None if model.loss is None else {"class": model.loss.name, "config": model.loss.config()},
-        "metrics": model.metric_names,
+        "compiled": None,
         "optimizer": None,
         "schedule": None,
         "callbacks": {},
         "metadata": model.metadata,
     }
+    if type(model).__name__ == "Sequential":  # the layout every release has read
+        manifest.update(input_shape=config["input_shape"], layers=config["layers"], name=config["name"])
+    else:
+        manifest["config"] = config
+    if model.heads:
+        manifest["loss"] = {"class": model.heads[0].loss.name, "config": model.heads[0].loss.config()}
+        manifest["metrics"] = model.heads[0].metric_names
+        manifest["compiled"] = [
+            {
+                "loss": {"class": head.loss.name, "config": head.loss.config()},
+                "loss_weight": head.weight,
+                "metrics": head.metric_names,
+            }
+            for head in model.heads
+        ]
     optimizer = model.optimizer
     if optimizer is not None:
         manifest["optimizer"] = {
@@ -47,7 +71,7 @@ def save_model(model, path) -> None:
             arrays[f"optimizer.{name}"] = backend.to_numpy(buffer)
     if model.schedule is not None:
         manifest["schedule"] = {"class": type(model.schedule).__name__, "config": model.schedule.config()}
-    for cb in getattr(model, "_active_callbacks", None) or []:
+    for cb in model.active_callbacks or []:
         values, cb_arrays = cb.get_state()
         entries = manifest["callbacks"].setdefault(type(cb).__name__, [])
         prefix = f"callback.{type(cb).__name__}.{len(entries)}"
@@ -69,17 +93,16 @@ def load_model(path, device=None):
 
 
 def _rebuild(manifest: dict, arrays: dict, device):
-    built = [layers.from_config(entry["class"], entry["config"]) for entry in manifest["layers"]]
-    model = netcore.Sequential(
-        built,
+    device = device or manifest["device"]
+    if manifest.get("model", "Sequential") == "Sequential":
         # Checkpoints of dense-only releases record the input width alone.
-        input_shape=tuple(manifest["input_shape"]) if "input_shape" in manifest else int(manifest["input_dim"]),
-        device=device or manifest["device"],
-        dtype=manifest["dtype"],
-        seed=manifest["seed"],
-    )
+        shape = manifest["input_shape"] if "input_shape" in manifest else [int(manifest["input_dim"])]
+        config = {"layers": manifest["layers"], "input_shape": shape, "name": manifest.get("name")}
+        model = model_from_config("Sequential", config, device, manifest["dtype"], manifest["seed"])
+    else:
+        model = model_from_config(manifest["model"], manifest["config"], device, manifest["dtype"], manifest["seed"])
     backend = model.backend
-    for name, target in (("params", model._params), ("state", model._state)):
+    for name, target in (("params", model.parameter_buffer), ("state", model.state_buffer)):
         if arrays[name].shape != tuple(target.shape):
             raise CheckpointError(
                 f"array {name!r} has {arrays[name].shape[0]} entries; the architecture needs {target.shape[0]}"
@@ -87,13 +110,21 @@ def _rebuild(manifest: dict, arrays: dict, device):
         target[...] = backend.asarray(arrays[name], model.dtype)
     backend.set_rng_state(model.rng, manifest["rng_state"])
     model.epochs_trained = int(manifest["epochs_trained"])
-    if manifest["loss"] is not None:
-        loss = losses.from_config(manifest["loss"]["class"], manifest["loss"]["config"])
+    compiled = manifest.get("compiled")
+    if compiled is None and manifest.get("loss") is not None:  # checkpoints of single-output releases
+        compiled = [{"loss": manifest["loss"], "loss_weight": 1.0, "metrics": manifest["metrics"]}]
+    if compiled:
         spec = manifest["optimizer"]
         optimizer = optimizers.from_config(spec["class"], spec["hyperparameters"]) if spec else "adam"
         schedule = manifest["schedule"]
         schedule = schedules.from_config(schedule["class"], schedule["config"]) if schedule else None
-        model.compile(optimizer, loss, manifest["metrics"], schedule=schedule)
+        model.compile(
+            optimizer,
+            [losses.from_config(head["loss"]["class"], head["loss"]["config"]) for head in compiled],
+            [head["metrics"] for head in compiled],
+            schedule=schedule,
+            loss_weights=[head["loss_weight"] for head in compiled],
+        )
         if spec:
             model.optimizer.load_scalar_state(spec["scalars"])
             if sorted(model.optimizer.state) != sorted(spec["buffers"]):

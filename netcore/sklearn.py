@@ -322,12 +322,13 @@ class _NetcoreMLP(BaseEstimator):
         model = self.model_
         backend = model.backend
         with backend.scope():
-            Xd, Td, Wd = model._prepare(X, targets, sample_weight=weights)
+            Xd, Td, Wd = model.prepare(X, targets, sample_weight=weights)
+        params = model.parameter_buffer
 
         def objective(theta):
-            model._params[...] = backend.asarray(theta, model._params.dtype)
+            params[...] = backend.asarray(theta, params.dtype)
             loss = backend.to_float(model.loss_and_gradients(Xd, Td, Wd))
-            return loss, backend.to_numpy(model._grads).astype(np.float64)
+            return loss, backend.to_numpy(model.gradient_buffer).astype(np.float64)
 
         def report(intermediate):
             if self.verbose:
@@ -335,7 +336,7 @@ class _NetcoreMLP(BaseEstimator):
             report.count += 1
 
         report.count = 1
-        start = backend.to_numpy(model._params).astype(np.float64)
+        start = backend.to_numpy(params).astype(np.float64)
         with backend.scope():
             result = scipy.optimize.minimize(
                 objective,
@@ -355,7 +356,7 @@ class _NetcoreMLP(BaseEstimator):
             )
         self.n_iter_ = min(int(result.nit), int(self.max_iter))
         self.loss_ = float(result.fun) + self._loss_offset
-        model._params[...] = backend.asarray(result.x, model._params.dtype)
+        params[...] = backend.asarray(result.x, params.dtype)
 
     def _loss_grad_lbfgs(self, packed_coef_inter, X, y, sample_weight, *work):
         """scikit-learn's private L-BFGS objective, which its own tests call: the loss and its gradient at
@@ -365,9 +366,9 @@ class _NetcoreMLP(BaseEstimator):
         dense = self._dense_layers()
         for layer, array in zip(dense + dense, self._split_packed(packed_coef_inter), strict=True):
             name = "W" if array.ndim == 2 else "b"
-            layer.params[name][...] = model.backend.asarray(array, model._params.dtype)
+            layer.params[name][...] = model.backend.asarray(array, model.dtype)
         with model.backend.scope():
-            Xd, Td, Wd = model._prepare(X.astype(self._dtype_), self._targets_of(y), sample_weight=sample_weight)
+            Xd, Td, Wd = model.prepare(X.astype(self._dtype_), self._targets_of(y), sample_weight=sample_weight)
             loss = model.backend.to_float(model.loss_and_gradients(Xd, Td, Wd))
         grads = [model.backend.to_numpy(layer.grads["W"]) for layer in dense]
         grads += [model.backend.to_numpy(layer.grads["b"]) for layer in dense]

@@ -66,9 +66,7 @@ class StreamedRows:
             rows = reader.load(self.source[self.start + a : self.start + b], self.dtype)
             rows = rows.reshape(b - a, *self.shape[1:])
             if not backend.all_finite(rows):
-                from netcore.validation import _first_bad_row
-
-                bad = self.start + a + _first_bad_row(backend, rows)
+                bad = self.start + a + first_bad_row(backend, rows)
                 raise ShapeError(f"{self.what} contains NaN or infinity (first in row {bad})")
         return rows
 
@@ -99,3 +97,20 @@ def _product(shape) -> int:
 
 def is_streamed(X) -> bool:
     return getattr(X, "streamed", False)
+
+
+def first_bad_row(backend, array) -> int:
+    """Index of the first row holding NaN or infinity (only called once a problem is known)."""
+    bad = ~backend.xp.isfinite(array.reshape(array.shape[0], -1)).all(axis=1)
+    return int(bad.argmax())
+
+
+def blocks(sources: list, rows_per_block: int, order=None):
+    """``(a, b, [rows of each source])`` block by block, for several sources of the same rows (a model's inputs):
+    streamed sources are read ahead in the background, the others are sliced."""
+    streamed = [s for s in sources if is_streamed(s)]
+    readers = [s.blocks(rows_per_block, order) for s in streamed]
+    for parts in zip(*readers, strict=True):
+        a, b = parts[0][0], parts[0][1]
+        read = iter(part[2] for part in parts)
+        yield a, b, [next(read) if is_streamed(s) else s[a:b] for s in sources]

@@ -7,18 +7,13 @@ from __future__ import annotations
 import math
 
 from netcore.errors import DeviceError, DTypeError, ShapeError
+from netcore.streaming import StreamedRows, check_protocol, first_bad_row
 
 #: dtype kinds that are not numbers: object, bytes, str, void, datetime, timedelta, complex.
 _NOT_REAL = set("OSUVMmc")
 
 
-def _first_bad_row(backend, array) -> int:
-    """Index of the first row holding NaN or infinity (only called once a problem is known)."""
-    bad = ~backend.xp.isfinite(array.reshape(array.shape[0], -1)).all(axis=1)
-    return int(bad.argmax())
-
-
-def _native(model, data, what: str):
+def _native(model, data, what: str, receiver: str = "the model"):
     """``data`` as an array of the model's backend: an array of another library on the model's device is viewed
     through DLPack, host data is copied in; another device's array is refused unless the model has
     ``auto_transfer=True``."""
@@ -36,7 +31,7 @@ def _native(model, data, what: str):
             return data
     if not model.auto_transfer:
         raise DeviceError(
-            f"{what} lives on {other} but the model (first layer {model.layers[0].name}) is on {model.device}; "
+            f"{what} lives on {other} but {receiver} is on {model.device}; "
             "move it, or create the model with auto_transfer=True to copy it"
         )
     return backend.from_foreign(data)
@@ -47,20 +42,20 @@ def _dtype_kind(data):
     return getattr(dtype, "kind", None)
 
 
-def features(model, X, what: str = "X"):
+def features(model, X, what: str = "X", expected=None, receiver: str = "the model"):
     """``X`` as a finite array of the model's device and dtype, one sample per row of its first axis, each of the
-    shape the first layer expects (a 1-D ``X`` is one feature per row). A memmap or another array-like that is not
-    in memory comes back as :class:`~netcore.streaming.StreamedRows`: its values are checked as they are read."""
+    ``expected`` shape (None: any; a 1-D ``X`` is one feature per row). ``receiver`` names who takes it in errors
+    ("the first layer (dense)", "input 'image'"). A memmap or another array-like that is not in memory comes back as
+    :class:`~netcore.streaming.StreamedRows`: its values are checked as they are read."""
     if model.backend.is_streamable(X):
-        return _streamed_features(model, X, what)
-    X = _native(model, X, what)
+        return _streamed_features(model, X, what, expected, receiver)
+    X = _native(model, X, what, f"{receiver} of the model")
     if _dtype_kind(X) in _NOT_REAL:
         raise DTypeError(f"{what} must hold real numbers, got dtype {X.dtype}")
     try:
         X = model.backend.asarray(X, model.dtype)
     except (TypeError, ValueError, RuntimeError) as exc:  # RuntimeError: a tensor that requires grad, say
         raise DTypeError(f"{what} must be numeric, convertible to {model.dtype_name}: {exc}") from None
-    expected = model.input_shape
     one_sample = expected is not None and expected != (1,) and tuple(X.shape) == expected
     if X.ndim == 1:
         X = X.reshape(-1, 1)
@@ -69,36 +64,32 @@ def features(model, X, what: str = "X"):
     if X.size == 0:
         raise ShapeError(f"{what} is empty (shape {tuple(X.shape)})")
     if expected is not None and tuple(X.shape[1:]) != expected:
-        raise ShapeError(_shape_mismatch(model, X, expected, what, one_sample))
+        raise ShapeError(_shape_mismatch(X, expected, what, receiver, one_sample))
     if not model.backend.all_finite(X):
-        raise ShapeError(f"{what} contains NaN or infinity (first in row {_first_bad_row(model.backend, X)})")
+        raise ShapeError(f"{what} contains NaN or infinity (first in row {first_bad_row(model.backend, X)})")
     return X
 
 
-def _streamed_features(model, X, what: str):
-    from netcore.streaming import StreamedRows, check_protocol
-
+def _streamed_features(model, X, what: str, expected, receiver: str):
     check_protocol(X, what)
     if X.dtype.kind in _NOT_REAL:
         raise DTypeError(f"{what} must hold real numbers, got dtype {X.dtype}")
     rows = StreamedRows(model, X, what)
-    expected = model.input_shape
     if len(rows) == 0 or 0 in rows.shape:
         raise ShapeError(f"{what} is empty (shape {tuple(X.shape)})")
     if expected is not None and tuple(rows.shape[1:]) != expected:
-        raise ShapeError(_shape_mismatch(model, rows, expected, what, False))
+        raise ShapeError(_shape_mismatch(rows, expected, what, receiver, False))
     return rows
 
 
-def _shape_mismatch(model, X, expected, what, one_sample) -> str:
-    """Both shapes, the first layer, and the reshape that fixes it when the sizes agree."""
-    first = model.layers[0].name
+def _shape_mismatch(X, expected, what, receiver, one_sample) -> str:
+    """Both shapes, who expects them, and the reshape that fixes it when the sizes agree."""
     got = tuple(X.shape[1:])
     if len(expected) == 1 and len(got) == 1:
         hint = f"; a single sample is {what}.reshape(1, -1)" if one_sample else ""
-        return f"{what} has {got[0]} features but the first layer ({first}) expects {expected[0]}{hint}"
+        return f"{what} has {got[0]} features but {receiver} expects {expected[0]}{hint}"
     message = (
-        f"{what} has samples of shape {got} (array shape {tuple(X.shape)}) but the first layer ({first}) expects "
+        f"{what} has samples of shape {got} (array shape {tuple(X.shape)}) but {receiver} expects "
         f"samples of shape {expected}"
     )
     if one_sample:
@@ -110,11 +101,13 @@ def _shape_mismatch(model, X, expected, what, one_sample) -> str:
     return message
 
 
-def targets(model, loss, y, n_rows: int, n_outputs: int, what: str = "y"):
+def targets(model, loss, y, n_rows: int, output_shape: tuple[int, ...], what: str = "y"):
     """Targets prepared for ``loss``, one entry per sample: int64 class indices, or finite float arrays shaped like
-    the model's output. A model whose output has more axes than one (a sequence, an image) is scored per step or
-    pixel over its last axis (Keras's rule): class indices then have the output's shape without its last axis."""
+    the output (of sample shape ``output_shape``). An output with more axes than one (a sequence, an image) is scored
+    per step or pixel over its last axis (Keras's rule): class indices then have the output's shape without its last
+    axis."""
     backend = model.backend
+    n_outputs = output_shape[-1]
     if y is None:
         raise ShapeError(f"{what} is required")
     y = _native(model, y, what)
@@ -129,8 +122,8 @@ def targets(model, loss, y, n_rows: int, n_outputs: int, what: str = "y"):
     if y.ndim == 0 or y.shape[0] != n_rows:
         raise ShapeError(f"X has {n_rows} rows but {what} has {0 if y.ndim == 0 else y.shape[0]}")
     if y.dtype.kind == "f" and not backend.all_finite(y):
-        raise ShapeError(f"{what} contains NaN or infinity (first in row {_first_bad_row(backend, y)})")
-    steps = tuple(model.output_shape[:-1])  # the output's axes besides its last, per sample
+        raise ShapeError(f"{what} contains NaN or infinity (first in row {first_bad_row(backend, y)})")
+    steps = tuple(output_shape[:-1])  # the output's axes besides its last, per sample
     if loss.class_index_targets(n_outputs) and tuple(y.shape[1:]) == steps:
         if y.dtype.kind == "f" and not bool((y == y.astype("int64")).all()):
             raise DTypeError(f"class labels in {what} must be integers")
@@ -146,7 +139,7 @@ def targets(model, loss, y, n_rows: int, n_outputs: int, what: str = "y"):
     y = backend.asarray(y, model.dtype)
     if y.ndim == 1 and not steps:
         y = y.reshape(-1, 1)
-    expected = (n_rows, *model.output_shape)
+    expected = (n_rows, *output_shape)
     if tuple(y.shape) != expected:
         indices = (
             f"{(n_rows, *steps) if steps else (n_rows,)} (class indices) or "

@@ -23,7 +23,10 @@ def test_the_tour_runs(tmp_path, monkeypatch):
     namespace = {}
     exec(compile(code.replace("verbose=1", "verbose=0"), "README tour", "exec"), namespace)
     assert (tmp_path / "digits.ncz").exists()
-    assert namespace["model"].evaluate(namespace["data"].X_test, namespace["data"].y_test)["accuracy"] > 0.9
+    assert (
+        namespace["model"].evaluate(namespace["data"].X_test, namespace["data"].y_test, return_dict=True)["accuracy"]
+        > 0.9
+    )
 
 
 def test_the_onnx_snippet_prints_the_same_probabilities_twice(tmp_path, monkeypatch, capsys):

@@ -4,8 +4,10 @@ SpatialDropout2D, GaussianNoise), :mod:`~netcore.layers.normalization` (BatchNor
 defaults),
 :mod:`~netcore.layers.convolution` (Conv2D), :mod:`~netcore.layers.pooling` (max, average and global pooling) and
 :mod:`~netcore.layers.reshaping` (Flatten, Reshape), :mod:`~netcore.layers.augmentation` (random flips,
-translations, rotations, zooms, brightness, contrast and erasing) and :mod:`~netcore.layers.recurrent` (SimpleRNN,
-LSTM, GRU, Bidirectional) and :mod:`~netcore.layers.sequence` (Masking, GlobalAveragePooling1D)."""
+translations, rotations, zooms, brightness, contrast and erasing), :mod:`~netcore.layers.recurrent` (SimpleRNN,
+LSTM, GRU, Bidirectional), :mod:`~netcore.layers.sequence` (Masking, GlobalAveragePooling1D) and
+:mod:`~netcore.layers.merging` (Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate). ``Input`` (from
+:mod:`netcore.models`) starts a functional model."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from netcore.layers.augmentation import (
 from netcore.layers.base import Layer, ParamSpec, StateSpec
 from netcore.layers.convolution import Conv2D
 from netcore.layers.core import Activation, Dense
+from netcore.layers.merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from netcore.layers.normalization import BatchNorm, BatchNormalization
 from netcore.layers.pooling import (
     AveragePooling2D,
@@ -64,6 +67,13 @@ _LAYERS = {
         Masking,
         GlobalAveragePooling1D,
         Bidirectional,
+        Add,
+        Subtract,
+        Multiply,
+        Average,
+        Maximum,
+        Minimum,
+        Concatenate,
     )
 }
 
@@ -79,4 +89,13 @@ def from_config(kind: str, config: dict) -> Layer:
     return _LAYERS[kind](**config)
 
 
-__all__ = ["Layer", "ParamSpec", "StateSpec", "from_config", *_LAYERS]
+def __getattr__(name: str):
+    """``netcore.layers.Input`` and ``InputLayer`` (they live with the models that they start)."""
+    if name in ("Input", "InputLayer"):
+        from netcore import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module 'netcore.layers' has no attribute {name!r}")
+
+
+__all__ = ["Input", "InputLayer", "Layer", "ParamSpec", "StateSpec", "from_config", *_LAYERS]

@@ -12,12 +12,13 @@ Shapes are given without the batch axis: ``(features,)`` for tables, ``(height, 
 
 from __future__ import annotations
 
+import copy
 import math
 import operator
 from dataclasses import dataclass
 
 from netcore import initializers, regularizers
-from netcore.errors import ConfigurationError
+from netcore.errors import ConfigurationError, NetcoreError
 
 
 @dataclass
@@ -103,16 +104,27 @@ class Layer(metaclass=_DeclaresInput):
 
     Any layer takes ``input_shape=`` or ``input_dim=`` (Keras's spelling); on a model's first layer they fix what the
     model takes.
+
+    Called on symbolic tensors (``Dense(10)(x)``, see :func:`netcore.models.Input`), a layer builds from their
+    shapes and records the call: that is how functional models are written. A layer called several times shares its
+    weights between the calls.
     """
 
     #: Whether the layer may only appear before every layer with weights (it has no input gradient).
     input_only = False
+    #: Whether the layer takes a list of inputs (merge layers): ``build`` gets a list of shapes, ``forward`` a list
+    #: of arrays, ``backward`` a tuple of flags and returns a list of gradients.
+    multiple_inputs = False
     #: The name a layer gets when none is given (else its class name in snake case: ``max_pooling2d``).
     default_name: str | None = None
 
     def __init__(self, name: str | None = None, trainable: bool = True):
+        #: Whether the name was made up (a model may number it to tell layers apart) or given by the user.
+        self.auto_named = not name
         self.name = name or self.default_name or _snake_case(type(self).__name__)
         self.trainable = bool(trainable)
+        #: The calls of this layer on symbolic tensors, in the order they were made.
+        self.inbound_nodes: list = []
         self.input_shape: tuple[int, ...] | None = None
         self.output_shape: tuple[int, ...] | None = None
         self.backend = None
@@ -155,6 +167,39 @@ class Layer(metaclass=_DeclaresInput):
         self.backend, self.params, self.grads, self.state = backend, params, grads, state
         self.owner = owner
         self._buffers = {}
+
+    def twin(self) -> Layer:
+        """A copy that runs another call of this layer in one model: the same settings, its own shapes, work
+        buffers and cached values; the model binds it to this layer's weights and gives it gradients of its own,
+        which it adds to this layer's after the backward pass."""
+        twin = copy.copy(self)
+        twin._buffers = {}
+        return twin
+
+    # ----------------------------------------------------------------- calls on symbolic tensors
+    def __call__(self, inputs):
+        from netcore.models.symbolic import call_layer
+
+        return call_layer(self, inputs)
+
+    @property
+    def input(self):
+        """The tensor(s) of this layer's first call (Keras's ``layer.input``)."""
+        node = self._first_node("input")
+        return node.inputs if node.many else node.inputs[0]
+
+    @property
+    def output(self):
+        """The tensor this layer's first call gave (Keras's ``layer.output``)."""
+        return self._first_node("output").outputs[0]
+
+    def _first_node(self, what: str):
+        if not self.inbound_nodes:
+            raise NetcoreError(
+                f"{self.name} has no {what} yet: it has not been called on a tensor (Input(...) or another layer's "
+                "output) nor been part of a built model"
+            )
+        return self.inbound_nodes[0]
 
     def config(self) -> dict:
         """Constructor arguments that rebuild this layer (checkpoints, summaries)."""

@@ -420,6 +420,11 @@ class Bidirectional(Layer):
     def parts(self) -> tuple[_Recurrent, _Recurrent]:
         return self.forward_layer, self.backward_layer
 
+    def twin(self):
+        twin = super().twin()
+        twin.forward_layer, twin.backward_layer = (part.twin() for part in self.parts)
+        return twin
+
     def build(self, input_shape):
         for part in self.parts:
             part.build(input_shape)

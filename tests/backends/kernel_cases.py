@@ -400,7 +400,57 @@ def optimizer_case(kernel, options):
     return case
 
 
+def merge_case(kind, broadcast=False, ties=False):
+    """Three inputs merged (two for a difference) and every input's gradient; ``broadcast`` gives the second input
+    a size-1 axis; ``ties`` makes inputs equal in places (the first of them takes a maximum's gradient)."""
+
+    def case(backend, rng, n, c, dtype, contiguous):
+        count = 2 if kind == "subtract" else 3
+        hosts = [rng.standard_normal((n, c)).astype(dtype) for _ in range(count)]
+        if broadcast:
+            hosts[1] = hosts[1][:, :1].copy()
+        if ties:
+            hosts[1][::2] = hosts[0][::2]
+        xs = [put(backend, h, contiguous and h.shape[1] > 1) for h in hosts]
+        out = backend.empty((n, c), backend.float_dtype(dtype))
+        backend.merge_forward(kind, xs, out)
+        dy = backend.asarray(rng.standard_normal((n, c)).astype(dtype))
+        dxs = [backend.empty(h.shape, out.dtype) for h in hosts]
+        scratch = backend.empty((n, c), out.dtype)
+        hit, taken = backend.empty((n, c), "bool"), backend.empty((n, c), "bool")
+        backend.merge_backward(kind, dy, xs, out, dxs, scratch, hit, taken)
+        return get(backend, out, *dxs)
+
+    return case
+
+
+def concatenate_case(backend, rng, n, c, dtype, contiguous):
+    hosts = [rng.standard_normal((n, width)).astype(dtype) for width in (c, 1, 3)]
+    xs = [put(backend, h, contiguous) for h in hosts]
+    out = backend.empty((n, c + 4), backend.float_dtype(dtype))
+    backend.concatenate_forward(xs, 1, out)
+    dy = backend.asarray(rng.standard_normal((n, c + 4)).astype(dtype))
+    dxs = [backend.empty(h.shape, out.dtype) for h in hosts]
+    backend.concatenate_backward(dy, [c, 1, 3], 1, dxs)
+    return get(backend, out, *dxs)
+
+
+def mask_and_case(backend, rng, n, c, dtype, contiguous):
+    masks = [backend.asarray(rng.random((n, c)) < 0.7) for _ in range(3)]
+    out = backend.empty((n, c), "bool")
+    backend.mask_and(masks, out)
+    return get(backend, out)
+
+
+MERGES = ("add", "subtract", "multiply", "average", "maximum", "minimum")
+
 CASES = {
+    **{f"merge[{kind}]": merge_case(kind) for kind in MERGES},
+    **{f"merge[{kind}, broadcast]": merge_case(kind, broadcast=True) for kind in MERGES},
+    "merge[maximum, ties]": merge_case("maximum", ties=True),
+    "merge[minimum, ties]": merge_case("minimum", ties=True),
+    "concatenate": concatenate_case,
+    "mask_and": mask_and_case,
     **{f"bias_activation[{k}]": bias_activation(k) for k in KINDS},
     **{f"bias_activation_in_place[{k}]": bias_activation_in_place(k) for k in KINDS},
     "bias_activation[wide rows]": bias_activation_wide,
@@ -489,6 +539,11 @@ METHOD_CASES = {
     "rnn_step_backward": [k for k in CASES if k.startswith("rnn_step")],
     "gaussian_noise": ["gaussian_noise"],
     "random_into": ["random_into", "dropout_forward"],
+    "merge_forward": [k for k in CASES if k.startswith("merge")],
+    "merge_backward": [k for k in CASES if k.startswith("merge")],
+    "concatenate_forward": ["concatenate"],
+    "concatenate_backward": ["concatenate"],
+    "mask_and": ["mask_and"],
     **{kernel: [k for k in CASES if k.startswith(kernel)] for kernel in OPTIMIZER_OPTIONS},
 }
 #: Cases whose random draws come from a device generator on GPU backends (compared by their invariants instead).

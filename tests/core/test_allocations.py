@@ -30,7 +30,7 @@ def test_numba_training_steps_allocate_nothing(optimizer):
     )
     model.compile(netcore.optimizers.get(optimizer, lr=1e-3), "cross_entropy")
     rng = np.random.default_rng(0)
-    X, Y, _ = model._prepare(rng.standard_normal((64, 128)), rng.integers(0, 32, 64))
+    X, Y, _ = model.prepare(rng.standard_normal((64, 128)), rng.integers(0, 32, 64))
     peak, lasting = host_growth(lambda: model.train_step(X, Y), repeats=20)
     assert peak < SLACK_BYTES, f"a step allocated {peak} bytes"
     assert lasting < SLACK_BYTES
@@ -41,7 +41,7 @@ def test_the_numpy_reference_does_allocate():
     model = netcore.Sequential([Dense(256, "relu"), Dense(10, "softmax")], input_dim=128, device="numpy", seed=0)
     model.compile("adam", "cross_entropy")
     rng = np.random.default_rng(0)
-    X, Y, _ = model._prepare(rng.standard_normal((64, 128)), rng.integers(0, 10, 64))
+    X, Y, _ = model.prepare(rng.standard_normal((64, 128)), rng.integers(0, 10, 64))
     model.train_step(X, Y)
     tracemalloc.start()
     try:

@@ -11,15 +11,16 @@ CORE = [
     "activations",
     "callbacks",
     "distributed",
-    "graphs",
     "initializers",
     "layers",
     "losses",
     "metrics",
-    "model",
+    "models",
     "optimizers",
     "regularizers",
-    "training",
+    "trainers",
+    "validation",
+    "streaming",
 ]
 ARRAY_LIBRARIES = {"numpy", "cupy", "cupyx", "numba", "scipy", "torch"}
 ROOT = pathlib.Path(__file__).resolve().parents[2]

@@ -44,7 +44,7 @@ def test_cpu_backends_fall_back_to_eager_steps_with_a_reason(device, caplog):
     with caplog.at_level("INFO", logger="netcore"):
         step = compiled.compile_step(X, y)
     assert not step.recorded and "no step capture" in step.reason and "runs eagerly" in caplog.text
-    Xd, Yd, _ = eager._prepare(X, y)
+    Xd, Yd, _ = eager.prepare(X, y)
     for _ in range(4):
         step()
         eager.train_step(Xd, Yd)
@@ -62,7 +62,7 @@ def test_cpu_backends_fall_back_to_eager_steps_with_a_reason(device, caplog):
     ],
 )
 def test_unrecordable_models_say_why(layers, why):
-    from netcore.graphs import capture_blocker
+    from netcore.trainers.cuda_graphs import capture_blocker
 
     model = netcore.Sequential(layers, input_dim=3, device="numpy")
     model.compile("adam", "cross_entropy")
@@ -78,7 +78,7 @@ def test_cuda_graph_replays_match_eager_steps(cupy_backend, optimizer, batchnorm
     eager = w2_like(cupy_backend, optimizer=optimizer, batchnorm=batchnorm)
     step = graph.compile_step(X, y)
     assert step.recorded, step.reason
-    Xd, Yd, _ = eager._prepare(X, y)
+    Xd, Yd, _ = eager.prepare(X, y)
     eager.train_step(Xd, Yd)  # compile_step's warm-up step
     for _ in range(5):
         loss = step()
@@ -101,7 +101,7 @@ def test_cpu_stand_in_steps_allocate_nothing(dropout, batchnorm):
     X, y = batch()
     with cupy_on_cpu() as backend:
         model = w2_like(backend, dropout=dropout, batchnorm=batchnorm)
-        Xd, Yd, _ = model._prepare(X, y)
+        Xd, Yd, _ = model.prepare(X, y)
         for _ in range(3):
             model.train_step(Xd, Yd)
         before = allocations()
@@ -118,7 +118,7 @@ def test_gpu_training_steps_allocate_nothing(dropout, batchnorm):
 
     X, y = batch()
     model = w2_like("cupy", dropout=dropout, batchnorm=batchnorm)
-    Xd, Yd, _ = model._prepare(X, y)
+    Xd, Yd, _ = model.prepare(X, y)
     for _ in range(3):
         model.train_step(Xd, Yd)
     pool = cupy.get_default_memory_pool()
@@ -141,7 +141,7 @@ def test_gpu_training_steps_allocate_nothing(dropout, batchnorm):
 def test_a_models_device_loss_survives_another_models_step(cupy_backend):
     X, y = batch()
     first, second = w2_like(cupy_backend, seed=1), w2_like(cupy_backend, seed=2)
-    Xd, Yd, _ = first._prepare(X, y)
+    Xd, Yd, _ = first.prepare(X, y)
     loss = first.train_step(Xd, Yd)
     value = float(loss)
     second.train_step(Xd, Yd)

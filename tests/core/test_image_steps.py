@@ -55,7 +55,7 @@ def data(n=80):
 def test_numba_image_steps_allocate_nothing():
     require("numba")
     model = cnn("numba")
-    X, Y, _ = model._prepare(*data(32))
+    X, Y, _ = model.prepare(*data(32))
     peak, lasting = host_growth(lambda: model.train_step(X, Y))
     # Python's small objects (array views of the reshapes) only: the smallest work buffer is 10 KiB.
     assert peak < 8192, f"a step allocated {peak} bytes"
@@ -69,7 +69,7 @@ def test_cpu_stand_in_image_steps_allocate_nothing():
         pytest.skip("no C++ compiler to build the CuPy kernels for the CPU")
     with cupy_on_cpu() as backend:
         model = cnn(backend)
-        X, Y, _ = model._prepare(*data(32))
+        X, Y, _ = model.prepare(*data(32))
         assert stand_in_allocations(lambda: model.train_step(X, Y)) == 0
 
 

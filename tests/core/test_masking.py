@@ -53,15 +53,15 @@ def test_each_sequence_gets_what_it_gets_alone(case, pre):
     y = np.arange(len(LENGTHS)) % 3
     batch = models(RECURRENT[case], TIME)
     outputs = batch.predict(X)
-    batch.loss_and_gradients(*batch._prepare(X, y)[:2])
-    gradients = batch.backend.to_numpy(batch._grads).copy()
+    batch.loss_and_gradients(*batch.prepare(X, y)[:2])
+    gradients = batch.backend.to_numpy(batch.gradient_buffer).copy()
     expected = np.zeros_like(gradients)
     for i, sequence in enumerate(sequences):
         alone = models(RECURRENT[case], len(sequence))
         alone.set_weights(batch.get_weights())
         np.testing.assert_allclose(outputs[i], alone.predict(sequence[None])[0], rtol=1e-12, atol=1e-14)
-        alone.loss_and_gradients(*alone._prepare(sequence[None], y[i : i + 1])[:2])
-        expected += alone.backend.to_numpy(alone._grads) / len(sequences)
+        alone.loss_and_gradients(*alone.prepare(sequence[None], y[i : i + 1])[:2])
+        expected += alone.backend.to_numpy(alone.gradient_buffer) / len(sequences)
     np.testing.assert_allclose(gradients, expected, rtol=1e-10, atol=1e-13)
 
 
@@ -79,7 +79,7 @@ def test_padded_steps_leave_the_loss_of_a_sequence_output():
     probabilities = model.predict(X)
     kept = np.arange(TIME)[None, :] < np.array(LENGTHS)[:, None]
     losses = -np.log(np.take_along_axis(probabilities, y[..., None], -1)[..., 0])
-    result = model.evaluate(X, y)
+    result = model.evaluate(X, y, return_dict=True)
     np.testing.assert_allclose(result["loss"], losses[kept].mean(), rtol=1e-12)
     assert result["accuracy"] == pytest.approx((probabilities.argmax(-1) == y)[kept].mean())
     np.testing.assert_allclose(model.train_on_batch(X, y), losses[kept].mean(), rtol=1e-12)

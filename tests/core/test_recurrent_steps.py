@@ -31,7 +31,7 @@ def data(n=48):
 def test_numba_recurrent_steps_allocate_nothing():
     require("numba")
     model = rnn("numba")
-    X, Y, _ = model._prepare(*data(16))
+    X, Y, _ = model.prepare(*data(16))
     peak, lasting = host_growth(lambda: model.train_step(X, Y), repeats=5)
     # Python's small objects only (the views of each step); the smallest work buffer is 1.2 KiB, a step's are
     # ten times that and there are 27 steps.
@@ -46,7 +46,7 @@ def test_cpu_stand_in_recurrent_steps_allocate_nothing():
         pytest.skip("no C++ compiler to build the CuPy kernels for the CPU")
     with cupy_on_cpu() as backend:
         model = rnn(backend)
-        X, Y, _ = model._prepare(*data(16))
+        X, Y, _ = model.prepare(*data(16))
         assert stand_in_allocations(lambda: model.train_step(X, Y), repeats=3) == 0
 
 

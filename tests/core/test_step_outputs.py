@@ -32,7 +32,7 @@ def test_a_sequence_output_is_one_loss_row_per_step(device):
     m, (X, y) = model(device), data()
     probabilities = m.predict(X)
     assert probabilities.shape == (N, T, K) and m.predict_classes(X).shape == (N, T)
-    result = m.evaluate(X, y)
+    result = m.evaluate(X, y, return_dict=True)
     np.testing.assert_allclose(result["loss"], cross_entropy_rows(probabilities, y).mean(), rtol=1e-12)
     expected_accuracy = (probabilities.argmax(-1) == y).mean()
     assert result["accuracy"] == pytest.approx(expected_accuracy)

@@ -67,10 +67,10 @@ def torch_twin(model, dtype):
                 if layer.use_bias:
                     linear.bias.copy_(torch.from_numpy(weights.pop(0)))
             modules.append(linear)
-            if not (last and model._fused):
+            if not (last and model.fused_outputs[0]):
                 modules.append(TORCH_ACTIVATIONS[layer.activation.kind](layer.activation.alpha))
         elif isinstance(layer, Activation):
-            if not (last and model._fused):
+            if not (last and model.fused_outputs[0]):
                 modules.append(TORCH_ACTIVATIONS[layer.activation.kind](layer.activation.alpha))
         elif isinstance(layer, BatchNorm):
             bn = nn.BatchNorm1d(layer.n_in, eps=layer.eps, momentum=layer.momentum, dtype=getattr(torch, dtype))

@@ -172,7 +172,7 @@ def torch_twin(model, dtype):
     weights = model.get_weights()
     modules = []
     for i, layer in enumerate(model.layers):
-        fused = i == len(model.layers) - 1 and model._fused
+        fused = i == len(model.layers) - 1 and model.fused_outputs[0]
         if isinstance(layer, Conv2D):
             kernel = weights.pop(0)
             bias = weights.pop(0) if layer.use_bias else None

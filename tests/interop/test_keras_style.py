@@ -77,7 +77,7 @@ def test_digits_with_one_hot_labels_batch_normalization_and_a_validation_split()
         y_train=y_train,
         y_test=y_test,
     )
-    assert scope["score"][1] == scope["score"]["accuracy"] > 0.95
+    assert isinstance(scope["score"], list) and scope["score"][1] > 0.95
     assert len(scope["val_acc"]) == 30
 
 
@@ -141,7 +141,7 @@ def test_an_lstm_over_the_rows_of_digit_images():
         model.compile(loss="sparse_categorical_crossentropy", optimizer=Adam(learning_rate=0.01),
                       metrics=["accuracy"])
         model.fit(X_train, y_train, epochs=15, batch_size=32, verbose=0)
-        loss, acc = model.evaluate(X_test, y_test, verbose=0).values()
+        loss, acc = model.evaluate(X_test, y_test, verbose=0)
         """,
         X_train=X_train,
         X_test=X_test,

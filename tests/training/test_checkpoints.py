@@ -107,7 +107,7 @@ def test_saved_on_one_backend_predicts_identically_on_another(tmp_path, backend)
     moved = netcore.load(tmp_path / "m.ncz", device=backend.name)
     assert moved.device == backend.name
     np.testing.assert_allclose(moved.predict(X), m.predict(X), rtol=1e-5, atol=1e-6)
-    assert moved.evaluate(X, y)["accuracy"] == m.evaluate(X, y)["accuracy"]
+    assert moved.evaluate(X, y, return_dict=True)["accuracy"] == m.evaluate(X, y, return_dict=True)["accuracy"]
 
 
 def test_the_file_is_a_manifest_plus_npy_arrays(tmp_path):

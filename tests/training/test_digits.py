@@ -17,7 +17,7 @@ def train_digits(device: str, epochs: int = 30):
     )
     model.compile(netcore.optimizers.Adam(lr=1e-3), "cross_entropy", metrics=["accuracy"])
     history = model.fit(data.X_train, data.y_train, epochs=epochs, batch_size=32, verbose=0)
-    return history, model.evaluate(data.X_test, data.y_test), model
+    return history, model.evaluate(data.X_test, data.y_test, return_dict=True), model
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_float64_models_train(backend):
     model.compile(netcore.optimizers.Adam(lr=1e-2), "cross_entropy", metrics=["accuracy"])
     model.fit(data.X_train, data.y_train, epochs=40, batch_size=16, verbose=0)
     assert all(w.dtype == np.float64 for w in model.get_weights())
-    assert model.evaluate(data.X_test, data.y_test)["accuracy"] >= 0.9
+    assert model.evaluate(data.X_test, data.y_test, return_dict=True)["accuracy"] >= 0.9
 
 
 def test_predict_returns_numpy_probabilities(backend):

@@ -21,7 +21,7 @@ def accuracy(device, name, layers, optimizer, epochs, batch_size=32, seed=0):
     y_train = data.y_train.reshape(-1, 1) if layers[-1].units == 1 else data.y_train
     y_test = data.y_test.reshape(-1, 1) if layers[-1].units == 1 else data.y_test
     model.fit(data.X_train, y_train, epochs=epochs, batch_size=batch_size, verbose=0)
-    return model.evaluate(data.X_test, y_test)["accuracy"]
+    return model.evaluate(data.X_test, y_test, return_dict=True)["accuracy"]
 
 
 @pytest.mark.parametrize("device", CPU)

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import netcore
-from netcore import streaming, training
+from netcore import streaming
 from netcore.layers import Dense
+from netcore.trainers import loop
 
 DEVICES = ["numpy", "numba"]
 
@@ -83,11 +84,11 @@ def test_evaluate_and_predict_read_block_by_block_with_the_same_results(tmp_path
 def test_an_epoch_over_many_blocks_visits_every_row_once_in_whole_batches(small_blocks):
     X, y = data(rows=3001)
     net = model()
-    net._prepare(X[:2], y[:2])
+    net.prepare(X[:2], y[:2])
     rows = streaming.StreamedRows(net, X)
     seen, sizes = [], []
-    for Xs, _, _, index in training._batches(net, (rows, net.backend.asarray(y), None), 64, True, False):
-        for row in net.backend.to_numpy(Xs)[net.backend.to_numpy(index)]:
+    for xs, _, _, index in loop._batches(net, ([rows], [net.backend.asarray(y)], None), 64, True, False):
+        for row in net.backend.to_numpy(xs[0])[net.backend.to_numpy(index)]:
             seen.append(int(np.flatnonzero((row == X).all(axis=1))[0]))
         sizes.append(len(index))
     assert sorted(seen) == list(range(3001))

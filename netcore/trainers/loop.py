@@ -1,4 +1,5 @@
-"""The training loop behind :meth:`netcore.Sequential.fit`: epochs, batches, callbacks, progress and Ctrl-C."""
+"""The training loop behind :meth:`netcore.models.Model.fit`: epochs, batches, callbacks, progress and Ctrl-C. It
+uses the model's public surface only (its step, snapshots, buffers and scoring)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 
 from netcore import streaming
 from netcore.errors import ConfigurationError, DivergenceError
-from netcore.graphs import GraphedSteps
+from netcore.trainers.cuda_graphs import GraphedSteps
 
 log = logging.getLogger("netcore")
 
@@ -127,30 +128,39 @@ class _Divergence:
 
 
 def _batches(model, data, batch: int, shuffle: bool, drop_partial: bool):
-    """One epoch's batches as ``(X, Y, weights, index)``: the rows ``index`` of the (block of) data ``X, Y,
-    weights``. Data in memory is one block, shuffled as a whole; streamed data is shuffled by block, then within each
-    block (see :mod:`netcore.streaming`). ``drop_partial`` leaves out the one batch shorter than ``batch``."""
-    for Xs, Ys, Ws, order in _blocks(model, *data, batch, shuffle):
+    """One epoch's batches as ``(xs, Ys, weights, index)``: the rows ``index`` of the (block of) data ``xs, Ys,
+    weights`` (lists: one array per input and per output). Data in memory is one block, shuffled as a whole;
+    streamed data is shuffled by block, then within each block (see :mod:`netcore.streaming`). ``drop_partial``
+    leaves out the one batch shorter than ``batch``."""
+    for xs, Ys, Ws, order in _blocks(model, *data, batch, shuffle):
         for start in range(0, order.shape[0], batch):
             index = order[start : start + batch]
             if not (drop_partial and index.shape[0] < batch):
-                yield Xs, Ys, Ws, index
+                yield xs, Ys, Ws, index
 
 
-def _blocks(model, X, Y, weights, batch: int, shuffle: bool):
+def _blocks(model, xs, Ys, weights, batch: int, shuffle: bool):
     backend = model.backend
 
     def order(n: int):
         return backend.permutation(model.rng, n) if shuffle else backend.arange(n)
 
-    if not streaming.is_streamed(X):
-        yield X, Y, weights, order(X.shape[0])
+    streamed = [x for x in xs if streaming.is_streamed(x)]
+    if not streamed:
+        yield xs, Ys, weights, order(xs[0].shape[0])
         return
-    per_block = max(batch, X.block_rows // batch * batch)  # whole batches: only the data's last one is short
-    count = X.block_count(per_block)
+    block_rows = min(x.block_rows for x in streamed)
+    per_block = max(batch, block_rows // batch * batch)  # whole batches: only the data's last one is short
+    count = streamed[0].block_count(per_block)
     blocks = [int(k) for k in backend.to_numpy(order(count))] if count > 1 else [0]  # one block: as in memory
-    for a, b, rows in X.blocks(per_block, blocks):
-        yield rows, Y[a:b], None if weights is None else weights[a:b], order(b - a)
+    for a, b, parts in streaming.blocks(xs, per_block, blocks):
+        yield parts, [Y[a:b] for Y in Ys], None if weights is None else weights[a:b], order(b - a)
+
+
+def _gather(model, arrays: list, index, rows: int, prefix: str) -> list:
+    """The rows ``index`` of each array, in this step's reused buffers."""
+    take = model.backend.take_rows
+    return [take(a, index, model.batch_buffer(f"{prefix}{k}", a, rows)) for k, a in enumerate(arrays)]
 
 
 def run(
@@ -166,12 +176,14 @@ def run(
     cuda_graph: bool = False,
     parallel=None,
 ):
-    """Train ``model`` on prepared device arrays ``data = (X, Y, weights, validation)``; fill ``history``.
-    ``parallel`` (a :class:`netcore.distributed.DataParallelSteps`) trains this rank's share of every batch."""
-    X, Y, weights, validation = data
+    """Train ``model`` on prepared device arrays ``data = (xs, Ys, weights, validation)`` (one array per input
+    and per output); fill ``history``. ``parallel`` (a :class:`netcore.distributed.DataParallelSteps`) trains this
+    rank's share of every batch."""
+    xs, Ys, weights, validation = data
     # Whatever computes each step: the model itself, its recorded graphs, or its share of a distributed job.
     stepper = parallel or (GraphedSteps(model) if cuda_graph else model)
-    backend, n = model.backend, X.shape[0]
+    backend, n = model.backend, xs[0].shape[0]
+    several = len(model.heads) > 1
     # Batch statistics of a single row are undefined: with batch norm training, a last batch too small to give
     # every share two rows is left out of the epoch (PyTorch's drop_last for that case) rather than failing the fit.
     shares = parallel.ctx.size if parallel else 1
@@ -184,11 +196,11 @@ def run(
     need_batch_loss = progress.wants_batch_loss or bool(batch_hooks)
     model.stop_training = False
     model.stop_reason = None
-    model._active_callbacks = callbacks
+    model.active_callbacks = callbacks
     for cb in callbacks:
         cb.set_model(model)
         cb.on_train_begin({})
-    model._restore_callback_state(callbacks)
+    model.restore_callback_state(callbacks)
     divergence = _Divergence(model, on_nonfinite)
     try:
         with interrupt_guard() as interrupt:
@@ -200,15 +212,16 @@ def run(
                     model.optimizer.lr = model.schedule.lr(model.optimizer.initial_lr, model.epochs_trained)
                 progress.start_epoch(epoch)
                 total, seen, restarted = 0.0, 0, False
-                batches = _batches(model, (X, Y, weights), batch, shuffle, drop_partial)
-                for step, (Xs, Ys, Ws, index) in enumerate(batches):
+                per_output = [0.0] * len(model.heads)
+                batches = _batches(model, (xs, Ys, weights), batch, shuffle, drop_partial)
+                for step, (block_x, block_y, Ws, index) in enumerate(batches):
                     rows = index.shape[0]
                     if parallel:
                         index = parallel.share(index, Ws)
                     mine = index.shape[0]  # the rows this process computes
-                    xb = backend.take_rows(Xs, index, model._batch_buffer("x", Xs, mine))
-                    yb = backend.take_rows(Ys, index, model._batch_buffer("y", Ys, mine))
-                    wb = None if Ws is None else backend.take_rows(Ws, index, model._batch_buffer("w", Ws, mine))
+                    xb = _gather(model, block_x, index, mine, "x")
+                    yb = _gather(model, block_y, index, mine, "y")
+                    wb = None if Ws is None else backend.take_rows(Ws, index, model.batch_buffer("w", Ws, mine))
                     for cb in batch_hooks:
                         cb.on_batch_begin(step, {})
                     loss = stepper.loss_and_gradients(xb, yb, wb)
@@ -226,6 +239,9 @@ def run(
                             continue
                     stepper.apply_gradients()
                     total = backend.accumulate(total, loss, rows)
+                    if several:
+                        pairs = zip(per_output, model.output_losses, strict=True)
+                        per_output = [backend.accumulate(total_k, loss_k, rows) for total_k, loss_k in pairs]
                     seen += rows
                     batch_loss = backend.to_float(loss) if need_batch_loss else None
                     for cb in batch_hooks:
@@ -237,14 +253,17 @@ def run(
                     progress.close()
                     continue
                 logs = {"loss": backend.to_float(total) / max(seen, 1)}
+                if several:
+                    for head, value in zip(model.heads, per_output, strict=True):
+                        logs[f"{head.prefix}loss"] = backend.to_float(value) / max(seen, 1)
                 if interrupt["interrupted"]:
                     history.interrupted = True
                     progress.close()
                     break
                 if model.metric_names:
-                    logs.update(model._metrics(model._predict_native(X), Y, model._predicted_mask))
+                    logs.update(model.training_metrics(xs, Ys))
                 if validation is not None:
-                    logs.update({f"val_{k}": v for k, v in model._evaluate_native(*validation).items()})
+                    logs.update({f"val_{k}": v for k, v in model.scores(*validation).items()})
                 logs["lr"] = model.optimizer.lr
                 logs["epoch_time"] = time.perf_counter() - started
                 model.epochs_trained += 1
@@ -261,7 +280,7 @@ def run(
         progress.close()
     for cb in callbacks:
         cb.on_train_end({})
-    model._active_callbacks = None
+    model.active_callbacks = None
     history.stop_reason = model.stop_reason
     history.skipped_batches = divergence.skipped
     history.rollbacks = divergence.rollbacks

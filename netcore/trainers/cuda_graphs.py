@@ -41,19 +41,33 @@ def capture_blocker(model) -> str | None:
         layers.GRU,
         layers.Bidirectional,
         layers.GlobalAveragePooling1D,
+        layers.Add,
+        layers.Subtract,
+        layers.Multiply,
+        layers.Average,
+        layers.Maximum,
+        layers.Minimum,
+        layers.Concatenate,
     )  # SpatialDropout2D is a Dropout; Masking's mask is found with temporaries
-    for index, layer in enumerate(model.layers):
+    for step in model.executor.steps:
+        layer = step.runner
         if not isinstance(layer, recordable):
             names = ", ".join(cls.__name__ for cls in recordable)
             return f"layer {layer.name} ({type(layer).__name__}) is not recordable (these are: {names})"
-        fused_output = index == len(model.layers) - 1 and model._fused
         act = getattr(layer, "activation", None)
-        if act is not None and not act.elementwise and not fused_output:
+        if act is not None and not act.elementwise and not step.logits:
             return f"layer {layer.name}'s {act.kind} activation is not recordable (element-wise ones are)"
-    for _, spec in model._specs:
+        shapes = step.call.input_shapes
+        elementwise = (layers.Add, layers.Subtract, layers.Multiply, layers.Average, layers.Maximum, layers.Minimum)
+        if isinstance(layer, elementwise) and any(shape != step.call.output_shape for shape in shapes):
+            return f"layer {layer.name} broadcasts, and its gradient's sum allocates"
+    for _, spec in model.buffers.specs:
         if spec.regularizer is not None or spec.constraint is not None:
             return "penalties and constraints allocate temporaries"
-    if not (model._fused and model._train_loss.kernel == "softmax_cross_entropy"):
+    if len(model.heads) > 1:
+        return "several outputs add their losses into a new device scalar"
+    head = model.heads[0]
+    if not (head.fused and head.train_loss.kernel == "softmax_cross_entropy"):
         return "only the fused softmax cross-entropy loss is allocation-free on the GPU"
     optimizer = model.optimizer
     if optimizer.clips:
@@ -67,7 +81,7 @@ def capture_blocker(model) -> str | None:
 
 
 class CompiledStep:
-    """What :meth:`netcore.Sequential.compile_step` returns: call it for one training step."""
+    """What :meth:`netcore.models.Model.compile_step` returns: call it for one training step."""
 
     def __init__(self, model, X, Y):
         self.model, self.X, self.Y = model, X, Y
@@ -132,11 +146,11 @@ class GraphedSteps:
             log.warning("fit(cuda_graph=True) runs eagerly: %s", self.reason)
 
     def loss_and_gradients(self, xb, yb, wb):
-        """What :meth:`netcore.Sequential.loss_and_gradients` does, replayed where recorded."""
+        """What :meth:`netcore.models.Model.loss_and_gradients` does, replayed where recorded."""
         model = self.model
         if self.reason is not None:
             return model.loss_and_gradients(xb, yb, wb)
-        key = (xb.shape[0], wb is not None)
+        key = ((xb[0] if isinstance(xb, list) else xb).shape[0], wb is not None)
         recorded = self.gradient_graphs.get(key)
         if recorded is None:
             holder = {}
@@ -151,7 +165,7 @@ class GraphedSteps:
         return loss
 
     def apply_gradients(self) -> None:
-        """What :meth:`netcore.Sequential.apply_gradients` does, replayed where recorded."""
+        """What :meth:`netcore.models.Model.apply_gradients` does, replayed where recorded."""
         model, optimizer = self.model, self.model.optimizer
         if self.reason is not None or self.update_eager:
             model.apply_gradients()

@@ -1,0 +1,169 @@
+"""Runs a model's layer calls on arrays: forwards in order, backwards in reverse, nothing else.
+
+The graph decides the order; the layers only see arrays in and arrays out. Values live in numbered slots (the
+model's inputs, then one per call). Backwards, a slot read by several calls (fan-out) gets the sum of their
+gradients: the first contribution is taken as it is and the later ones are added into it, in place. That is safe
+because a layer's backward may overwrite only the ``dy`` it is given, which the graph no longer needs, and merge
+layers return gradients that do not share memory.
+
+A layer called more than once in one model runs its later calls through twins (:meth:`Layer.twin`): copies bound to
+its weights, with work buffers, cached values and weight gradients of their own; after the backward pass their
+gradients are added to the layer's. Only calls that lead to a trainable weight run backwards, and each asks for
+input gradients only where something below it trains.
+"""
+
+from __future__ import annotations
+
+
+class Step:
+    """A call as it runs: its runner (the layer, or a twin for a repeated call) and what it reads and writes."""
+
+    __slots__ = ("call", "runner", "inputs", "output", "many", "logits", "need_dx", "sends")
+
+    def __init__(self, call, runner):
+        self.call, self.runner = call, runner
+        self.inputs, self.output, self.many = call.inputs, call.output, call.many
+        self.logits = False
+        self.need_dx = False
+        #: Backwards: ``(input position, slot, add)`` for each input gradient the graph needs.
+        self.sends: list[tuple[int, int, bool]] = []
+
+
+class Executor:
+    """Forward and backward passes over ``calls`` (see :class:`netcore.models.graph.Call`)."""
+
+    def __init__(self, calls: list, n_inputs: int, output_slots: list[int]):
+        self.calls, self.n_inputs, self.output_slots = calls, n_inputs, list(output_slots)
+        self.n_slots = n_inputs + len(calls)
+        self.values: list = [None] * self.n_slots
+        self.masks: list = [None] * self.n_slots
+        self.gradients: list = [None] * self.n_slots
+        self.current = None  # the layer running now, for error messages
+        self.logit_outputs: set[int] = set()
+        self.steps: list[Step] = []
+        self.backward_steps: list[Step] = []
+        self.seeds: list[tuple[int, bool] | None] = []
+        self.twins: list = []
+
+    # ----------------------------------------------------------------- preparing
+    def make_runners(self, backend, dtype, trained: set[int]) -> None:
+        """The runner of every call (after the layers were built for their first calls and bound to their
+        buffers): the layer itself for its first call, a twin built for its own call and bound to the layer's
+        weights for any later one. ``trained``: ids of the layers whose weights train."""
+        seen: set[int] = set()
+        self.steps, self.twins = [], []
+        for call in self.calls:
+            layer = call.layer
+            if id(layer) not in seen:
+                seen.add(id(layer))
+                self.steps.append(Step(call, layer))
+                continue
+            twin = layer.twin()
+            twin.build(call.input_shapes if call.many else call.input_shapes[0])
+            own = {spec.name: backend.zeros(spec.shape, dtype) for spec in layer.param_specs()}
+            twin.bind(backend, layer.params, own, layer.state, owner=layer.owner)
+            self.steps.append(Step(call, twin))
+            if id(layer) in trained:
+                self.twins.append((layer, twin))
+        self._plan_backward(trained)
+        self.set_logits(self.logit_outputs)
+
+    def _plan_backward(self, trained: set[int]) -> None:
+        """Which calls run backwards, which input gradients each returns, and whether each is the first to reach
+        its slot (taken as it is) or a later one (added)."""
+        needs = [False] * self.n_slots  # whether a slot's value depends on a trainable weight
+        for step in self.steps:
+            layer = step.call.layer
+            own = id(layer) in trained and layer.has_weights
+            needs[step.output] = own or any(needs[i] for i in step.inputs)
+        reached: set[int] = set()
+        self.seeds = []
+        for slot in self.output_slots:
+            self.seeds.append((slot, slot in reached) if needs[slot] else None)
+            if needs[slot]:
+                reached.add(slot)
+        self.backward_steps = []
+        for step in reversed(self.steps):
+            if not needs[step.output]:
+                continue
+            wanted = [needs[i] for i in step.inputs]
+            step.need_dx = tuple(wanted) if step.many else wanted[0]
+            step.sends = []
+            for position, slot in enumerate(step.inputs):
+                if wanted[position]:
+                    step.sends.append((position, slot, slot in reached))
+                    reached.add(slot)
+            self.backward_steps.append(step)
+
+    def producer(self, output: int) -> Step | None:
+        """The step that computes output ``output``, if its value is used nowhere else (so it may be replaced by
+        logits while training), else None."""
+        slot = self.output_slots[output]
+        if slot < self.n_inputs or self.output_slots.count(slot) > 1:
+            return None
+        if any(slot in step.inputs for step in self.steps):
+            return None
+        return next(step for step in self.steps if step.output == slot)
+
+    def set_logits(self, outputs: set[int]) -> None:
+        """Let the steps computing ``outputs`` emit logits while training (their softmax or sigmoid is fused into
+        the loss); every other runner emits its activation."""
+        self.logit_outputs = set(outputs)
+        for step in self.steps:
+            step.logits = False
+            if hasattr(step.runner, "emit_logits"):
+                step.runner.emit_logits = False
+        for output in outputs:
+            step = self.producer(output)
+            step.logits = step.runner.emit_logits = True
+
+    # ----------------------------------------------------------------- running
+    def forward(self, inputs: list, training: bool, logits: bool = False) -> list:
+        """The outputs for the batch ``inputs`` (one array per model input); the outputs' masks over time steps,
+        if any, are left in :attr:`output_masks`."""
+        values, masks = self.values, self.masks
+        for k, x in enumerate(inputs):
+            values[k] = x
+            masks[k] = None
+        for step in self.steps:
+            runner = step.runner
+            self.current = runner
+            if step.many:
+                runner.mask = [masks[i] for i in step.inputs]
+                values[step.output] = runner.forward([values[i] for i in step.inputs], training)
+            else:
+                runner.mask = masks[step.inputs[0]]
+                x = values[step.inputs[0]]
+                values[step.output] = (
+                    runner.forward(x, training, logits) if step.logits else runner.forward(x, training)
+                )
+            masks[step.output] = runner.output_mask(runner.mask)
+        return [values[slot] for slot in self.output_slots]
+
+    @property
+    def output_masks(self) -> list:
+        return [self.masks[slot] for slot in self.output_slots]
+
+    def backward(self, output_gradients: list) -> None:
+        """Backpropagate the gradients of the outputs (one array per output, as the outputs' batch shapes; each
+        may be overwritten) into every trainable layer's gradient buffer."""
+        gradients = self.gradients
+        for seed, grad in zip(self.seeds, output_gradients, strict=True):
+            if seed is not None:
+                slot, add = seed
+                if add:
+                    gradients[slot] += grad
+                else:
+                    gradients[slot] = grad
+        for step in self.backward_steps:
+            self.current = step.runner
+            dx = step.runner.backward(gradients[step.output], step.need_dx)
+            for position, slot, add in step.sends:
+                grad = dx[position] if step.many else dx
+                if add:
+                    gradients[slot] += grad
+                else:
+                    gradients[slot] = grad
+        for layer, twin in self.twins:
+            for name, grad in twin.grads.items():
+                layer.grads[name] += grad
