@@ -38,11 +38,11 @@ class Executor:
         self.values: list = [None] * self.n_slots
         self.masks: list = [None] * self.n_slots
         self.gradients: list = [None] * self.n_slots
-        self.current = None  # the layer running now, for error messages
+        self.current = None  # the layer that raised, for error messages
         self.logit_outputs: set[int] = set()
         self.steps: list[Step] = []
         self.backward_steps: list[Step] = []
-        self.seeds: list[tuple[int, bool] | None] = []
+        self.seeds: list[tuple[int, int, bool]] = []
         self.twins: list = []
 
     # ----------------------------------------------------------------- preparing
@@ -77,10 +77,10 @@ class Executor:
             own = id(layer) in trained and layer.has_weights
             needs[step.output] = own or any(needs[i] for i in step.inputs)
         reached: set[int] = set()
-        self.seeds = []
-        for slot in self.output_slots:
-            self.seeds.append((slot, slot in reached) if needs[slot] else None)
+        self.seeds = []  # (output, slot, add) for each output whose gradient reaches a trainable weight
+        for output, slot in enumerate(self.output_slots):
             if needs[slot]:
+                self.seeds.append((output, slot, slot in reached))
                 reached.add(slot)
         self.backward_steps = []
         for step in reversed(self.steps):
@@ -116,28 +116,42 @@ class Executor:
         for output in outputs:
             step = self.producer(output)
             step.logits = step.runner.emit_logits = True
+        self._compile_plans()
+
+    def _compile_plans(self) -> None:
+        """The steps as flat tuples, read once per step by the loops below (attribute lookups cost in them)."""
+        self.forward_plan = [
+            (step.runner, step.inputs if step.many else None, step.inputs[0], step.output, step.logits)
+            for step in self.steps
+        ]
+        self.backward_plan = [
+            (step.runner, step.output, step.need_dx, step.many, tuple(step.sends)) for step in self.backward_steps
+        ]
 
     # ----------------------------------------------------------------- running
     def forward(self, inputs: list, training: bool, logits: bool = False) -> list:
         """The outputs for the batch ``inputs`` (one array per model input); the outputs' masks over time steps,
-        if any, are left in :attr:`output_masks`."""
+        if any, are left in :attr:`output_masks`. The layer running when an error is raised is :attr:`current`."""
         values, masks = self.values, self.masks
         for k, x in enumerate(inputs):
             values[k] = x
             masks[k] = None
-        for step in self.steps:
-            runner = step.runner
+        runner = None
+        try:
+            for runner, many, first, output, emits_logits in self.forward_plan:
+                if many is None:
+                    mask = runner.mask = masks[first]
+                    x = values[first]
+                    values[output] = (
+                        runner.forward(x, training, logits) if emits_logits else runner.forward(x, training)
+                    )
+                else:
+                    mask = runner.mask = [masks[i] for i in many]
+                    values[output] = runner.forward([values[i] for i in many], training)
+                masks[output] = runner.output_mask(mask)
+        except BaseException:
             self.current = runner
-            if step.many:
-                runner.mask = [masks[i] for i in step.inputs]
-                values[step.output] = runner.forward([values[i] for i in step.inputs], training)
-            else:
-                runner.mask = masks[step.inputs[0]]
-                x = values[step.inputs[0]]
-                values[step.output] = (
-                    runner.forward(x, training, logits) if step.logits else runner.forward(x, training)
-                )
-            masks[step.output] = runner.output_mask(runner.mask)
+            raise
         return [values[slot] for slot in self.output_slots]
 
     @property
@@ -148,22 +162,24 @@ class Executor:
         """Backpropagate the gradients of the outputs (one array per output, as the outputs' batch shapes; each
         may be overwritten) into every trainable layer's gradient buffer."""
         gradients = self.gradients
-        for seed, grad in zip(self.seeds, output_gradients, strict=True):
-            if seed is not None:
-                slot, add = seed
-                if add:
-                    gradients[slot] += grad
-                else:
-                    gradients[slot] = grad
-        for step in self.backward_steps:
-            self.current = step.runner
-            dx = step.runner.backward(gradients[step.output], step.need_dx)
-            for position, slot, add in step.sends:
-                grad = dx[position] if step.many else dx
-                if add:
-                    gradients[slot] += grad
-                else:
-                    gradients[slot] = grad
+        for output, slot, add in self.seeds:
+            if add:
+                gradients[slot] += output_gradients[output]
+            else:
+                gradients[slot] = output_gradients[output]
+        runner = None
+        try:
+            for runner, output, need_dx, many, sends in self.backward_plan:
+                dx = runner.backward(gradients[output], need_dx)
+                for position, slot, add in sends:
+                    grad = dx[position] if many else dx
+                    if add:
+                        gradients[slot] += grad
+                    else:
+                        gradients[slot] = grad
+        except BaseException:
+            self.current = runner
+            raise
         for layer, twin in self.twins:
             for name, grad in twin.grads.items():
                 layer.grads[name] += grad

@@ -21,6 +21,8 @@ class Head:
         self.index, self.name, self.prefix = index, name, prefix
         self.loss, self.weight, self.metric_names = loss, float(weight), metric_names
         self.train_loss = loss
+        #: The batch buffer its loss gradient is written into.
+        self.grad_key = f"grad {index}"
         self.fused = False
         self.activation = None  # the output's own activation, applied to logits when evaluating a fused head
 

@@ -35,6 +35,8 @@ class Trainer(Scoring):
         self.heads: list = []
         #: Each output's weighted loss on the last batch (device scalars; kept for models with several outputs).
         self.output_losses: list = []
+        self._output_gradients: list = []
+        self._several_outputs = False
         self.schedule = None
         self.epochs_trained = 0
         self.stop_training = False
@@ -81,6 +83,8 @@ class Trainer(Scoring):
         self.optimizer = optimizers_mod.get(optimizer)
         self.heads, self.schedule = heads, schedule
         self.output_losses = [0.0] * len(heads)
+        self._output_gradients = [None] * len(heads)
+        self._several_outputs = len(heads) > 1
         if self.built:
             self._claim()
             layout = tuple(layer.trainable for layer in self.buffers.layers)
@@ -207,18 +211,24 @@ class Trainer(Scoring):
         parameter changes."""
         xs = xb if isinstance(xb, list) else [xb]
         ys = yb if isinstance(yb, list) else [yb]
-        executor = self._executor
+        executor, backend = self._executor, self.backend
         outputs = executor.forward(xs, True, logits=True)
-        gradients = []
+        masks = executor.masks
+        gradients = self._output_gradients
         total = None
-        for head, out, y, mask in zip(self.heads, outputs, ys, executor.output_masks, strict=True):
-            rows, targets, row_weights = self._loss_rows(out, y, weights, mask, head.index)
-            grad = self.batch_buffer(f"grad{head.index}", rows, rows.shape[0])
-            loss = head(self.backend, rows, targets, grad, row_weights)
-            if len(self.heads) > 1:
-                self.output_losses[head.index] = loss
+        for head in self.heads:
+            k = head.index
+            out = outputs[k]
+            rows, targets, row_weights = self._loss_rows(out, ys[k], weights, masks[executor.output_slots[k]], k)
+            grad = self.batch_buffer(head.grad_key, rows, rows.shape[0])
+            loss = head.train_loss(backend, rows, targets, grad, row_weights)
+            if head.weight != 1.0:
+                grad *= head.weight
+                loss = loss * head.weight
+            if self._several_outputs:
+                self.output_losses[k] = loss
             total = loss if total is None else total + loss
-            gradients.append(grad if out.ndim == 2 else grad.reshape(out.shape))
+            gradients[k] = grad if out.ndim == 2 else grad.reshape(out.shape)
         executor.backward(gradients)
         if self.buffers.has_penalties:
             total = total + self.buffers.add_penalties()
