@@ -57,7 +57,8 @@ class MergeKernels:
                 xp.equal(inputs[i], y, out=hit)
                 xp.greater(hit, taken, out=hit)  # hit and not taken
                 xp.logical_or(taken, hit, out=taken)
-                grad = xp.multiply(dy, hit, out=scratch)
+                scratch[...] = hit  # as 0 and 1 first: a product of floats and booleans casts through a buffer
+                grad = xp.multiply(scratch, dy, out=scratch)
             if dx is not None:
                 self.sum_to_shape(grad, dx)
         return dxs

@@ -251,7 +251,8 @@ class DataParallelSteps:
         self.model, self.ctx = model, ctx
         self.on_device = ctx.device_group(model.backend)
         self.fraction = 1.0
-        self._loss = array.array("d", [0.0])
+        #: The batch loss, then each output's (models with several), summed over the ranks in one call.
+        self._losses = array.array("d", [0.0] * (1 + len(model.heads)))
 
     def bounds(self, rows: int) -> tuple[int, int]:
         """This rank's contiguous share ``[lo, hi)`` of a batch of ``rows`` rows."""
@@ -272,19 +273,26 @@ class DataParallelSteps:
         return index[lo:hi]
 
     def loss_and_gradients(self, xb, yb, wb):
-        """The batch's loss and gradient: each rank's share weighted and summed over the ranks."""
+        """The batch's loss and gradient: each rank's share weighted and summed over the ranks (and each output's
+        loss likewise, for the history of a model with several)."""
         model = self.model
         grads = model.gradient_buffer
+        losses = self._losses
         if (xb[0] if isinstance(xb, list) else xb).shape[0]:
-            loss = model.backend.to_float(model.loss_and_gradients(xb, yb, wb)) * self.fraction
+            losses[0] = model.backend.to_float(model.loss_and_gradients(xb, yb, wb)) * self.fraction
+            if len(losses) > 2:
+                for k, value in enumerate(model.output_losses, start=1):
+                    losses[k] = model.backend.to_float(value) * self.fraction
             if self.fraction != 1.0:
                 grads *= self.fraction
         else:  # more ranks than rows in this batch
-            loss = 0.0
+            losses[:] = array.array("d", [0.0] * len(losses))
             grads[...] = 0
         self.reduce(grads)  # numpy and numba: the buffer itself, reduced in place
-        self._loss[0] = loss
-        return self.ctx.allreduce_sum(self._loss, "loss sum")[0]
+        total = self.ctx.allreduce_sum(losses, "loss sum")
+        if len(losses) > 2:
+            model.output_losses[:] = list(total[1:])
+        return total[0]
 
     def apply_gradients(self) -> None:
         self.model.apply_gradients()

@@ -73,6 +73,19 @@ def test_synchronised_batch_norm_matches_one_process(tmp_path, device):
         assert relative_error(weights(two / f"rank{rank}.npz"), reference) <= 1e-10
 
 
+def test_a_graph_model_on_two_ranks_takes_the_steps_of_one_process(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir(), two.mkdir()
+    alone = worker("graph", "numba", one, ranks=0)
+    assert alone.returncode == 0, alone.stderr
+    job = worker("graph", "numba", two)
+    assert job.returncode == 0, job.stderr
+    reference = weights(one / "rank0.npz")
+    for rank in (0, 1):
+        assert relative_error(weights(two / f"rank{rank}.npz"), reference) <= 1e-10
+        assert np.allclose(np.load(two / f"rank{rank}.npz")["loss"], np.load(one / "rank0.npz")["loss"], rtol=1e-10)
+
+
 def test_the_cupy_backend_sums_on_the_device_through_nccl(tmp_path):
     """On the CPU stand-in for CuPy, whose NCCL sums host memory over MPI: the steps of one process, and every sum
     (gradients, synchronised batch-norm statistics) went through NCCL."""

@@ -136,8 +136,32 @@ def nccl(device: str, out: str, ctx) -> None:
     print(f"rank {ctx.rank} of {ctx.size}: trained with {calls} NCCL sums", flush=True)
 
 
+def graph(device: str, out: str, ctx) -> None:
+    """A functional model: the digits' top and bottom halves as two inputs through one shared layer, a residual sum,
+    synchronised batch norm, and two outputs (the class, and the mean ink as a regression)."""
+    data, weights = digits()
+    top, bottom = netcore.Input((32,), name="top"), netcore.Input((32,), name="bottom")
+    shared = Dense(24, "tanh")
+    h = netcore.layers.Add()([shared(top), shared(bottom)])
+    h = netcore.layers.Activation("relu")(BatchNorm(sync=True)(Dense(24, use_bias=False)(h)))
+    net = netcore.Model(
+        [top, bottom],
+        {"digit": Dense(10, "softmax")(h), "ink": Dense(1)(h)},
+        device=device,
+        dtype="float64",
+        seed=0,
+    )
+    net.compile(netcore.optimizers.Adam(lr=1e-2), {"digit": "cross_entropy", "ink": "mse"}, loss_weights=[1, 0.5])
+    X = {"top": data.X_train[:, :32], "bottom": data.X_train[:, 32:]}
+    y = {"digit": data.y_train, "ink": data.X_train.mean(axis=1, keepdims=True)}
+    history = net.fit(X, y, epochs=2, batch_size=40, sample_weight=weights, verbose=0, distributed=True)
+    np.savez(os.path.join(out, f"rank{ctx.rank}.npz"), *net.get_weights(), loss=np.array(history["ink_loss"]))
+    print(f"rank {ctx.rank} of {ctx.size}: trained", flush=True)
+
+
 SCENARIOS = {
     "train": train,
+    "graph": graph,
     "nan": nan_on_one_rank,
     **{how: lambda *a, how=how: dead_rank(*a, how) for how in ("crash", "exit", "hang", "raise")},
     "disagree": disagree,

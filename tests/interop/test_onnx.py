@@ -180,3 +180,49 @@ def test_the_command_line_exports_a_saved_model(tmp_path, capsys):
     model = netcore.load(checkpoint)
     X = netcore.datasets.load("digits").X_test
     np.testing.assert_allclose(run_onnx(exported, X), model.predict(X), rtol=0, atol=1e-5)
+
+
+def _graph_models():
+    """A residual CNN with batch norm and a strided 1x1 projection; a two-input, two-output model with every
+    merge; a nested model called twice."""
+    image = netcore.Input((8, 8, 2))
+    h = Activation("relu")(BatchNorm()(Conv2D(4, 3, padding="same")(image)))
+    h = Conv2D(4, 3, strides=2, padding="same")(h)
+    h = netcore.layers.Add()([h, Conv2D(4, 1, strides=2)(image)])
+    residual = netcore.Model(image, Dense(3, "softmax")(Flatten()(Activation("relu")(h))), seed=0)
+
+    a, b = netcore.Input((5,), name="a"), netcore.Input((5,), name="b")
+    ha, hb = Dense(4, "tanh")(a), Dense(4, "tanh")(b)
+    merged = [layer()([ha, hb]) for layer in (netcore.layers.Subtract, netcore.layers.Multiply)]
+    merged += [layer()([ha, hb, ha]) for layer in (netcore.layers.Average, netcore.layers.Maximum)]
+    merged.append(netcore.layers.Minimum()([ha, hb]))
+    joined = netcore.layers.Concatenate()(merged)
+    two = netcore.Model([a, b], [Dense(3, "softmax", name="cls")(joined), Dense(2, name="box")(ha)], seed=0)
+
+    inner_input = netcore.Input((5,))
+    inner = netcore.Model(inner_input, Dense(4, "tanh")(inner_input))
+    c, d = netcore.Input((5,), name="c"), netcore.Input((5,), name="d")
+    nested = netcore.Model([c, d], Dense(2, "softmax")(netcore.layers.Add()([inner(c), inner(d)])), seed=0)
+    return {"residual cnn": residual, "two inputs and outputs": two, "nested twice": nested}
+
+
+@pytest.mark.parametrize("name", ["residual cnn", "two inputs and outputs", "nested twice"])
+def test_graph_models_export_with_their_inputs_and_outputs_named(tmp_path, name):
+    model = _graph_models()[name]
+    rng = np.random.default_rng(0)
+    X = [rng.standard_normal((20, *shape)).astype("float32") for shape in model.input_shapes]
+    y = [rng.integers(0, 2, 20) if shape[-1] > 2 else rng.integers(0, 2, 20) for shape in model.output_shapes]
+    if len(y) == 2:
+        y[1] = rng.standard_normal((20, 2))
+    model.compile("adam", ["cross_entropy"] * (len(y) - 1) + (["mse"] if len(y) > 1 else []) or "cross_entropy")
+    model.fit(X, y, epochs=2, batch_size=5, verbose=0)
+    path = model.export(tmp_path / "g.onnx")
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    feeds = [i.name for i in session.get_inputs()]
+    assert feeds == (["input"] if len(X) == 1 else model.input_names)
+    expected = model.predict(X if len(X) > 1 else X[0])
+    expected = expected if isinstance(expected, list) else [expected]
+    for rows in (1, 7, 20):
+        got = session.run(None, {feed: x[:rows] for feed, x in zip(feeds, X, strict=True)})
+        for g, e in zip(got, expected, strict=True):
+            np.testing.assert_allclose(g, e[:rows], rtol=0, atol=1e-5)

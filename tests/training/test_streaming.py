@@ -222,3 +222,28 @@ def test_streamed_blocks_reach_the_gpu_through_pinned_memory_on_a_copy_stream(tm
         _, stream, pinned = traffic[i]
         assert pinned and stream.non_blocking
         assert traffic[i - 1] == ("wait", stream)
+
+
+def _two_input_model(device):
+    a, b = netcore.Input((12,), name="a"), netcore.Input((8,), name="b")
+    h = netcore.layers.Concatenate()([Dense(8, "tanh")(a), b])
+    net = netcore.Model([a, b], Dense(2, "softmax")(h), device=device, dtype="float64", seed=0)
+    return net.compile(netcore.optimizers.Adam(lr=1e-2), "cross_entropy", ["accuracy"])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_every_input_of_a_graph_model_streams_block_by_block(tmp_path, device, small_blocks):
+    X, y = data(rows=3000)
+    parts = [X[:, :12], X[:, 12:]]
+    mapped = [memmap(tmp_path, parts[0], "a.npy"), Rows(parts[1])]  # a memmap and an array-like reader
+    streamed, resident = _two_input_model(device), _two_input_model(device)
+    assert streaming.StreamedRows(streamed, mapped[0]).block_count(64) > 1  # several blocks
+    streamed.fit(mapped, y, epochs=1, batch_size=64, verbose=0)
+    resident.fit(parts, y, epochs=1, batch_size=64, verbose=0, shuffle=False)
+    assert mapped[1].readers and "MainThread" not in mapped[1].readers  # read ahead in the background
+    np.testing.assert_allclose(streamed.predict(mapped), streamed.predict(parts), rtol=1e-12)
+    assert streamed.evaluate(mapped, y) == pytest.approx(streamed.evaluate(parts, y), rel=1e-12)
+    unshuffled = _two_input_model(device)
+    unshuffled.fit(mapped, y, epochs=1, batch_size=64, verbose=0, shuffle=False)
+    for got, want in zip(unshuffled.get_weights(), resident.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
