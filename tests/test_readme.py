@@ -5,6 +5,7 @@ from __future__ import annotations
 import pathlib
 import re
 
+import numpy as np
 import pytest
 
 README = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -44,3 +45,19 @@ def test_the_onnx_snippet_prints_the_same_probabilities_twice(tmp_path, monkeypa
     printed = capsys.readouterr().out.strip().splitlines()
     half = len(printed) // 2
     assert half >= 3 and printed[:half] == printed[half:]
+
+
+def test_the_functional_models_snippet_runs_and_its_base_stays_frozen():
+    section = README.split("### Functional models", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace = {}
+    exec(compile(code, "README functional models", "exec"), namespace)
+    transfer, base = namespace["transfer"], namespace["base"]
+    assert transfer.count_params() > 0 and transfer.input is base.input
+    transfer.compile("adam", "cross_entropy")
+    before = base.get_weights()
+    X = np.random.default_rng(0).standard_normal((16, 8, 8, 1))
+    transfer.fit(X, np.arange(16) % 5, epochs=1, verbose=0)
+    for got, want in zip(base.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert namespace["two"].output_names == ["digit", "size"]

@@ -6,10 +6,8 @@ whose graph (inputs, outputs, the executor) and flat buffers it uses; the epoch 
 from __future__ import annotations
 
 import contextlib
-import time
 
 from netcore import optimizers as optimizers_mod
-from netcore import streaming
 from netcore.errors import ConfigurationError, OutOfMemoryError
 from netcore.trainers import data, loop
 from netcore.trainers.cuda_graphs import CompiledStep
@@ -451,70 +449,3 @@ class Trainer(Scoring):
                     bool(cuda_graph),
                     parallel,
                 )
-
-    # ----------------------------------------------------------------- evaluate / predict
-    def evaluate(self, X, y, batch_size: int = 1024, verbose: int = 0, return_dict: bool = False):
-        """What Keras returns: the loss (mean over ``X``) as a float for a model with one output and no metrics,
-        else the list ``[loss, *per-output losses, *metrics]`` (names in :meth:`score_names`); with
-        ``return_dict=True`` a dict ``{"loss": ..., "accuracy": ...}``. ``verbose=1`` prints them."""
-        _positive_int("batch_size", batch_size)
-        with self.backend.scope(), self._guarded(mutates=False):
-            xs, Ys, _ = self._prepare(X, y, stream=True)
-            scores = self.scores(xs, Ys, batch_size)
-        if verbose:
-            print(" - ".join(f"{name}: {value:.4f}" for name, value in scores.items()))
-        if return_dict:
-            return scores
-        values = list(scores.values())
-        return values[0] if len(values) == 1 else values
-
-    def score_names(self) -> list[str]:
-        """The names of what :meth:`evaluate` returns, in order (``loss``, per-output losses, metrics)."""
-        several = [f"{head.prefix}loss" for head in self.heads] if len(self.heads) > 1 else []
-        return ["loss", *several, *self.metric_names]
-
-    def predict(self, X, batch_size: int = 1024, verbose: int = 0):
-        """The model's outputs (probabilities after softmax/sigmoid) for ``X``, as a NumPy array; a list of them
-        for several outputs (a dict where the outputs were given as one). ``verbose=1`` prints how many rows took
-        how long."""
-        _positive_int("batch_size", batch_size)
-        started = time.perf_counter()
-        with self.backend.scope(), self._guarded(mutates=False):
-            xs, _, _ = self._prepare(X, need_targets=False, stream=True)
-            outs = [self.backend.to_numpy(out).copy() for out in self.predict_native(xs, batch_size)]
-        if verbose:
-            print(f"predicted {len(outs[0])} rows in {time.perf_counter() - started:.3f}s")
-        if len(outs) == 1:
-            return outs[0]
-        return dict(zip(self._output_keys, outs, strict=True)) if self._output_keys else outs
-
-    def predict_proba(self, X, batch_size: int = 1024, verbose: int = 0):
-        """Class probabilities (the outputs of a model ending in softmax or sigmoid)."""
-        return self.predict(X, batch_size, verbose)
-
-    def predict_classes(self, X, batch_size: int = 1024, verbose: int = 0):
-        """Predicted class indices: argmax of the outputs' last axis, or ``output >= 0.5`` for one sigmoid output
-        (per step for sequence outputs)."""
-        out = self.predict(X, batch_size, verbose)
-        return (out[..., 0] >= 0.5).astype("int64") if out.shape[-1] == 1 else out.argmax(axis=-1)
-
-    def forward(self, X):
-        """Forward pass in the current mode (:meth:`train` / :meth:`eval`), returning native arrays (a list for
-        several outputs)."""
-        with self.backend.scope(), self._guarded(mutates=self.training):
-            xs, _, _ = self._prepare(X, need_targets=False)
-            outs = self._executor.forward(xs, self.training)
-            return outs[0] if len(outs) == 1 else outs
-
-    @staticmethod
-    def chunks(xs: list, size: int):
-        """``(start, rows)`` for consecutive chunks of ``size`` rows of the inputs ``xs`` (one list per chunk;
-        streamed data block by block)."""
-        if not any(streaming.is_streamed(x) for x in xs):
-            for start in range(0, xs[0].shape[0], size):
-                yield start, [x[start : start + size] for x in xs]
-            return
-        block_rows = min(x.block_rows for x in xs if streaming.is_streamed(x))
-        for first, _, parts in streaming.blocks(xs, max(size, block_rows // size * size)):
-            for start in range(0, parts[0].shape[0], size):
-                yield first + start, [part[start : start + size] for part in parts]
