@@ -1,8 +1,12 @@
 """Callbacks: code that runs at fixed points of ``fit`` (Keras's hooks and names).
 
-A callback sees the model as ``self.model`` and the epoch's ``logs`` (``loss``, metrics, ``val_*``, ``lr``).
-Setting ``self.model.stop_training = True`` ends training after the current epoch. ``get_state``/``set_state``
-let checkpoints resume a callback exactly where it was.
+A callback sees the model as ``self.model``, the fit's settings as ``self.params`` (``epochs``, ``batch_size``,
+``steps``, ``rows``, ``verbose``) and the epoch's ``logs`` (``loss``, metrics, ``val_*``, ``lr``). Setting
+``self.model.stop_training = True`` ends training after the current epoch. ``get_state``/``set_state`` let
+checkpoints resume a callback exactly where it was.
+
+Logs for other tools: :class:`TensorBoard` (extra ``tensorboard``) and :class:`MLflowLogger` (extra ``mlflow``),
+each in a module of its own that is imported only when used.
 """
 
 from __future__ import annotations
@@ -23,9 +27,20 @@ class Callback:
 
     def __init__(self):
         self.model = None
+        self.params: dict = {}
 
     def set_model(self, model) -> None:
         self.model = model
+
+    def set_params(self, params: dict) -> None:
+        self.params = dict(params)
+
+    def wants_batches(self) -> bool:
+        """Whether fit must call the batch hooks (reading each batch's loss, a device synchronisation on a GPU)."""
+        return (
+            type(self).on_batch_begin is not Callback.on_batch_begin
+            or type(self).on_batch_end is not Callback.on_batch_end
+        )
 
     def on_train_begin(self, logs=None): ...
 
@@ -44,6 +59,33 @@ class Callback:
         return {}, {}
 
     def set_state(self, values: dict, arrays: dict) -> None: ...
+
+
+class LogWriter(Callback):
+    """A callback that writes logs where writing may fail (a full disk, a lost server): the first failure warns,
+    later writes are skipped, and training goes on. Only rank 0 of a distributed job runs it."""
+
+    writes_files = True
+
+    def __init__(self):
+        super().__init__()
+        self.failed = False
+
+    def safely(self, what: str, action, *args, **kwargs):
+        """``action(*args, **kwargs)``, or None after a warning if it (or an earlier write) failed."""
+        if self.failed:
+            return None
+        try:
+            return action(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - a log must never end training, whatever its library raises
+            self.failed = True
+            warnings.warn(
+                f"{type(self).__name__} could not {what} ({type(exc).__name__}: {exc}); training goes on without "
+                "these logs",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return None
 
 
 def _mode(monitor: str, mode: str) -> str:
@@ -274,6 +316,7 @@ __all__ = [
     "CSVLogger",
     "Callback",
     "EarlyStopping",
+    "LogWriter",
     "LearningRateScheduler",
     "ModelCheckpoint",
     "ReduceLROnPlateau",
@@ -306,3 +349,16 @@ class OptunaPruning(Callback):
             raise optuna_module().TrialPruned(
                 f"pruned after epoch {epoch + 1}: {self.monitor} {logs[self.monitor]:.4g}"
             )
+
+
+def __getattr__(name: str):
+    """:class:`TensorBoard` and :class:`MLflowLogger` live in modules of their own, imported when first named."""
+    if name == "TensorBoard":
+        from netcore.tensorboard_logs import TensorBoard
+
+        return TensorBoard
+    if name == "MLflowLogger":
+        from netcore.mlflow_runs import MLflowLogger
+
+        return MLflowLogger
+    raise AttributeError(f"module 'netcore.callbacks' has no attribute {name!r}")

@@ -31,6 +31,8 @@ from netcore.cli_args import (
     positive_int,
     rate,
     rnn,
+    tracking_callbacks,
+    tracking_options,
 )
 from netcore.errors import ConfigurationError, NetcoreError
 
@@ -129,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replay each training step as recorded CUDA graphs (cupy; elsewhere a warning, then eager steps)",
     )
+    tracking_options(train)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a saved model on its test split or other data")
     evaluate.add_argument("model")
@@ -298,7 +301,7 @@ def _train(args) -> int:
     else:
         model = _build_model(args, data)
     split = args.validation_split or (0.1 if args.early_stopping else 0.0)
-    callbacks = []
+    callbacks = tracking_callbacks(args)
     if args.early_stopping:
         callbacks.append(netcore.callbacks.EarlyStopping(monitor="val_loss", patience=args.early_stopping))
     started = time.perf_counter()
@@ -349,6 +352,8 @@ def _train(args) -> int:
         "world_size": world.size if world else 1,
         "saved": args.save,
         "plot": args.plot,
+        "tensorboard": args.tensorboard,
+        "mlflow_run": next((cb.run_id for cb in callbacks if hasattr(cb, "run_id")), None),
     }
     if args.json:
         print(json.dumps(result))

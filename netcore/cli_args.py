@@ -143,3 +143,25 @@ def check_output(path: str, flag: str) -> None:
         raise ConfigurationError(f"{flag} {path}: the directory {directory} is not writable")
     if os.path.isdir(path):
         raise ConfigurationError(f"{flag} {path} is a directory")
+
+
+def tracking_options(parser, what: str = "the training") -> None:
+    """``--tensorboard DIR`` and ``--mlflow [EXPERIMENT]``."""
+    parser.add_argument("--tensorboard", metavar="DIR", help=f"write {what} as TensorBoard event files here")
+    parser.add_argument(
+        "--mlflow",
+        nargs="?",
+        const="",
+        metavar="EXPERIMENT",
+        help=f"log {what} as MLflow runs (of EXPERIMENT; MLFLOW_TRACKING_URI says where)",
+    )
+
+
+def tracking_callbacks(args) -> list:
+    """The callbacks ``--tensorboard`` and ``--mlflow`` ask for (each checks its package before training starts)."""
+    callbacks = []
+    if getattr(args, "tensorboard", None):
+        callbacks.append(netcore.callbacks.TensorBoard(args.tensorboard))
+    if getattr(args, "mlflow", None) is not None:
+        callbacks.append(netcore.callbacks.MLflowLogger(experiment=args.mlflow or None))
+    return callbacks

@@ -1,6 +1,7 @@
 """``netcore tune``: an Optuna search over dense networks for a data set or CSV file (host side), one line per trial on
 standard error, then one JSON object (or a summary line): the best configuration, its validation score, the study's
-trial counts and the test score of the best configuration retrained on the training and validation rows."""
+trial counts and the test score of the best configuration retrained on the training and validation rows. With
+``--mlflow``, the search is an MLflow run and each trial a run nested in it."""
 
 from __future__ import annotations
 
@@ -24,15 +25,63 @@ def add_parser(commands) -> None:
     tune.add_argument("--device", default=None)
     tune.add_argument("--seed", type=int, default=0, help="fixes the split, the sampler and the weights")
     tune.add_argument("--plot", help="write the optimisation history here (and parameter importances beside it)")
+    tune.add_argument(
+        "--mlflow",
+        nargs="?",
+        const="",
+        metavar="EXPERIMENT",
+        help="log the search as an MLflow run with a nested run per trial (MLFLOW_TRACKING_URI says where)",
+    )
 
 
 def run(args, load_data) -> int:
     tuning.optuna_module()  # a missing Optuna is reported before any data is read
     if args.plot:
         check_output(args.plot, "--plot")
+    parent = _mlflow_parent(args)
+    try:
+        result = _search(args, load_data, parent)
+    except BaseException:
+        if parent is not None:
+            parent.end("FAILED")
+        raise
+    if parent is not None:
+        parent.log_metrics({k: v for k, v in result.items() if k.startswith("test_") or k == "best_value"})
+        parent.log_params({f"best.{k}": v for k, v in result["best_params"].items()})
+        parent.end("FINISHED")
+        result["mlflow_run"] = parent.id
+    if args.json:
+        print(json.dumps(result))
+    else:
+        test = {k.removeprefix("test_"): v for k, v in result.items() if k.startswith("test_")}
+        print(f"best {result['metric']} {result['best_value']:.4f} after {result['n_trials']} trials; test {test}")
+    return 0
+
+
+def _mlflow_parent(args):
+    """The run the trials nest in, with ``--mlflow`` (else None)."""
+    if args.mlflow is None:
+        return None
+    from netcore.mlflow_runs import Run
+
+    run = Run(args.mlflow or None, run_name=f"netcore tune {args.study or ''}".strip())
+    run.log_params({"trials": args.trials, "epochs": args.epochs, "seed": args.seed, "study": args.study})
+    return run
+
+
+def _search(args, load_data, parent) -> dict:
     data, source = load_data(args, args.seed)
     classification = data.task == "classification"
     started = time.perf_counter()
+    trial_callbacks = None
+    if parent is not None:
+        from netcore.mlflow_runs import MLflowLogger
+
+        def trial_callbacks(trial, params):
+            run_name = f"trial {trial.number}"
+            # The trials' curves and settings; the model worth keeping is the best one, retrained below.
+            return [MLflowLogger(args.mlflow or None, run_name, False, parent_run_id=parent.id, params=params)]
+
     study = tuning.tune(
         data.X_train,
         data.y_train,
@@ -46,6 +95,7 @@ def run(args, load_data) -> int:
         timeout=args.timeout,
         task=data.task,
         progress=_progress,
+        trial_callbacks=trial_callbacks,
     )
     seconds = time.perf_counter() - started
     counts = tuning.trial_counts(study)
@@ -74,11 +124,7 @@ def run(args, load_data) -> int:
     }
     if args.plot:
         _plot(study, args.plot)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"best {result['metric']} {study.best_value:.4f} after {result['n_trials']} trials; test {test}")
-    return 0
+    return result
 
 
 def _progress(study, trial) -> None:

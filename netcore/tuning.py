@@ -201,9 +201,11 @@ def _split(X, y, validation_split: float, classification: bool, seed: int):
     return train_test_split(X, y, test_size=validation_split, stratify=strata, random_state=seed)
 
 
-def objective(X_train, y_train, X_val, y_val, classification, epochs, device, seed, space):
+def objective(X_train, y_train, X_val, y_val, classification, epochs, device, seed, space, trial_callbacks=None):
     """The function Optuna calls per trial: train the trial's configuration, report the validation score every
-    epoch (pruning stops a poor trial), return the best epoch's score. A diverging trial is pruned with its reason."""
+    epoch (pruning stops a poor trial), return the best epoch's score. A diverging trial is pruned with its reason.
+    ``trial_callbacks(trial, params)`` gives more callbacks for a trial's fit; any with a ``finish(status)`` method
+    (an MLflow run) is finished as the trial ends: ``FINISHED``, ``KILLED`` when pruned, ``FAILED`` on an error."""
     optuna = optuna_module()
     n_outputs = int(np.max(y_train)) + 1 if classification else (1 if y_train.ndim == 1 else y_train.shape[1])
     monitor = "val_accuracy" if classification else "val_loss"
@@ -212,6 +214,8 @@ def objective(X_train, y_train, X_val, y_val, classification, epochs, device, se
         params = search_space(trial, **space)
         model = build_model(params, X_train.shape[1], n_outputs, classification, device, seed)
         callback = netcore.callbacks.OptunaPruning(trial, monitor=monitor)
+        extra = list(trial_callbacks(trial, params)) if trial_callbacks else []
+        status = "FAILED"
         targets = (
             (y_train, y_val) if classification else (y_train.reshape(len(y_train), -1), y_val.reshape(len(y_val), -1))
         )
@@ -222,10 +226,15 @@ def objective(X_train, y_train, X_val, y_val, classification, epochs, device, se
                 epochs=epochs,
                 batch_size=int(params["batch_size"]),
                 validation_data=(X_val, targets[1]),
-                callbacks=[callback],
+                callbacks=[callback, *extra],
                 verbose=0,
             )
+            status = "FINISHED"
+        except optuna.TrialPruned:
+            status = "KILLED"
+            raise
         except DivergenceError as exc:
+            status = "KILLED"
             trial.set_user_attr("failure", f"diverged: {exc}")
             raise optuna.TrialPruned(f"diverged: {exc}") from None
         except netcore.NetcoreError as exc:
@@ -233,6 +242,9 @@ def objective(X_train, y_train, X_val, y_val, classification, epochs, device, se
             raise
         finally:
             trial.set_user_attr("epochs", callback.epochs)
+            for cb in extra:
+                if hasattr(cb, "finish"):
+                    cb.finish(status)
         scores = [s for s in history.history[monitor] if math.isfinite(s)]
         if not scores:
             raise optuna.TrialPruned(f"no finite {monitor}")
@@ -257,6 +269,7 @@ def tune(
     task: str = "auto",
     space: dict | None = None,
     progress=None,
+    trial_callbacks=None,
 ):
     """Search for a dense network for ``(X, y)`` with Optuna and return the ``optuna.Study``.
 
@@ -265,7 +278,8 @@ def tune(
     regression) after every epoch, so the pruner (default: Optuna's median pruner) stops poor trials early. The
     default sampler is TPE seeded with ``seed``. ``task="auto"`` treats integer labels as classes. With ``storage``
     and ``study_name``, this process joins the study that other processes may be running; ``n_trials`` counts this
-    process's trials. ``progress(study, trial)`` is called after each trial. A trial that fails (a netcore error:
+    process's trials. ``progress(study, trial)`` is called after each trial; ``trial_callbacks(trial, params)``
+    gives more callbacks for each trial's fit (see :func:`objective`). A trial that fails (a netcore error:
     divergence, a bad batch for batch norm) is recorded as failed with its reason and the search goes on.
     """
     optuna = optuna_module()
@@ -278,7 +292,7 @@ def tune(
     direction = "maximize" if classification else "minimize"
     study = create_study(direction, storage, study_name, sampler, pruner, seed)
     X_train, X_val, y_train, y_val = _split(X, y, validation_split, classification, seed)
-    run = objective(X_train, y_train, X_val, y_val, classification, epochs, device, seed, space)
+    run = objective(X_train, y_train, X_val, y_val, classification, epochs, device, seed, space, trial_callbacks)
     callbacks = [progress] if progress else []
     study.optimize(run, n_trials=n_trials, timeout=timeout, catch=(netcore.NetcoreError,), callbacks=callbacks)
     return study

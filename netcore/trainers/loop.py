@@ -86,12 +86,6 @@ def interrupt_guard():
         signal.signal(signal.SIGINT, previous)
 
 
-def _overrides(callback, hook: str) -> bool:
-    from netcore.callbacks import Callback
-
-    return getattr(type(callback), hook) is not getattr(Callback, hook)
-
-
 class _Divergence:
     """Applies the ``on_nonfinite`` policy when a batch loss is not finite."""
 
@@ -192,13 +186,15 @@ def run(
         log.info("fit leaves out the last batch of each epoch: too few rows for batch norm on every share")
     steps = -(-n // batch) - drop_partial
     progress = Progress(verbose, epochs, steps)
-    batch_hooks = [cb for cb in callbacks if _overrides(cb, "on_batch_begin") or _overrides(cb, "on_batch_end")]
+    batch_hooks = [cb for cb in callbacks if cb.wants_batches()]
     need_batch_loss = progress.wants_batch_loss or bool(batch_hooks)
     model.stop_training = False
     model.stop_reason = None
     model.active_callbacks = callbacks
+    settings = {"epochs": epochs, "batch_size": batch, "steps": steps, "rows": n, "verbose": verbose}
     for cb in callbacks:
         cb.set_model(model)
+        cb.set_params(settings)
         cb.on_train_begin({})
     model.restore_callback_state(callbacks)
     divergence = _Divergence(model, on_nonfinite)
