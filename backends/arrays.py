@@ -222,6 +222,13 @@ class ArrayOps:
         """``out[k] = x[index[k]]``: gathers a shuffled batch into a preallocated buffer."""
         return self.xp.take(x, index, axis=0, out=out)
 
+    def scatter_add_rows(self, src, index, out):
+        """``out = 0``, then ``out[index[k]] += src[k]`` for every ``k`` in order (the adjoint of
+        :meth:`take_rows`: an embedding table's gradient, where a repeated index adds)."""
+        out[...] = 0
+        self.xp.add.at(out, index, src)
+        return out
+
     def sum_squares(self, x) -> Any:
         return self.xp.vdot(x.ravel(), x.ravel())
 

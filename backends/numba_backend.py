@@ -139,6 +139,12 @@ class NumbaBackend(NumpyBackend):
         self.k.column_sum(x, out)
         return out
 
+    def scatter_add_rows(self, src, index, out):
+        if not (src.flags.c_contiguous and out.flags.c_contiguous) or src.ndim != 2 or index.dtype.kind not in "iu":
+            return super().scatter_add_rows(src, index, out)
+        self.k.scatter_add_rows(src, index, out)  # adds in ArrayOps.scatter_add_rows's order
+        return out
+
     def take_rows(self, x, index, out):
         if (
             not (x.flags.c_contiguous and out.flags.c_contiguous)

@@ -19,6 +19,10 @@ class DivergenceError(NetcoreError, RuntimeError):
     """Training produced a non-finite loss or gradient."""
 
 
+class DataError(NetcoreError, ValueError):
+    """Data that cannot be read: an image file that does not decode, a folder without images."""
+
+
 class DistributedError(NetcoreError, RuntimeError):
     """The processes of a distributed job lost each other: a rank died, hung or failed where the others could not
     see it."""
@@ -29,6 +33,7 @@ __all__ = [
     "CheckpointError",
     "ConfigurationError",
     "DTypeError",
+    "DataError",
     "DeviceError",
     "DistributedError",
     "DivergenceError",

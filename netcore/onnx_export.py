@@ -289,6 +289,7 @@ _EXPORTERS = [
     (nn.Bidirectional, _bidirectional),
     (nn.GlobalAveragePooling1D, lambda g, layer, x: g.op("ReduceMean", x, axes=[1], keepdims=int(layer.keepdims))),
     ((nn.Add, nn.Subtract, nn.Multiply, nn.Average, nn.Maximum, nn.Minimum, nn.Concatenate), _merge),
+    (nn.Rescaling, lambda g, layer, x: g.op("Add", g.op("Mul", x, g.const(layer.scale)), g.const(layer.offset))),
 ]
 
 

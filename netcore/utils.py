@@ -1,10 +1,23 @@
-"""Host-side helpers under the names Keras code uses (``from netcore.utils import to_categorical``)."""
+"""Host-side helpers under the names Keras code uses (``from netcore.utils import to_categorical``):
+``to_categorical``, ``pad_sequences`` and ``Tokenizer`` (:mod:`netcore.text`), and
+``image_dataset_from_directory`` (:mod:`netcore.image_folders`, the extra ``images``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from netcore.errors import ShapeError
+from netcore.text import Tokenizer, pad_sequences
+
+__all__ = ["Tokenizer", "image_dataset_from_directory", "pad_sequences", "to_categorical"]
+
+
+def image_dataset_from_directory(directory, **options):
+    """Images in class folders as a data set ``fit``, ``evaluate`` and ``predict`` take (see
+    :func:`netcore.image_folders.image_dataset_from_directory`)."""
+    from netcore.image_folders import image_dataset_from_directory as load
+
+    return load(directory, **options)
 
 
 def to_categorical(y, num_classes: int | None = None, dtype: str = "float32") -> np.ndarray:

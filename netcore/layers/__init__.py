@@ -6,7 +6,8 @@ defaults),
 :mod:`~netcore.layers.reshaping` (Flatten, Reshape), :mod:`~netcore.layers.augmentation` (random flips,
 translations, rotations, zooms, brightness, contrast and erasing), :mod:`~netcore.layers.recurrent` (SimpleRNN,
 LSTM, GRU, Bidirectional), :mod:`~netcore.layers.sequence` (Masking, GlobalAveragePooling1D) and
-:mod:`~netcore.layers.merging` (Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate). ``Input`` (from
+:mod:`~netcore.layers.merging` (Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate) and
+:mod:`~netcore.layers.embedding` (Embedding) and :mod:`~netcore.layers.preprocessing` (Rescaling). ``Input`` (from
 :mod:`netcore.models`) starts a functional model."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from netcore.layers.augmentation import (
 from netcore.layers.base import Layer, ParamSpec, StateSpec
 from netcore.layers.convolution import Conv2D
 from netcore.layers.core import Activation, Dense
+from netcore.layers.embedding import Embedding
 from netcore.layers.merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from netcore.layers.normalization import BatchNorm, BatchNormalization
 from netcore.layers.pooling import (
@@ -32,6 +34,7 @@ from netcore.layers.pooling import (
     GlobalMaxPooling2D,
     MaxPooling2D,
 )
+from netcore.layers.preprocessing import Rescaling
 from netcore.layers.recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 from netcore.layers.regularization import Dropout, GaussianNoise, SpatialDropout2D
 from netcore.layers.reshaping import Flatten, Reshape
@@ -74,6 +77,8 @@ _LAYERS = {
         Maximum,
         Minimum,
         Concatenate,
+        Embedding,
+        Rescaling,
     )
 }
 

@@ -88,9 +88,11 @@ class _DeclaresInput(type):
     """Lets every layer take Keras's ``input_shape=`` (a sample's shape) or ``input_dim=`` (features): on the first
     layer of a model they say what the model takes, as ``Sequential(..., input_shape=...)`` does."""
 
-    def __call__(cls, *args, input_shape=None, input_dim=None, **kwargs):
+    def __call__(cls, *args, input_shape=None, **kwargs):
+        input_dim = None if cls.takes_input_dim else kwargs.pop("input_dim", None)
         layer = super().__call__(*args, **kwargs)
-        layer.declared_input_shape = sample_shape(input_dim, input_shape)
+        declared = sample_shape(input_dim, input_shape)
+        layer.declared_input_shape = declared if declared is not None else layer.argument_input_shape
         return layer
 
 
@@ -117,6 +119,11 @@ class Layer(metaclass=_DeclaresInput):
     multiple_inputs = False
     #: The name a layer gets when none is given (else its class name in snake case: ``max_pooling2d``).
     default_name: str | None = None
+    #: Whether ``input_dim`` is an argument of the layer itself (Embedding's vocabulary) rather than the declared
+    #: input width.
+    takes_input_dim = False
+    #: An input shape the layer's own arguments imply (Embedding's ``input_length``), used when none is declared.
+    argument_input_shape: tuple[int, ...] | None = None
 
     def __init__(self, name: str | None = None, trainable: bool = True):
         #: Whether the name was made up (a model may number it to tell layers apart) or given by the user.

@@ -9,6 +9,31 @@ from netcore import streaming, validation
 from netcore.errors import ConfigurationError, ShapeError
 
 
+class DefaultBatchSize(int):
+    """``fit``'s default batch size, 32, which a data set's own ``batch_size`` replaces (a value given is kept)."""
+
+    def __repr__(self) -> str:
+        return "32"
+
+
+DEFAULT_BATCH_SIZE = DefaultBatchSize(32)
+
+
+def is_data_set(value) -> bool:
+    """A data set carries inputs and targets together (``image_dataset_from_directory``'s): ``features`` and
+    ``targets``."""
+    return hasattr(value, "features") and hasattr(value, "targets")
+
+
+def unpack(X, y):
+    """``(X, y)``, taken from a data set when ``X`` is one."""
+    if not is_data_set(X):
+        return X, y
+    if y is not None:
+        raise ConfigurationError("a data set carries its own targets: pass it without y")
+    return X.features, X.targets
+
+
 def by_name(value, names: list[str], what: str, kind: str) -> list:
     """``value`` as one entry per name: a dict keyed by the names, a list in their order, or (for one name) the
     value itself or a list holding it."""

@@ -8,6 +8,7 @@ import time
 from netcore import metrics as metrics_mod
 from netcore import streaming
 from netcore.errors import ConfigurationError
+from netcore.trainers import data
 
 
 class Scoring:
@@ -81,11 +82,12 @@ class Scoring:
         results.update(metrics)
         return results
 
-    def evaluate(self, X, y, batch_size: int = 1024, verbose: int = 0, return_dict: bool = False):
+    def evaluate(self, X, y=None, batch_size: int = 1024, verbose: int = 0, return_dict: bool = False):
         """What Keras returns: the loss (mean over ``X``) as a float for a model with one output and no metrics,
         else the list ``[loss, *per-output losses, *metrics]`` (names in :meth:`score_names`); with
         ``return_dict=True`` a dict ``{"loss": ..., "accuracy": ...}``. ``verbose=1`` prints them."""
         _check_batch_size(batch_size)
+        X, y = data.unpack(X, y)
         with self.backend.scope(), self._guarded(mutates=False):
             xs, Ys, _ = self._prepare(X, y, stream=True)
             scores = self.scores(xs, Ys, batch_size)
@@ -107,6 +109,7 @@ class Scoring:
         how long."""
         _check_batch_size(batch_size)
         started = time.perf_counter()
+        X = X.features if data.is_data_set(X) else X
         with self.backend.scope(), self._guarded(mutates=False):
             xs, _, _ = self._prepare(X, need_targets=False, stream=True)
             outs = [self.backend.to_numpy(out).copy() for out in self.predict_native(xs, batch_size)]

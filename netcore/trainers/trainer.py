@@ -359,9 +359,9 @@ class Trainer(Scoring):
     def fit(
         self,
         X,
-        y,
+        y=None,
         epochs: int = 1,
-        batch_size: int | None = 32,
+        batch_size: int | None = data.DEFAULT_BATCH_SIZE,
         shuffle: bool = True,
         verbose: int = 1,
         validation_data=None,
@@ -373,8 +373,10 @@ class Trainer(Scoring):
         cuda_graph: bool = False,
         distributed: bool = False,
     ) -> History:
-        """Train for ``epochs`` passes over ``(X, y)`` in mini-batches (``batch_size=None``: full batch). For
-        several inputs or outputs, ``X`` and ``y`` are lists in the model's order or dicts keyed by name.
+        """Train for ``epochs`` passes over ``(X, y)`` in mini-batches (``batch_size=None``: full batch; 32 by
+        default). For several inputs or outputs, ``X`` and ``y`` are lists in the model's order or dicts keyed by
+        name. ``X`` may be a data set that carries its targets (:func:`netcore.utils.image_dataset_from_directory`):
+        then ``y`` is left out and the data set's ``batch_size`` is the default.
 
         ``validation_split`` holds out the last fraction of the rows (before shuffling), or ``validation_data=(X, y)``
         is evaluated after every epoch (``val_*`` in the history). ``class_weight`` maps a class to a weight and
@@ -406,6 +408,11 @@ class Trainer(Scoring):
             raise ConfigurationError(f"on_nonfinite must be one of {loop.NONFINITE_POLICIES}, got {on_nonfinite!r}")
         if not isinstance(validation_split, (int, float)) or not 0 <= validation_split < 1:
             raise ConfigurationError(f"validation_split must be in [0, 1), got {validation_split!r}")
+        if data.is_data_set(X) and isinstance(batch_size, data.DefaultBatchSize):
+            batch_size = X.batch_size
+        X, y = data.unpack(X, y)
+        if data.is_data_set(validation_data):
+            validation_data = data.unpack(validation_data, None)
         with self.backend.scope(), self._guarded():
             xs, Ys, weights = self._prepare(X, y, class_weight, sample_weight, stream=True)
             self._check_layout()

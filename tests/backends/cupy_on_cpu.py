@@ -105,6 +105,9 @@ class DeviceArray(np.ndarray):
 
     def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
         host = [x.view(np.ndarray) if isinstance(x, DeviceArray) else x for x in inputs]
+        if method == "at":  # in place, into its first operand (a scatter kernel)
+            _Capture.launch(lambda: ufunc.at(*host, **kwargs))
+            return None
         if out is None:
             assert _Capture.recording is None, f"{ufunc.__name__} allocates an array during graph capture"
             _Capture.allocations += 1
@@ -381,6 +384,8 @@ class _Namespace(types.ModuleType):
                     _Capture.allocations += 1
                 return _device(result)
 
+            if isinstance(value, np.ufunc):  # CuPy's ufuncs have NumPy's methods (add.at: a scatter-add)
+                on_device.at = value.at
             return on_device
         return value
 

@@ -109,6 +109,15 @@ def take_rows(backend, rng, n, c, dtype, contiguous):
     return get(backend, out)
 
 
+def scatter_add_rows(backend, rng, n, c, dtype, contiguous):
+    """Repeated indices add, in order; rows no index names stay zero."""
+    src = put(backend, rng.standard_normal((n, c)).astype(dtype), contiguous)
+    index = backend.asarray(rng.integers(0, max(1, n // 3), n))
+    out = backend.empty((max(1, n // 3) + 2, c), backend.float_dtype(dtype))
+    backend.scatter_add_rows(src, index, out)
+    return get(backend, out)
+
+
 def take_rows_1d(backend, rng, n, c, dtype, contiguous):
     y = backend.asarray(rng.integers(0, 10, n + 3))
     index = backend.asarray(rng.permutation(n + 3)[:n])
@@ -460,6 +469,7 @@ CASES = {
     "accumulate": accumulate,
     "take_rows": take_rows,
     "take_rows[1d]": take_rows_1d,
+    "scatter_add_rows": scatter_add_rows,
     "softmax_cross_entropy[index]": loss_case("softmax_cross_entropy", "index"),
     "softmax_cross_entropy[index,weights,smoothing]": loss_case(
         "softmax_cross_entropy", "index", weights=True, label_smoothing=0.1
@@ -516,6 +526,7 @@ METHOD_CASES = {
     "activation_forward": [k for k in CASES if k.startswith("activation_backward")],  # they check it first
     "column_sum": ["column_sum", "batchnorm"],
     "take_rows": ["take_rows", "take_rows[1d]"],
+    "scatter_add_rows": ["scatter_add_rows"],
     "matmul": ["matmul"],
     "accumulate": ["accumulate"],
     "batchnorm_forward_train": ["batchnorm"],
