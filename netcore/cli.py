@@ -19,6 +19,7 @@ import netcore
 from netcore import datasets
 from netcore.cli_args import (
     AUGMENTATIONS,
+    DEFAULT_AUGMENT,
     HelpWithDefaults,
     Parser,
     augment,
@@ -26,6 +27,7 @@ from netcore.cli_args import (
     data_options,
     fraction,
     hidden,
+    image_size,
     non_negative,
     positive_float,
     positive_int,
@@ -34,6 +36,7 @@ from netcore.cli_args import (
     tracking_callbacks,
     tracking_options,
 )
+from netcore.cli_models import build_model
 from netcore.errors import ConfigurationError, NetcoreError
 
 
@@ -49,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a network (dense, or convolutional with --conv) on a data set or CSV file",
         formatter_class=HelpWithDefaults,
     )
-    data_options(train)
+    data_options(train, images=True)
     train.add_argument("--device", default=None, help="numpy, numba, cupy[:N], cpu, gpu or auto (default: auto)")
     train.add_argument("--hidden", type=hidden, default=[128, 64], help="hidden layer widths")
     train.add_argument(
@@ -84,8 +87,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--augment",
         type=augment,
         default=None,
+        nargs="?",
+        const=augment(DEFAULT_AUGMENT),
         metavar="NAMES",
-        help=f"augmentation layers on the images, in order: {', '.join(AUGMENTATIONS)} (name:strength to set one)",
+        help=f"augmentation layers on the images, in order: {', '.join(AUGMENTATIONS)} (name:strength to set one; "
+        f"alone: {DEFAULT_AUGMENT})",
+    )
+    train.add_argument(
+        "--image-size",
+        type=image_size,
+        default=(64, 64),
+        metavar="HEIGHT,WIDTH",
+        help="with --images: every image resized to this",
+    )
+    train.add_argument(
+        "--color-mode", default="rgb", choices=("rgb", "grayscale", "rgba"), help="with --images: the channels read"
     )
     train.add_argument(
         "--activation", default="relu", help="of the hidden layers: relu, leaky_relu, elu, gelu, tanh, sigmoid, ..."
@@ -135,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="evaluate a saved model on its test split or other data")
     evaluate.add_argument("model")
-    data_options(evaluate)
+    data_options(evaluate, images=True)
     evaluate.add_argument("--device", default=None)
 
     predict = commands.add_parser("predict", help="predict the rows of a CSV file with a saved model")
@@ -219,47 +235,6 @@ def _devices(args) -> int:
     return 0
 
 
-def _build_model(args, data) -> netcore.Sequential:
-    from netcore.layers import Activation, BatchNorm, Bidirectional, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
-
-    regularizer = netcore.regularizers.L2(args.l2) if args.l2 else None
-    layers = [AUGMENTATIONS[name][0](strength) for name, strength in args.augment or []]
-    for filters in args.conv or []:
-        if args.batchnorm:
-            layers += [Conv2D(filters, 3, padding="same", use_bias=False), BatchNorm(), Activation(args.activation)]
-        else:
-            layers.append(Conv2D(filters, 3, padding="same", activation=args.activation))
-        layers.append(MaxPooling2D(2, padding="same"))
-    recurrent = args.rnn or []
-    for i, (kind, units, both) in enumerate(recurrent):
-        layer = getattr(netcore.layers, kind)(units, return_sequences=i < len(recurrent) - 1)
-        layers.append(Bidirectional(layer) if both else layer)
-    if len(data.input_shape) > 1 and not recurrent:
-        layers.append(Flatten())
-    for width in args.hidden:
-        if args.batchnorm:
-            layers += [
-                Dense(width, use_bias=False, kernel_regularizer=regularizer),
-                BatchNorm(),
-                Activation(args.activation),
-            ]
-        else:
-            layers.append(Dense(width, args.activation, kernel_regularizer=regularizer))
-        if args.dropout:
-            layers.append(Dropout(args.dropout))
-    classification = data.task == "classification"
-    layers.append(Dense(data.n_classes, "softmax") if classification else Dense(1))
-    model = netcore.Sequential(
-        layers, input_shape=data.input_shape, device=args.device, dtype=args.dtype, seed=args.seed
-    )
-    model.compile(
-        netcore.optimizers.get(args.optimizer, lr=args.lr, global_clipnorm=args.clipnorm),
-        "cross_entropy" if classification else "mse",
-        ["accuracy"] if classification else ["mae", "r2"],
-    )
-    return model
-
-
 def _model_from_params(args, data):
     """The model and batch size of a configuration saved from ``netcore tune``."""
     from netcore import tuning
@@ -282,6 +257,10 @@ def _targets(data, y):
 
 
 def _train(args) -> int:
+    if args.images:
+        from netcore import cli_images
+
+        return cli_images.train(args)
     world = netcore.distributed.init() if args.distributed else None
     main = world is None or world.is_main  # the one process that reports and writes files
     if args.save and main:
@@ -299,7 +278,7 @@ def _train(args) -> int:
     if args.params:
         model, args.batch_size = _model_from_params(args, data)
     else:
-        model = _build_model(args, data)
+        model = build_model(args, data.input_shape, data.task, data.n_classes)
     split = args.validation_split or (0.1 if args.early_stopping else 0.0)
     callbacks = tracking_callbacks(args)
     if args.early_stopping:
@@ -366,6 +345,12 @@ def _train(args) -> int:
 def _evaluate(args) -> int:
     model = netcore.load(args.model, device=args.device)
     record = model.metadata.get("data", {})
+    if args.images or record.get("layout") == "image files":
+        from netcore import cli_images
+
+        result = cli_images.evaluate(args, model, record)
+        print(json.dumps(result) if args.json else ", ".join(f"{k} {v}" for k, v in result.items()))
+        return 0
     if not (args.dataset or args.csv or args.mnist or args.npy):
         if not record:
             raise ConfigurationError("the model does not say what it was trained on; pass --dataset or --csv")

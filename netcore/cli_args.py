@@ -121,9 +121,25 @@ def rnn(text: str) -> list[tuple[str, int, bool]]:
     return layers
 
 
-def data_options(parser, default_dataset=None):
+def image_size(text: str) -> tuple[int, int]:
+    """``64,48`` -> ``(64, 48)`` (height, width); ``32`` -> ``(32, 32)``."""
+    parts = hidden(text)
+    if len(parts) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"expected HEIGHT,WIDTH, got {text!r}")
+    return (parts[0], parts[-1])
+
+
+#: What a bare ``--augment`` adds: transforms that keep a label true for photos and digits alike.
+DEFAULT_AUGMENT = "translate,rotate,zoom"
+
+
+def data_options(parser, default_dataset=None, images: bool = False):
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--dataset", default=default_dataset, choices=datasets.NAMES)
+    if images:
+        source.add_argument(
+            "--images", metavar="DIR", help="a folder of images, one subfolder per class (extra: images)"
+        )
     source.add_argument("--csv", help="a CSV file with a header row")
     source.add_argument("--mnist", help="a folder with MNIST's IDX files (train-images-idx3-ubyte[.gz], ...)")
     source.add_argument(

@@ -19,13 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from netcore._names import lookup
-from netcore.errors import ConfigurationError, NetcoreError, ShapeError
+from netcore.errors import ConfigurationError, DataError, ShapeError
 
 NAMES = ("breast_cancer", "digits", "iris", "wine", "moons", "circles", "blobs", "sine", "adding")
-
-
-class DataError(NetcoreError, ValueError):
-    """A data file is missing, unreadable or not what it claims to be."""
 
 
 @dataclass

@@ -20,7 +20,8 @@ class DivergenceError(NetcoreError, RuntimeError):
 
 
 class DataError(NetcoreError, ValueError):
-    """Data that cannot be read: an image file that does not decode, a folder without images."""
+    """Data that cannot be read or is not what it claims to be: a missing or malformed data file, an image that does
+    not decode, a folder without images."""
 
 
 class DistributedError(NetcoreError, RuntimeError):

@@ -130,3 +130,30 @@ def test_keras_spellings_and_the_graph_rules():
     layer = Embedding(30, 4, mask_zero=True, name="words")
     rebuilt = netcore.layers.from_config("Embedding", layer.config())
     assert (rebuilt.input_dim, rebuilt.output_dim, rebuilt.mask_zero, rebuilt.name) == (30, 4, True, "words")
+
+
+@pytest.mark.parametrize("cell", [LSTM, GRU])
+def test_the_padding_row_stays_as_torchs_padding_idx_keeps_it(cell):
+    """Where mask_zero and PyTorch's padding_idx agree: padded steps send no gradient, so row 0 never moves, and
+    the table's other rows equal an nn.Embedding(padding_idx=0) given the same output gradient."""
+    X, y = sentences(padded=True)
+    model = Sequential(
+        [Embedding(VOCABULARY, 4, mask_zero=True), cell(5), Dense(3, "softmax")],
+        input_shape=(TIME,),
+        device="numba",
+        dtype="float64",
+        seed=0,
+    )
+    model.compile(netcore.optimizers.Adam(lr=1e-2), "cross_entropy")
+    before = model.get_weights()[0]
+    model.fit(X, y, epochs=3, batch_size=8, verbose=0)
+    after = model.get_weights()[0]
+    np.testing.assert_array_equal(after[0], before[0])
+    assert np.abs(after[1:] - before[1:]).max() > 1e-3
+    layer = model.layers[0]
+    layer.forward(X[:8].astype("float64"), True)
+    dy = np.random.default_rng(2).standard_normal((8, TIME, 4)) * (X[:8] != 0)[..., None]  # zero where masked
+    layer.backward(dy.copy(), need_dx=False)
+    embedding = torch.nn.Embedding(VOCABULARY, 4, padding_idx=0, dtype=torch.float64)
+    embedding(torch.from_numpy(X[:8])).backward(torch.from_numpy(dy))
+    np.testing.assert_allclose(layer.grads["embeddings"], embedding.weight.grad.numpy(), rtol=1e-12, atol=1e-15)

@@ -45,6 +45,7 @@ ARCHITECTURES = {
         (5,),
     ),
     "binary": (lambda: [Dense(8, "relu"), Dense(1, "sigmoid")], (4,)),
+    "rescaling": (lambda: [netcore.layers.Rescaling(1 / 255, offset=-0.5), Dense(3, "softmax")], (4,)),
     "cnn": (
         lambda: [
             RandomFlip(),

@@ -203,3 +203,39 @@ def test_memory_stays_bounded_on_twenty_thousand_images(tmp_path):
     growth = float(result.stdout.split()[-1])
     whole = 20_000 * 64 * 64 * 3 * 4 / 2**20
     assert growth < 0.35 * whole, f"streaming 20,000 images grew the process by {growth:.0f} of {whole:.0f} MiB"
+
+
+def test_rescaling_has_the_gradient_of_its_scale(backend):
+    model = netcore.Sequential(
+        [Dense(3, "tanh"), Rescaling(0.25, offset=2.0), Dense(2)],
+        input_shape=(4,),
+        device=backend.name,
+        dtype="float64",
+    )
+    model.compile("sgd", "mse")
+    rng = np.random.default_rng(0)
+    netcore.check_gradients(model, rng.standard_normal((5, 4)), rng.standard_normal((5, 2))).raise_if_above(1e-7)
+    np.testing.assert_allclose(
+        netcore.Sequential([Rescaling(1 / 255, offset=-1)], input_shape=(2,)).predict(np.array([[0, 255.0]])),
+        [[-1, 0]],
+    )
+
+
+def test_the_command_line_trains_on_a_folder_and_evaluates_what_it_held_out(folder, tmp_path, capsys):
+    import json
+
+    from netcore.cli import main
+
+    root, _ = folder
+    saved = tmp_path / "m.ncz"
+    arguments = ["train", "--images", str(root), "--image-size", "8,8", "--color-mode", "grayscale", "--conv", "4",
+                 "--epochs", "2", "--batch-size", "8", "--augment", "--save", str(saved), "--json"]  # fmt: skip
+    assert main(arguments) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["classes"] == ["class_0", "class_1", "class_2"] and result["input_shape"] == [8, 8, 1]
+    assert result["train_images"] + result["validation_images"] == 36 and result["augment"]
+    assert main(["evaluate", str(saved), "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["rows"] == result["validation_images"]
+    assert evaluated["test_accuracy"] == pytest.approx(result["val_accuracy"])
+    assert main(["train", "--images", str(tmp_path / "nowhere"), "--json"]) == 2
