@@ -17,7 +17,7 @@ def netcore_cmd(*args, env=None):
         [sys.executable, "-m", "netcore", *args],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
         env={**os.environ, **(env or {})},
     )
 

@@ -76,7 +76,7 @@ def _compile(tmp_path) -> subprocess.CompletedProcess:
     source = tmp_path / "kernels.cpp"
     source.write_text(_translation_unit(_recorded_sources()))
     return subprocess.run(
-        [COMPILER, "-std=c++14", "-fsyntax-only", str(source)], capture_output=True, text=True, timeout=120
+        [COMPILER, "-std=c++14", "-fsyntax-only", str(source)], capture_output=True, text=True, timeout=600
     )
 
 

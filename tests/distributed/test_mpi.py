@@ -21,9 +21,12 @@ HERE = pathlib.Path(__file__).resolve().parent
 MPIEXEC = shutil.which("mpiexec", path=f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
 pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec (install the extra: pip install 'netcore-nn[mpi]')")
 DEVICES = ["numpy", "numba"]
+#: Seconds after which a job is taken to hang: a guard, not a speed expectation (a dead rank must end the job by
+#: netcore's own collective timeouts, seconds; these tests assert that it does, not how fast).
+HANG = 600
 
 
-def launch(args, ranks: int = 2, timeout: float = 120, **env) -> subprocess.CompletedProcess:
+def launch(args, ranks: int = 2, timeout: float = HANG, **env) -> subprocess.CompletedProcess:
     """``mpiexec -n ranks`` on ``args``, one thread per rank; a hang fails the test instead of the suite."""
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", **env}
     command = [MPIEXEC, "-n", str(ranks), *args] if ranks else list(args)
@@ -95,10 +98,10 @@ def test_the_cupy_backend_sums_on_the_device_through_nccl(tmp_path):
         pytest.skip("no C++ compiler to build the CuPy kernels for the CPU")
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir(), two.mkdir()
-    alone = worker("nccl", "cupy", one, ranks=0, timeout=300)
+    alone = worker("nccl", "cupy", one, ranks=0)
     assert alone.returncode == 0, alone.stderr
     assert "with 0 NCCL sums" in alone.stdout  # a job of one sums nothing
-    job = worker("nccl", "cupy", two, timeout=300)
+    job = worker("nccl", "cupy", two)
     assert job.returncode == 0, job.stderr
     steps = 2 * -(-1437 // 40)  # gradients once, batch norm 2 forward + 1 backward, per step
     assert job.stdout.count(f"with {4 * steps} NCCL sums") == 2, job.stdout
@@ -108,7 +111,7 @@ def test_the_cupy_backend_sums_on_the_device_through_nccl(tmp_path):
 
 
 def test_a_nan_on_one_rank_stops_every_rank_with_the_same_error(tmp_path):
-    job = worker("nan", "numpy", tmp_path, timeout=60)
+    job = worker("nan", "numpy", tmp_path)
     assert job.returncode == 0, job.stderr
     messages = {line.split(":", 1)[1] for line in job.stdout.splitlines() if line.startswith("rank ")}
     assert job.stdout.count("DivergenceError") == 2
@@ -116,7 +119,7 @@ def test_a_nan_on_one_rank_stops_every_rank_with_the_same_error(tmp_path):
 
 
 def test_disagreeing_ranks_are_refused_on_every_rank(tmp_path):
-    job = worker("disagree", "numpy", tmp_path, timeout=60)
+    job = worker("disagree", "numpy", tmp_path)
     assert job.returncode == 0, job.stderr
     assert job.stdout.count("ConfigurationError") == 2
     assert job.stdout.count("ranks [1] differ from rank 0 (layers)") == 2
@@ -125,19 +128,20 @@ def test_disagreeing_ranks_are_refused_on_every_rank(tmp_path):
 @pytest.mark.parametrize("how", ["crash", "exit", "hang", "raise"])
 def test_a_dead_rank_ends_the_job_instead_of_hanging(tmp_path, how):
     """Rank 1 leaves mid-training: it crashes, exits, hangs, or raises an exception nobody catches. The job ends
-    with an error well within the 3-second collective timeout plus the 5-second end-of-job handshake."""
+    with an error after the 3-second collective timeout plus the 5-second end-of-job handshake, not at the hang
+    guard (the bound below is that difference, generous for a loaded machine, not a speed expectation)."""
     started = time.monotonic()
-    job = worker(how, "numpy", tmp_path, timeout=90)
+    job = worker(how, "numpy", tmp_path)
     elapsed = time.monotonic() - started
     assert job.returncode != 0
     assert "finished" not in job.stdout
     expected = {"crash": "", "exit": "DistributedError", "hang": "DistributedError", "raise": "rank 1 fails alone"}
     assert expected[how] in job.stderr
-    assert elapsed < 60
+    assert elapsed < HANG / 2
 
 
 def test_the_command_line_trains_digits_on_two_ranks(tmp_path):
-    job = launch(["netcore", "train", "--dataset", "digits", "--distributed", "--json"], timeout=180)
+    job = launch(["netcore", "train", "--dataset", "digits", "--distributed", "--json"])
     assert job.returncode == 0, job.stderr
     lines = job.stdout.strip().splitlines()
     assert len(lines) == 1  # rank 0 alone prints
@@ -148,7 +152,7 @@ def test_the_command_line_trains_digits_on_two_ranks(tmp_path):
 def test_the_command_line_reports_a_collective_failure_once(tmp_path):
     """Both ranks refuse a batch too small for batch norm on every share: one message, no abort."""
     command = ["netcore", "train", "--dataset", "iris", "--batchnorm", "--batch-size", "3", "--distributed"]
-    job = launch(command, timeout=60)
+    job = launch(command)
     assert job.returncode == 2
     assert job.stderr.count("netcore: error:") == 1 and "batch_size 3" in job.stderr
 
@@ -156,7 +160,7 @@ def test_the_command_line_reports_a_collective_failure_once(tmp_path):
 def test_a_failure_on_rank_0_alone_ends_the_job(tmp_path):
     """Rank 0 alone checks --save: it fails, the other rank is waiting for it, so the job is aborted."""
     command = ["netcore", "train", "--dataset", "iris", "--distributed", "--save", str(tmp_path / "no" / "m.ncz")]
-    job = launch(command, timeout=60)
+    job = launch(command)
     assert job.returncode != 0
     assert "error on rank 0" in job.stderr and "does not exist" in job.stderr
 

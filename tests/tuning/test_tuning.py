@@ -116,7 +116,7 @@ def test_two_processes_share_one_sqlite_study(tmp_path):
     env = {**os.environ, "NETCORE_DEVICE": "numpy"}
     workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
                for _ in range(2)]  # fmt: skip
-    outputs = [worker.communicate(timeout=300) for worker in workers]
+    outputs = [worker.communicate(timeout=900) for worker in workers]
     for worker, (_, err) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, err
     trials = optuna.load_study(study_name="shared", storage=url).trials
@@ -145,7 +145,7 @@ def test_train_from_the_best_configuration(tmp_path):
         ],  # fmt: skip
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["test_accuracy"] > 0.9
