@@ -20,7 +20,34 @@ _GELU_TANH_C = 0.044715
 
 
 class ActivationKernels:
-    """Forward and backward of every activation over ``self.xp``; see :class:`backends.base.Backend`."""
+    """Forward and backward of every activation over ``self.xp``; see :class:`backends.base.Backend`. Also the ReLU
+    of Keras's ``ReLU`` layer, with its ceiling, slope and threshold."""
+
+    def relu_forward(self, x, max_value, negative_slope: float, threshold: float, out, scratch):
+        """Keras's ``ReLU``: ``x`` where ``threshold <= x``, ``negative_slope * (x - threshold)`` below, capped at
+        ``max_value`` (None: no cap). ``scratch`` is a work array like ``x``."""
+        xp = self.xp
+        out[...] = x >= threshold
+        out *= x
+        if negative_slope:
+            xp.minimum(x, threshold, out=scratch)
+            scratch -= threshold
+            scratch *= negative_slope
+            out += scratch
+        if max_value is not None:
+            xp.minimum(out, max_value, out=out)
+        return out
+
+    def relu_backward(self, dy, x, max_value, negative_slope: float, threshold: float, out):
+        """The gradient of :meth:`relu_forward`: ``dy`` where ``threshold < x < max_value``, ``negative_slope * dy``
+        below the threshold, 0 above the cap."""
+        out[...] = x > threshold
+        if max_value is not None:
+            out *= x < max_value
+        if negative_slope:
+            out += (x <= threshold) * negative_slope
+        out *= dy
+        return out
 
     def bias_activation(self, z, b, kind: str, alpha: float, out):
         """``z += b`` (when ``b`` is not None), then ``out = f(z)``. ``out`` may be ``z`` itself."""

@@ -138,6 +138,25 @@ class ImageKernels:
             dx[:, src_rows, src_columns, :] += self.xp.moveaxis(cols[p, q, :, :, rows, columns], 0, 3)
         return dx
 
+    # ----------------------------------------------------------------- depthwise convolution
+    def depthwise_forward(self, cols, kernel, z, scratch):
+        """``z[i, c * m + j] = sum_k cols[k, c, i] kernel[k, c, j]``: each channel's patches ``(k, c, i)`` times its
+        own filters ``(k, c, m)``, one product per channel (``scratch`` is ``(c, i, m)``), channels-last out."""
+        self.xp.matmul(cols.transpose(1, 2, 0), kernel.transpose(1, 0, 2), out=scratch)
+        z.reshape(z.shape[0], scratch.shape[0], scratch.shape[2])[...] = scratch.transpose(1, 0, 2)
+        return z
+
+    def depthwise_backward(self, cols, kernel, dz, dkernel, dcols, scratch):
+        """The gradients of :meth:`depthwise_forward`: ``dkernel`` ``(k, c, m)`` (unless None) and ``dcols`` ``(k, c,
+        i)`` (unless None), from ``dz`` ``(i, c * m)``; ``scratch`` is ``(c, i, m)``."""
+        channels, _, m = scratch.shape
+        scratch[...] = dz.reshape(dz.shape[0], channels, m).transpose(1, 0, 2)
+        if dkernel is not None:  # per channel: patches (k, i) @ dz (i, m)
+            dkernel.transpose(1, 0, 2)[...] = self.xp.matmul(cols.transpose(1, 0, 2), scratch)
+        if dcols is not None:  # per channel: filters (k, m) @ dz.T (m, i)
+            dcols.transpose(1, 0, 2)[...] = self.xp.matmul(kernel.transpose(1, 0, 2), scratch.transpose(0, 2, 1))
+        return dkernel, dcols
+
     # ----------------------------------------------------------------- pooling
     def max_pool_forward(self, x, window: Window, out, argmax):
         """``out`` = the maximum over each window (padding excluded); ``argmax`` = its position ``p * kw + q``, the

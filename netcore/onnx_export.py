@@ -158,6 +158,39 @@ def _conv(g, layer, x):
     return _activation(g, layer.activation, _channels_last(g, y))
 
 
+def _depthwise(g, layer, x):
+    kh, kw = layer.kernel_size
+    kernel = _values(layer, "W").transpose(2, 3, 0, 1).reshape(layer.filters, 1, kh, kw)  # (c * m, 1, kh, kw)
+    inputs = [_channels_first(g, x), g.const(kernel, "kernel")]
+    inputs += [g.const(_values(layer, "b"), "bias")] if layer.use_bias else []
+    window = layer.window
+    y = g.op(
+        "Conv",
+        *inputs,
+        kernel_shape=[kh, kw],
+        strides=[window.sh, window.sw],
+        dilations=[window.dh, window.dw],
+        pads=_pads(window),
+        group=layer.n_in,
+    )
+    return _activation(g, layer.activation, _channels_last(g, y))
+
+
+def _zero_padding(g, layer, x):
+    (top, bottom), (left, right) = layer.padding
+    return g.op("Pad", x, g.ints([0, top, left, 0, 0, bottom, right, 0]))
+
+
+def _relu(g, layer, x):
+    """Keras's ReLU: x above the threshold, the slope below it, capped."""
+    if layer.threshold == 0:
+        y = g.op("LeakyRelu", x, alpha=layer.negative_slope) if layer.negative_slope else g.op("Relu", x)
+    else:
+        below = g.op("Mul", g.op("Sub", x, g.const(layer.threshold)), g.const(layer.negative_slope))
+        y = g.op("Where", g.op("GreaterOrEqual", x, g.const(layer.threshold)), x, below)
+    return y if layer.max_value is None else g.op("Min", y, g.const(layer.max_value))
+
+
 def _pool(g, layer, x):
     window = layer.window
     options = {"kernel_shape": [window.kh, window.kw], "strides": [window.sh, window.sw], "pads": _pads(window)}
@@ -280,7 +313,10 @@ _EXPORTERS = [
     (nn.Dense, _dense),
     (nn.Activation, lambda g, layer, x: _activation(g, layer.activation, x)),
     (nn.BatchNorm, _batchnorm),
+    (nn.DepthwiseConv2D, _depthwise),  # before Conv2D, which it subclasses
     (nn.Conv2D, _conv),
+    (nn.ZeroPadding2D, _zero_padding),
+    (nn.ReLU, _relu),
     ((nn.MaxPooling2D, nn.AveragePooling2D), _pool),
     ((nn.GlobalAveragePooling2D, nn.GlobalMaxPooling2D), _global_pool),
     (nn.Flatten, lambda g, layer, x: g.op("Flatten", x, axis=1)),

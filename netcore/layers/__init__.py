@@ -23,8 +23,8 @@ from netcore.layers.augmentation import (
     RandomZoom,
 )
 from netcore.layers.base import Layer, ParamSpec, StateSpec
-from netcore.layers.convolution import Conv2D
-from netcore.layers.core import Activation, Dense
+from netcore.layers.convolution import Conv2D, DepthwiseConv2D
+from netcore.layers.core import Activation, Dense, ReLU
 from netcore.layers.embedding import Embedding
 from netcore.layers.merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from netcore.layers.normalization import BatchNorm, BatchNormalization
@@ -37,7 +37,7 @@ from netcore.layers.pooling import (
 from netcore.layers.preprocessing import Rescaling
 from netcore.layers.recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 from netcore.layers.regularization import Dropout, GaussianNoise, SpatialDropout2D
-from netcore.layers.reshaping import Flatten, Reshape
+from netcore.layers.reshaping import Flatten, Reshape, ZeroPadding2D
 from netcore.layers.sequence import GlobalAveragePooling1D, Masking
 
 _LAYERS = {
@@ -79,6 +79,9 @@ _LAYERS = {
         Concatenate,
         Embedding,
         Rescaling,
+        ReLU,
+        DepthwiseConv2D,
+        ZeroPadding2D,
     )
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from backends.image_kernels import Window
 from netcore.errors import ConfigurationError, ShapeError
-from netcore.layers.base import Layer, pair, positive_int
+from netcore.layers.base import Layer, ParamSpec, pair, positive_int
 from netcore.layers.core import KernelLayer
 
 
@@ -148,4 +148,113 @@ class Conv2D(KernelLayer):
         dcols = self.buffer("dcols", patches.shape, dz.dtype)
         backend.matmul(kernel, dz.T, out=dcols)
         w = self.window
+        return backend.col2im(dcols.reshape(*self.kernel_size, self.n_in, n, w.out_h, w.out_w), w, dx)
+
+
+class DepthwiseConv2D(Conv2D):
+    """Each channel convolved with its own ``depth_multiplier`` filters (Keras's layer; MobileNet's building block):
+    ``y[n, i, j, c * m + k] = f(b[c * m + k] + sum_{p, q} x[n, i*sh + p*dh, j*sw + q*dw, c] W[p, q, c, k])``. The
+    kernel is ``(kh, kw, channels, depth_multiplier)`` and the bias ``(channels * depth_multiplier,)``; strides,
+    padding, dilation and activation as :class:`Conv2D`. Its fans are Keras's (``kh * kw * channels`` in,
+    ``kh * kw * depth_multiplier`` out)."""
+
+    def __init__(
+        self,
+        kernel_size,
+        strides=1,
+        padding: str = "valid",
+        depth_multiplier: int = 1,
+        data_format=None,
+        dilation_rate=1,
+        activation=None,
+        use_bias: bool = True,
+        depthwise_initializer=None,
+        bias_initializer="zeros",
+        depthwise_regularizer=None,
+        bias_regularizer=None,
+        depthwise_constraint=None,
+        name: str | None = None,
+        trainable: bool = True,
+    ):
+        self.depth_multiplier = positive_int("DepthwiseConv2D", "depth_multiplier", depth_multiplier)
+        super().__init__(
+            1,  # filters: replaced by channels * depth_multiplier once the channels are known
+            kernel_size,
+            strides,
+            padding,
+            data_format,
+            dilation_rate,
+            activation,
+            use_bias,
+            depthwise_initializer,
+            bias_initializer,
+            depthwise_regularizer,
+            bias_regularizer,
+            depthwise_constraint,
+            name,
+            trainable,
+        )
+
+    def build(self, input_shape):
+        self.filters = image_shape(self, input_shape)[2] * self.depth_multiplier
+        return super().build(input_shape)
+
+    def param_specs(self):
+        kh, kw = self.kernel_size
+        channels, m = self.n_in, self.depth_multiplier
+        fan = (kh * kw * channels, kh * kw * m)
+        specs = [
+            ParamSpec("W", (kh, kw, channels, m), self.kernel_initializer, self.kernel_regularizer,
+                      self.kernel_constraint, fan),
+        ]  # fmt: skip
+        if self.use_bias:
+            specs.append(ParamSpec("b", (channels * m,), self.bias_initializer, self.bias_regularizer, None, fan))
+        return specs
+
+    def config(self):
+        config = super().config()
+        del config["filters"]
+        config["depthwise_regularizer"] = config.pop("kernel_regularizer")
+        config["depthwise_constraint"] = config.pop("kernel_constraint")
+        return {"depth_multiplier": self.depth_multiplier, **config}
+
+    def _columns(self, x):
+        """The patches as ``(kh * kw, channels, pixels)``."""
+        w = self.window
+        cols = self.buffer("cols", (*self.kernel_size, self.n_in, x.shape[0], w.out_h, w.out_w), x.dtype)
+        self.backend.im2col(x, w, cols)
+        return cols.reshape(w.size, self.n_in, -1)
+
+    def _kernel(self, store):
+        return store["W"].reshape(self.window.size, self.n_in, self.depth_multiplier)
+
+    def forward(self, x, training):
+        backend, act = self.backend, self.activation
+        cols = self._columns(x)
+        pixels = cols.shape[2]
+        z = self.buffer("z", (pixels, self.filters), x.dtype)
+        scratch = self.buffer("scratch", (self.n_in, pixels, self.depth_multiplier), x.dtype)
+        backend.depthwise_forward(cols, self._kernel(self.params), z, scratch)
+        y = z if act.kind == "linear" else self.buffer("y", (pixels, self.filters), x.dtype)
+        backend.bias_activation(z, self.params.get("b"), act.kind, act.alpha, y)
+        if training:
+            self.check_trainable(act)
+            self._cache = (cols, y, z if act.needs_preactivation else None)
+        return y.reshape(self.batch_shape(x.shape[0]))
+
+    def backward(self, dy, need_dx):
+        backend, act = self.backend, self.activation
+        cols, y, z = self._cache
+        dz = self.preactivation_gradient(dy.reshape(y.shape), y, z, act)
+        dkernel = self._kernel(self.grads) if self.trainable else None
+        dcols = self.buffer("dcols", cols.shape, dz.dtype) if need_dx else None
+        scratch = self.buffer("scratch", (self.n_in, cols.shape[2], self.depth_multiplier), dz.dtype)
+        backend.depthwise_backward(cols, self._kernel(self.params), dz, dkernel, dcols, scratch)
+        if self.trainable and self.use_bias:
+            backend.column_sum(dz, out=self.grads["b"])
+        if not need_dx:
+            return None
+        w = self.window
+        n = cols.shape[2] // (w.out_h * w.out_w)
+        dx = self.buffer("dx", self.batch_shape(n, self.input_shape), dz.dtype)
         return backend.col2im(dcols.reshape(*self.kernel_size, self.n_in, n, w.out_h, w.out_w), w, dx)

@@ -197,3 +197,35 @@ class Activation(Layer):
         dx = self.buffer("dx", y.shape, dy.dtype)
         self.backend.activation_backward(shaped(dy, y.shape), y, x, act.kind, act.alpha, dx)
         return shaped(dx, dy.shape)
+
+
+class ReLU(Layer):
+    """Keras's ``ReLU`` layer: ``x`` where ``x >= threshold``, ``negative_slope * (x - threshold)`` below it,
+    capped at ``max_value`` (``ReLU(6.0)`` is MobileNet's ReLU6). On input of any shape."""
+
+    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, name: str | None = None, trainable=True):
+        super().__init__(name, trainable)
+        self.max_value = None if max_value is None else float(max_value)
+        self.negative_slope, self.threshold = float(negative_slope), float(threshold)
+        if (self.max_value is not None and self.max_value < 0) or self.negative_slope < 0:
+            raise ConfigurationError(
+                f"ReLU max_value and negative_slope must be non-negative, got {max_value!r}, {negative_slope!r}"
+            )
+
+    def config(self):
+        settings = {"negative_slope": self.negative_slope, "threshold": self.threshold}
+        return {"max_value": self.max_value, **settings, **super().config()}
+
+    def forward(self, x, training):
+        out = self.buffer("y", x.shape, x.dtype)
+        scratch = self.buffer("scratch", x.shape, x.dtype) if self.negative_slope else None
+        self.backend.relu_forward(x, self.max_value, self.negative_slope, self.threshold, out, scratch)
+        if training:
+            self._input = x
+        return out
+
+    def backward(self, dy, need_dx):
+        if not need_dx:
+            return None
+        dx = self.buffer("dx", dy.shape, dy.dtype)
+        return self.backend.relu_backward(dy, self._input, self.max_value, self.negative_slope, self.threshold, dx)

@@ -1,4 +1,4 @@
-"""Layers that only change the shape: free views of the batch, forward and backward."""
+"""Layers that only move values: free views of the batch (Flatten, Reshape) and zero borders (ZeroPadding2D)."""
 
 from __future__ import annotations
 
@@ -58,3 +58,67 @@ class Reshape(Layer):
 
     def backward(self, dy, need_dx):
         return dy.reshape(self.batch_shape(dy.shape[0], self.input_shape)) if need_dx else None
+
+
+def _padding_pairs(padding) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Keras's padding: an int (every side), ``(rows, columns)`` (both sides of each) or ``((top, bottom), (left,
+    right))``, as ``((top, bottom), (left, right))`` of non-negative ints."""
+    try:
+        if isinstance(padding, int):
+            pairs = ((padding, padding), (padding, padding))
+        elif all(isinstance(p, int) for p in padding):
+            (rows, columns) = padding
+            pairs = ((rows, rows), (columns, columns))
+        else:
+            (top, bottom), (left, right) = padding
+            pairs = ((top, bottom), (left, right))
+        pairs = tuple(tuple(int(v) for v in pair) for pair in pairs)
+    except (TypeError, ValueError):
+        pairs = ()
+    if len(pairs) != 2 or any(v < 0 or isinstance(v, bool) for pair in pairs for v in pair):
+        raise ConfigurationError(
+            f"ZeroPadding2D padding must be an int, (rows, columns) or ((top, bottom), (left, right)), got {padding!r}"
+        )
+    return pairs
+
+
+class ZeroPadding2D(Layer):
+    """Rows and columns of zeros around each image (Keras's layer): ``padding=1`` one on every side, ``(2, 1)`` two
+    rows above and below and one column left and right, ``((1, 0), (1, 0))`` one row on top and one column left."""
+
+    def __init__(self, padding=(1, 1), data_format=None, name: str | None = None, trainable: bool = True):
+        from netcore.layers.convolution import channels_last
+
+        super().__init__(name, trainable)
+        channels_last("ZeroPadding2D", data_format)
+        self.padding = _padding_pairs(padding)
+
+    def build(self, input_shape):
+        from netcore.layers.convolution import image_shape
+
+        height, width, channels = image_shape(self, input_shape)
+        (top, bottom), (left, right) = self.padding
+        self.input_shape = (height, width, channels)
+        self.output_shape = (height + top + bottom, width + left + right, channels)
+        return self.output_shape
+
+    def config(self):
+        return {"padding": [list(pair) for pair in self.padding], **super().config()}
+
+    def _inside(self):
+        (top, _), (left, _) = self.padding
+        height, width, _ = self.input_shape
+        return slice(None), slice(top, top + height), slice(left, left + width)
+
+    def forward(self, x, training):
+        out = self.buffer("y", self.batch_shape(x.shape[0]), x.dtype)
+        out[...] = 0
+        out[self._inside()] = x
+        return out
+
+    def backward(self, dy, need_dx):
+        if not need_dx:
+            return None
+        dx = self.buffer("dx", self.batch_shape(dy.shape[0], self.input_shape), dy.dtype)
+        dx[...] = dy[self._inside()]
+        return dx

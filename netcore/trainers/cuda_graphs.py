@@ -51,7 +51,7 @@ def capture_blocker(model) -> str | None:
     )  # SpatialDropout2D is a Dropout; Masking's mask is found with temporaries
     for step in model.executor.steps:
         layer = step.runner
-        if not isinstance(layer, recordable):
+        if not isinstance(layer, recordable) or isinstance(layer, layers.DepthwiseConv2D):
             names = ", ".join(cls.__name__ for cls in recordable)
             return f"layer {layer.name} ({type(layer).__name__}) is not recordable (these are: {names})"
         act = getattr(layer, "activation", None)

@@ -451,6 +451,34 @@ def mask_and_case(backend, rng, n, c, dtype, contiguous):
     return get(backend, out)
 
 
+def depthwise_case(backend, rng, n, c, dtype, contiguous):
+    """Patches (k, channels, pixels) against per-channel filters (k, channels, m), forward and both gradients."""
+    k, channels, m = 4, max(1, c // 4), 3
+    cols = backend.asarray(rng.standard_normal((k, channels, n)).astype(dtype))
+    kernel = backend.asarray(rng.standard_normal((k, channels, m)).astype(dtype))
+    z = backend.empty((n, channels * m), cols.dtype)
+    scratch = backend.empty((channels, n, m), cols.dtype)
+    backend.depthwise_forward(cols, kernel, z, scratch)
+    dz = backend.asarray(rng.standard_normal((n, channels * m)).astype(dtype))
+    dkernel, dcols = backend.empty(kernel.shape, cols.dtype), backend.empty(cols.shape, cols.dtype)
+    backend.depthwise_backward(cols, kernel, dz, dkernel, dcols, scratch)
+    return get(backend, z, dkernel, dcols)
+
+
+def keras_relu_case(max_value, slope, threshold):
+    def case(backend, rng, n, c, dtype, contiguous):
+        host = rng.standard_normal((n, c)).astype(dtype)
+        host[np.abs(host - threshold) < 1e-3] = threshold + 0.5  # away from the kinks
+        x = put(backend, host, contiguous)
+        out, scratch, dx = (backend.empty((n, c), backend.float_dtype(dtype)) for _ in range(3))
+        backend.relu_forward(x, max_value, slope, threshold, out, scratch)
+        dy = backend.asarray(rng.standard_normal((n, c)).astype(dtype))
+        backend.relu_backward(dy, x, max_value, slope, threshold, dx)
+        return get(backend, out, dx)
+
+    return case
+
+
 MERGES = ("add", "subtract", "multiply", "average", "maximum", "minimum")
 
 CASES = {
@@ -459,6 +487,9 @@ CASES = {
     "merge[maximum, ties]": merge_case("maximum", ties=True),
     "merge[minimum, ties]": merge_case("minimum", ties=True),
     "concatenate": concatenate_case,
+    "depthwise": depthwise_case,
+    "relu[6]": keras_relu_case(6.0, 0.0, 0.0),
+    "relu[0.5, slope 0.2, threshold -0.3]": keras_relu_case(0.5, 0.2, -0.3),
     "mask_and": mask_and_case,
     **{f"bias_activation[{k}]": bias_activation(k) for k in KINDS},
     **{f"bias_activation_in_place[{k}]": bias_activation_in_place(k) for k in KINDS},
@@ -555,6 +586,10 @@ METHOD_CASES = {
     "concatenate_forward": ["concatenate"],
     "concatenate_backward": ["concatenate"],
     "mask_and": ["mask_and"],
+    "depthwise_forward": ["depthwise"],
+    "depthwise_backward": ["depthwise"],
+    "relu_forward": [k for k in CASES if k.startswith("relu[")],
+    "relu_backward": [k for k in CASES if k.startswith("relu[")],
     **{kernel: [k for k in CASES if k.startswith(kernel)] for kernel in OPTIMIZER_OPTIONS},
 }
 #: Cases whose random draws come from a device generator on GPU backends (compared by their invariants instead).

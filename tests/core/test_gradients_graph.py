@@ -83,3 +83,14 @@ def test_a_nested_model_called_twice(backend):
     inner = Model(inner_input, Dense(3, "tanh")(Dense(4, "elu")(inner_input)))
     a, b = Input((4,)), Input((4,))
     check(backend, [a, b], [Dense(2)(Concatenate()([inner(a), inner(b)]))])
+
+
+def test_mobilenet_layers(backend):
+    from netcore.layers import DepthwiseConv2D, ReLU, ZeroPadding2D
+
+    x = Input((6, 5, 3))
+    h = ZeroPadding2D(((1, 2), (0, 1)))(x)
+    h = DepthwiseConv2D((3, 2), strides=(2, 1), depth_multiplier=2, activation="tanh")(h)
+    h = ReLU(0.4, negative_slope=0.3, threshold=-0.05)(h)
+    h = DepthwiseConv2D(3, padding="same", dilation_rate=2, use_bias=False)(h)
+    check(backend, [x], [Dense(2)(Flatten()(h))])

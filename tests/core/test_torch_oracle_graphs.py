@@ -21,12 +21,16 @@ from netcore.layers import (
     Concatenate,
     Conv2D,
     Dense,
+    DepthwiseConv2D,
     Flatten,
+    GlobalAveragePooling2D,
     Input,
     Maximum,
     Minimum,
     Multiply,
+    ReLU,
     Subtract,
+    ZeroPadding2D,
 )
 
 torch = pytest.importorskip("torch", reason="PyTorch (the test oracle) is not installed")
@@ -69,8 +73,44 @@ class FeatureNorm(nn.Module):
         return [t.detach().numpy() for t in self.parts()]
 
 
+class Depthwise(nn.Module):
+    """A grouped convolution with netcore's depthwise kernel ``(kh, kw, c, m)`` as PyTorch's ``(c * m, 1, kh, kw)``."""
+
+    def __init__(self, layer, kernel, bias, dtype):
+        super().__init__()
+        self.conv = PaddedConv(layer, np.zeros((*layer.kernel_size, 1, layer.filters)), bias, dtype)
+        self.conv.conv = nn.Conv2d(
+            layer.n_in, layer.filters, layer.kernel_size, stride=layer.strides, dilation=layer.dilation_rate,
+            groups=layer.n_in, bias=layer.use_bias, dtype=dtype,
+        )  # fmt: skip
+        self.shape = kernel.shape
+        with torch.no_grad():
+            self.conv.conv.weight.copy_(
+                torch.from_numpy(kernel.transpose(2, 3, 0, 1).reshape(-1, 1, *kernel.shape[:2]))
+            )
+            if bias is not None:
+                self.conv.conv.bias.copy_(torch.from_numpy(bias))
+
+    def forward(self, x):
+        return self.conv(x)
+
+    def netcore_weights(self):
+        kh, kw, c, m = self.shape
+        kernel = self.conv.conv.weight.detach().numpy().reshape(c, m, kh, kw).transpose(2, 3, 0, 1)
+        return [kernel] + ([self.conv.conv.bias.detach().numpy()] if self.conv.conv.bias is not None else [])
+
+
+def _keras_relu(layer, x):
+    below = layer.negative_slope * (x - layer.threshold)
+    y = torch.where(x >= layer.threshold, x, below)
+    return y if layer.max_value is None else y.clamp(max=layer.max_value)
+
+
 def _module(layer, weights, dtype):
     """The PyTorch module of one netcore layer (None for layers without one: activations, merges, reshapes)."""
+    if isinstance(layer, DepthwiseConv2D):
+        kernel, bias = next(weights), next(weights) if layer.use_bias else None
+        return ChannelsLast(Depthwise(layer, kernel, bias, dtype))
     if isinstance(layer, Dense):
         kernel, bias = next(weights), next(weights) if layer.use_bias else None
         return LinearLast(layer, kernel, bias, dtype)
@@ -112,6 +152,13 @@ class TorchGraph(nn.Module):
                 y = MERGES[type(layer)](xs) if y is None else y
             elif isinstance(layer, Flatten):
                 y = values[step.inputs[0]].reshape(len(inputs[0]), -1)
+            elif isinstance(layer, ZeroPadding2D):
+                (top, bottom), (left, right) = layer.padding
+                y = F.pad(values[step.inputs[0]], (0, 0, left, right, top, bottom))
+            elif isinstance(layer, ReLU):
+                y = _keras_relu(layer, values[step.inputs[0]])
+            elif isinstance(layer, GlobalAveragePooling2D):
+                y = values[step.inputs[0]].mean(dim=(1, 2))
             else:
                 y = unit(values[step.inputs[0]])
             act = getattr(layer, "activation", None)
@@ -204,7 +251,29 @@ def residual_cnn():
     return [image], [Dense(3, "softmax")(Flatten()(h))]
 
 
+def inverted_residual():
+    """MobileNetV2's block: expand, ReLU6, pad, depthwise, project, and the skip connection."""
+    x = Input((6, 6, 4))
+    h = ReLU(6.0)(BatchNorm()(Conv2D(8, 1, use_bias=False)(x)))
+    h = ZeroPadding2D(1)(h)
+    h = ReLU(6.0)(BatchNorm()(DepthwiseConv2D(3, use_bias=False)(h)))
+    h = BatchNorm()(Conv2D(4, 1, use_bias=False)(h))
+    return [x], [Dense(3, "softmax")(GlobalAveragePooling2D()(Add()([x, h])))]
+
+
+def strided_depthwise_and_a_leaky_threshold():
+    x = Input((7, 6, 3))
+    h = DepthwiseConv2D((3, 2), strides=2, padding="same", depth_multiplier=2, activation="tanh")(x)
+    h = ReLU(0.6, negative_slope=0.2, threshold=-0.1)(ZeroPadding2D(((1, 0), (0, 2)))(h))
+    return [x], [Dense(3, "softmax")(Flatten()(h))]
+
+
 GRAPHS = {
+    "mobilenet's inverted residual": (inverted_residual, [(6, 6, 4)]),
+    "strided depthwise, depth multiplier and a leaky thresholded relu": (
+        strided_depthwise_and_a_leaky_threshold,
+        [(7, 6, 3)],
+    ),
     "residual mlp": (residual_mlp, [(6,)]),
     "two inputs, one also used directly": (two_inputs_concatenated, [(6,), (4,)]),
     "a shared dense on two inputs": (shared_dense_subtract_multiply, [(6,), (6,)]),

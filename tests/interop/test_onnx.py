@@ -46,6 +46,19 @@ ARCHITECTURES = {
     ),
     "binary": (lambda: [Dense(8, "relu"), Dense(1, "sigmoid")], (4,)),
     "rescaling": (lambda: [netcore.layers.Rescaling(1 / 255, offset=-0.5), Dense(3, "softmax")], (4,)),
+    "mobilenet pieces": (
+        lambda: [
+            netcore.layers.ZeroPadding2D(((1, 0), (0, 2))),
+            netcore.layers.DepthwiseConv2D(3, strides=2, depth_multiplier=2, use_bias=False),
+            BatchNorm(),
+            netcore.layers.ReLU(6.0),
+            netcore.layers.DepthwiseConv2D((2, 3), padding="same", activation="tanh"),
+            netcore.layers.ReLU(0.8, negative_slope=0.1, threshold=-0.3),
+            Flatten(),
+            Dense(3, "softmax"),
+        ],
+        (7, 6, 3),
+    ),
     "cnn": (
         lambda: [
             RandomFlip(),
