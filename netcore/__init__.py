@@ -56,10 +56,8 @@ __version__ = "0.1.0"
 
 
 def load(path, device=None) -> Model:
-    """A model saved with :meth:`Model.save`, restored onto ``device`` (default: the device it was saved on)."""
-    from netcore.saving import load_model
-
-    return load_model(path, device)
+    """A model from a file (``.ncz``, or Keras's ``.keras`` and ``.h5``; see :func:`netcore.models.load_model`)."""
+    return models.load_model(path, device)
 
 
 __all__ = [

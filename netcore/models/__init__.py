@@ -10,7 +10,14 @@ from netcore.models.symbolic import Input, InputLayer, SymbolicTensor
 
 
 def load_model(path, device=None) -> Model:
-    """A model saved with :meth:`Model.save` (``.ncz``), restored onto ``device`` (default: where it was saved)."""
+    """A model from a file: netcore's ``.ncz`` (restored onto ``device``, default where it was saved, with its
+    training state), or Keras's ``.keras`` archive or full-model ``.h5`` (onto ``device``, default the active one)."""
+    import os
+
+    if os.fspath(path).endswith((".keras", ".h5")):
+        from netcore import keras_files
+
+        return keras_files.load(path, device)
     from netcore.saving import load_model as load
 
     return load(path, device)

@@ -10,6 +10,7 @@ from backends import get_backend
 from netcore.errors import ConfigurationError, DTypeError, NetcoreError, ShapeError
 from netcore.models import summary as summary_mod
 from netcore.models.executor import Executor
+from netcore.models.files import Files
 from netcore.models.graph import Graph, is_model
 from netcore.models.parameters import FlatBuffers
 from netcore.models.symbolic import InputLayer, Node, SymbolicTensor, check_input_shapes, is_symbolic, tensors_of
@@ -27,7 +28,7 @@ def _structure(value, what: str) -> tuple[list, list[str] | None]:
     raise ConfigurationError(f"Model {what} must be a tensor, a list or a dict of tensors, got {type(value).__name__}")
 
 
-class Model(Trainer):
+class Model(Trainer, Files):
     """A network of layers: ``Model(inputs=..., outputs=...)`` with tensors from :func:`netcore.layers.Input` and
     layer calls (one tensor, a list or a dict each), plus ``device``, ``dtype`` (``"float32"`` or ``"float64"``),
     ``seed`` and ``auto_transfer`` as for :class:`netcore.Sequential`.
@@ -442,22 +443,6 @@ class Model(Trainer):
         twin.set_weights(self.get_weights())
         self._compile_like(twin)
         return twin
-
-    def save(self, path) -> None:
-        """Write the model, its training state and (during fit) its callbacks' state to one checkpoint file."""
-        from netcore.saving import save_model
-
-        save_model(self, path)
-
-    def export(self, path, format: str = "onnx", opset: int = 17) -> str:
-        """Write the model for other runtimes: ``format="onnx"`` (the extra ``onnx``) writes a standard ONNX model
-        that computes :meth:`predict` (see :mod:`netcore.onnx_export`). A layer that cannot be exported raises
-        ConfigurationError naming it, before anything is written."""
-        if format != "onnx":
-            raise ConfigurationError(f"export format must be 'onnx', got {format!r}")
-        from netcore import onnx_export
-
-        return onnx_export.export(self, path, opset)
 
     def summary(self, print_fn=print) -> str:
         """A table of layers, output shapes and parameter counts (trainable and not, so the column adds up to the
