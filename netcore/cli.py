@@ -365,6 +365,9 @@ def _evaluate(args) -> int:
         what = "samples of shape" if images else "features:"
         got, expected = (data.input_shape, model.input_shape) if images else (data.n_features, model.input_dim)
         raise ConfigurationError(f"the data has {what} {got}, the model takes {expected}")
+    if not model.heads:  # a Keras file without a loss netcore has: score it as training would have
+        classification = data.task == "classification"
+        model.compile("adam", "cross_entropy" if classification else "mse", ["accuracy"] if classification else [])
     result = {
         "model": args.model,
         "device": model.device,

@@ -132,7 +132,34 @@ def _load_archive(path: str, device):
     except (OSError, KeyError, ValueError) as exc:
         raise CheckpointError(f"{path}: its model.weights.h5 is not readable ({type(exc).__name__}: {exc})") from None
     _assign(model, pairs, path)
+    compile_like_keras(model, config.get("compile_config"))
     return model
+
+
+#: Keras's optimizer settings netcore's optimizers take under the same names.
+_OPTIMIZER_SETTINGS = ("learning_rate", "beta_1", "beta_2", "epsilon", "momentum", "nesterov", "rho", "amsgrad")
+
+
+def compile_like_keras(model, compile_config) -> None:
+    """Compile ``model`` as the file's ``compile_config`` says where netcore has its loss, optimizer and metrics
+    (Keras's names); otherwise leave it uncompiled (``compile`` it before training)."""
+    from netcore import optimizers
+
+    if not compile_config or not isinstance(compile_config.get("loss"), (str, list, dict)):
+        return
+    optimizer = compile_config.get("optimizer") or {}
+    kind = str(optimizer.get("class_name", "adam")).lower()
+    settings = {k: v for k, v in (optimizer.get("config") or {}).items() if k in _OPTIMIZER_SETTINGS and v is not None}
+    metrics = compile_config.get("metrics")
+    try:  # compile changes nothing when it refuses (an optimizer, loss or metric netcore has not)
+        model.compile(
+            optimizers.get(kind, **settings),
+            compile_config["loss"],
+            metrics if isinstance(metrics, (list, dict)) else None,
+            loss_weights=compile_config.get("loss_weights"),
+        )
+    except (ConfigurationError, TypeError):
+        return
 
 
 def _load_h5_model(path: str, device):

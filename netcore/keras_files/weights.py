@@ -32,35 +32,9 @@ def h5py_module():
 
 # ----------------------------------------------------------------------------------------------- Keras's order
 def keras_layers(model) -> list:
-    """The model's layers in the order Keras lists them (``model.layers``): a Sequential model's in turn (no
-    InputLayer); a functional model's by depth from the inputs, ties in the order a depth-first walk from the outputs
-    first meets them, as Keras's ``map_graph`` orders them."""
-    if type(model).__name__ == "Sequential":
-        return list(model.layers)
-    graph = model.graph
-    finished, order, first_seen = set(), [], {}
-
-    def visit(tensor):
-        node = tensor.node
-        if id(node) in finished:
-            return
-        first_seen.setdefault(id(node.operation), len(first_seen))
-        for parent in node.inputs:
-            visit(parent)
-        finished.add(id(node))
-        order.append(node)
-
-    for output in graph.outputs:
-        visit(output)
-    node_depth, operation_depth = {}, {}
-    for node in reversed(order):
-        depth = max(node_depth.setdefault(id(node), 0), operation_depth.get(id(node.operation), 0))
-        operation_depth[id(node.operation)] = node_depth[id(node)] = depth
-        for parent in node.inputs:
-            node_depth[id(parent.node)] = max(depth + 1, node_depth.get(id(parent.node), 0))
-    operations = {id(node.operation): node.operation for node in order}
-    ranked = sorted(operations, key=lambda key: (-operation_depth[key], first_seen[key]))
-    return [operations[key] for key in ranked]
+    """The model's layers as Keras lists them (``model.layers``): a Sequential model's in turn without its
+    InputLayer, a functional model's in Keras's order with its InputLayers (netcore orders them alike)."""
+    return list(model.layers)
 
 
 def _arrays(layer, backend) -> list[np.ndarray]:

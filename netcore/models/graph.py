@@ -41,10 +41,7 @@ class Graph:
         self.inputs, self.outputs, self.owner = list(inputs), list(outputs), owner
         self._check_inputs()
         self.nodes = self._collect()
-        self.layers = []
-        for node in self.nodes:
-            if not any(node.operation is known for known in self.layers):
-                self.layers.append(node.operation)
+        self.layers = self._keras_order()
         self._number_names()
 
     # ----------------------------------------------------------------- checks
@@ -87,6 +84,35 @@ class Graph:
         if unused:
             raise ConfigurationError(f"{self.owner}: no output depends on the input(s) {', '.join(map(repr, unused))}")
         return sorted(seen.values(), key=lambda node: node.number)
+
+    def _keras_order(self) -> list:
+        """Each operation once, in the order Keras lists a functional model's layers (so ``model.layers`` and
+        ``get_weights()`` match Keras's): by depth from the inputs, ties in the order a depth-first walk from the
+        outputs first meets them (Keras's ``map_graph``)."""
+        finished, walked, first_seen = set(), [], {}
+
+        def visit(tensor) -> None:
+            node = tensor.node
+            if id(node) in finished:
+                return
+            first_seen.setdefault(id(node.operation), len(first_seen))
+            for parent in node.inputs:
+                visit(parent)
+            finished.add(id(node))
+            walked.append(node)
+
+        for output in self.outputs:
+            visit(output)
+        node_depth: dict[int, int] = {}
+        operation_depth: dict[int, int] = {}
+        for node in reversed(walked):
+            depth = max(node_depth.setdefault(id(node), 0), operation_depth.get(id(node.operation), 0))
+            operation_depth[id(node.operation)] = node_depth[id(node)] = depth
+            for parent in node.inputs:
+                node_depth[id(parent.node)] = max(depth + 1, node_depth.get(id(parent.node), 0))
+        operations = {id(node.operation): node.operation for node in walked}
+        ranked = sorted(operations, key=lambda key: (-operation_depth[key], first_seen[key]))
+        return [operations[key] for key in ranked]
 
     def _number_names(self) -> None:
         """Number made-up names that repeat (dense, dense_1, ...); two given names that repeat are an error."""
