@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 
 import numpy as np
 
 from netcore import layers as nn
+from netcore.atomic import replacing
 from netcore.errors import BackendUnavailableError, ConfigurationError
 
 DEFAULT_OPSET = 17
@@ -382,14 +382,6 @@ def export(model, path, opset: int = DEFAULT_OPSET) -> str:
     """Write the model to ``path`` as ONNX; returns the path. Nothing is written if the model cannot be exported."""
     proto = to_onnx(model, opset)
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    descriptor, temporary = tempfile.mkstemp(prefix=".netcore-export-", suffix=".onnx", dir=directory)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(proto.SerializeToString())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    with replacing(path, ".onnx") as temporary, open(temporary, "wb") as handle:
+        handle.write(proto.SerializeToString())
     return path

@@ -8,9 +8,9 @@ import datetime
 import io
 import json
 import os
-import tempfile
 import zipfile
 
+from netcore.atomic import replacing
 from netcore.errors import CheckpointError, ConfigurationError, NetcoreError
 from netcore.keras_files.layers import layer_from_keras, layer_to_keras
 from netcore.keras_files.weights import _assign, _read_keras3, _read_legacy, h5py_module, keras_layers, write_weights
@@ -262,17 +262,8 @@ def save(model, path) -> str:
         write_weights(model, handle)
     metadata = {"keras_version": "3.0.0", "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
                 "written_by": f"netcore {__version__}"}  # fmt: skip
-    directory = os.path.dirname(os.path.abspath(path))
-    descriptor, temporary = tempfile.mkstemp(prefix=".netcore-", suffix=".keras", dir=directory)
-    os.close(descriptor)
-    try:
-        with zipfile.ZipFile(temporary, "w") as archive:
-            archive.writestr("metadata.json", json.dumps(metadata))
-            archive.writestr("config.json", json.dumps(config))
-            archive.writestr("model.weights.h5", buffer.getvalue())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    with replacing(path, ".keras") as temporary, zipfile.ZipFile(temporary, "w") as archive:
+        archive.writestr("metadata.json", json.dumps(metadata))
+        archive.writestr("config.json", json.dumps(config))
+        archive.writestr("model.weights.h5", buffer.getvalue())
     return path

@@ -10,10 +10,10 @@ checked before anything is written into the model; a file that does not fit says
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 
+from netcore.atomic import replacing
 from netcore.errors import BackendUnavailableError, CheckpointError
 from netcore.keras_files.layers import keras_class, keras_name
 from netcore.models.graph import is_model
@@ -205,15 +205,6 @@ def save_weights(model, path) -> str:
     path = os.fspath(path)
     if not path.endswith(".weights.h5"):
         raise CheckpointError(f"{path}: Keras weight files end in .weights.h5")
-    directory = os.path.dirname(os.path.abspath(path))
-    descriptor, temporary = tempfile.mkstemp(prefix=".netcore-", suffix=".weights.h5", dir=directory)
-    os.close(descriptor)
-    try:
-        with h5py.File(temporary, "w") as handle:
-            write_weights(model, handle)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    with replacing(path, ".weights.h5") as temporary, h5py.File(temporary, "w") as handle:
+        write_weights(model, handle)
     return path

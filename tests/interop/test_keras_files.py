@@ -322,3 +322,16 @@ def test_a_frozen_base_computes_no_weight_gradients_and_nothing_below_the_head()
     model = Model(base.input, head)
     model.compile("adam", "cross_entropy")
     assert [step.runner.name for step in model.executor.backward_steps] == ["dense"]  # backward stops at the head
+
+
+def test_a_failed_write_of_a_keras_file_leaves_nothing(tmp_path, monkeypatch):
+    model = Sequential([netcore.layers.Dense(2)], input_shape=(3,), device="numpy", seed=0)
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", fail)
+    for name in ("m.keras", "w.weights.h5"):
+        with pytest.raises(OSError, match="disk full"):
+            model.save(tmp_path / name) if name.endswith(".keras") else model.save_weights(tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
