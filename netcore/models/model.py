@@ -98,6 +98,7 @@ class Model(Trainer, Files):
         carried = buffers.allocate(tuple(layer.trainable for layer in leaves))
         buffers.initialize(self.rng, carried)
         buffers.carry(carried)
+        self._input_specs_built = self._describe_inputs()
         self._after_binding()
 
     @staticmethod

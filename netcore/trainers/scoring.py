@@ -112,7 +112,11 @@ class Scoring:
         X = X.features if data.is_data_set(X) else X
         with self.backend.scope(), self._guarded(mutates=False):
             xs, _, _ = self._prepare(X, need_targets=False, stream=True)
-            outs = [self.backend.to_numpy(out).copy() for out in self.predict_native(xs, batch_size)]
+            if xs[0].shape[0] <= batch_size and not any(streaming.is_streamed(x) for x in xs):
+                raw = self._executor.forward(xs, False)  # one chunk: no output buffer to assemble it in
+            else:
+                raw = self.predict_native(xs, batch_size)
+            outs = [self.backend.to_numpy(out).copy() for out in raw]
         if verbose:
             print(f"predicted {len(outs[0])} rows in {time.perf_counter() - started:.3f}s")
         if len(outs) == 1:

@@ -155,6 +155,11 @@ class Trainer(Scoring):
         """The inputs' names, sample shapes (None before building) and how errors name who takes each."""
         if not self.built:
             return ["input"], None, [f"the first layer ({self.layers[0].name})"]
+        return self._input_specs_built
+
+    def _describe_inputs(self) -> tuple[list[str], list, list[str]]:
+        """What :meth:`_input_specs` returns for a built model (worked out once per graph: predictions of a
+        single row are cheap only if every call does little)."""
         names = self.input_names
         if len(names) > 1:
             return names, self.input_shapes, [f"input {name!r}" for name in names]
@@ -169,10 +174,10 @@ class Trainer(Scoring):
         self._build_declared()
         names, shapes, receivers = self._input_specs()
         xs = data.inputs(self, X, names, shapes, receivers, stream)
-        if self.built:
-            out_names, out_shapes = self.output_names, self.output_shapes
-        else:
+        if not self.built:
             out_names, out_shapes = ["output"], [self.infer_output_shape(tuple(xs[0].shape[1:]))]
+        elif need_targets:
+            out_names, out_shapes = self.output_names, self.output_shapes
         Ys = weights = None
         if need_targets:
             if not self.heads:
