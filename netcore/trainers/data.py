@@ -101,8 +101,3 @@ def weights(model, Y: list, n_rows: int, shapes: list, class_weight, sample_weig
     if class_weight is not None and len(Y) > 1:
         raise ConfigurationError("class_weight applies to models with one output; weight rows with sample_weight")
     return validation.sample_weights(model, Y[0], n_rows, shapes[0][-1], class_weight, sample_weight)
-
-
-def rows(data) -> int:
-    """The number of rows of prepared data (a list of arrays, one per input)."""
-    return data[0].shape[0]
