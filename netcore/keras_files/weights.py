@@ -61,18 +61,21 @@ def _sublayers(layer) -> list[tuple[str, object]]:
     return [("", layer)]
 
 
-def _placed(model, prefix: str = "") -> list[tuple[str, object]]:
-    """``(path of a vars group, layer)`` for every layer of ``model`` (nested models opened), Keras 3's layout."""
-    found, used = [], {}
+def _keyed(model):
+    """``(key, layer)`` for each layer directly in ``model``: Keras 3 names a layer's group after its class,
+    numbered within the container (``conv2d``, ``conv2d_1``, ...; a nested functional model ``functional``)."""
+    used = {}
     for operation in keras_layers(model):
-        base = (
-            "functional"
-            if type(operation).__name__ == "Model"
-            else keras_name("Sequential" if type(operation).__name__ == "Sequential" else keras_class(operation))
-        )
+        base = "functional" if type(operation).__name__ == "Model" else keras_name(keras_class(operation))
         count = used.get(base)
         used[base] = 0 if count is None else count + 1
-        key = base if count is None else f"{base}_{count + 1}"
+        yield (base if count is None else f"{base}_{count + 1}"), operation
+
+
+def _placed(model, prefix: str = "") -> list[tuple[str, object]]:
+    """``(path of a vars group, layer)`` for every layer of ``model`` (nested models opened), Keras 3's layout."""
+    found = []
+    for key, operation in _keyed(model):
         path = f"{prefix}layers/{key}"
         if is_model(operation):
             found += _placed(operation, path + "/")
@@ -173,13 +176,9 @@ def write_weights(model, handle) -> None:
     backend = model.backend
 
     def container(group, owner) -> None:
-        layers_group, used = group.create_group("layers"), {}
-        for operation in keras_layers(owner):
-            kind = "Model" if type(operation).__name__ == "Model" else keras_class(operation)
-            base = "functional" if kind == "Model" else keras_name(kind)
-            count = used.get(base)
-            used[base] = 0 if count is None else count + 1
-            child = layers_group.create_group(base if count is None else f"{base}_{count + 1}")
+        layers_group = group.create_group("layers")
+        for key, operation in _keyed(owner):
+            child = layers_group.create_group(key)
             if is_model(operation):
                 container(child, operation)
                 continue

@@ -19,6 +19,15 @@ class DefaultBatchSize(int):
 DEFAULT_BATCH_SIZE = DefaultBatchSize(32)
 
 
+def check_positive_int(name: str, value, allow_none: bool = False) -> None:
+    """Refuse anything but a positive ``int`` (a bool is not one), and ``None`` unless allowed."""
+    if value is None and allow_none:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        extra = " or None" if allow_none else ""
+        raise ConfigurationError(f"{name} must be a positive integer{extra}, got {value!r}")
+
+
 def is_data_set(value) -> bool:
     """A data set carries inputs and targets together (``image_dataset_from_directory``'s): ``features`` and
     ``targets``."""

@@ -7,7 +7,6 @@ import time
 
 from netcore import metrics as metrics_mod
 from netcore import streaming
-from netcore.errors import ConfigurationError
 from netcore.trainers import data
 
 
@@ -86,7 +85,7 @@ class Scoring:
         """What Keras returns: the loss (mean over ``X``) as a float for a model with one output and no metrics,
         else the list ``[loss, *per-output losses, *metrics]`` (names in :meth:`score_names`); with
         ``return_dict=True`` a dict ``{"loss": ..., "accuracy": ...}``. ``verbose=1`` prints them."""
-        _check_batch_size(batch_size)
+        data.check_positive_int("batch_size", batch_size)
         X, y = data.unpack(X, y)
         with self.backend.scope(), self._guarded(mutates=False):
             xs, Ys, _ = self._prepare(X, y, stream=True)
@@ -107,7 +106,7 @@ class Scoring:
         """The model's outputs (probabilities after softmax/sigmoid) for ``X``, as a NumPy array; a list of them
         for several outputs (a dict where the outputs were given as one). ``verbose=1`` prints how many rows took
         how long."""
-        _check_batch_size(batch_size)
+        data.check_positive_int("batch_size", batch_size)
         started = time.perf_counter()
         X = X.features if data.is_data_set(X) else X
         with self.backend.scope(), self._guarded(mutates=False):
@@ -153,8 +152,3 @@ class Scoring:
         for first, _, parts in streaming.blocks(xs, max(size, block_rows // size * size)):
             for start in range(0, parts[0].shape[0], size):
                 yield first + start, [part[start : start + size] for part in parts]
-
-
-def _check_batch_size(batch_size) -> None:
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
-        raise ConfigurationError(f"batch_size must be a positive integer, got {batch_size!r}")

@@ -16,14 +16,6 @@ from netcore.trainers.history import History
 from netcore.trainers.scoring import Scoring
 
 
-def _positive_int(name: str, value, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        extra = " or None" if allow_none else ""
-        raise ConfigurationError(f"{name} must be a positive integer{extra}, got {value!r}")
-
-
 class Trainer(Scoring):
     """compile / fit / evaluate / predict for a model (see :class:`netcore.models.Model`)."""
 
@@ -408,7 +400,7 @@ class Trainer(Scoring):
             raise ConfigurationError("call compile() before fit()")
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
             raise ConfigurationError(f"epochs must be a non-negative integer, got {epochs!r}")
-        _positive_int("batch_size", batch_size, allow_none=True)
+        data.check_positive_int("batch_size", batch_size, allow_none=True)
         if on_nonfinite not in loop.NONFINITE_POLICIES:
             raise ConfigurationError(f"on_nonfinite must be one of {loop.NONFINITE_POLICIES}, got {on_nonfinite!r}")
         if not isinstance(validation_split, (int, float)) or not 0 <= validation_split < 1:
