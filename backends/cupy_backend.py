@@ -144,6 +144,7 @@ class CupyBackend(CupyImageKernels, CupyRecurrentKernels, Backend):
     """GPU backend; ``cupy:N`` selects device N."""
 
     name = "cupy"
+    patch_block_bytes = None
     install_hint = "pip install 'netcore-nn[cuda12]'  (or [cuda13] for CUDA 13)"
 
     @classmethod

@@ -106,6 +106,12 @@ class Window:
 class ImageKernels:
     """Convolution patches and pooling over ``self.xp``; see :class:`backends.base.Backend`."""
 
+    #: The most bytes of patches a convolution builds at once: on a CPU a batch whose patch matrix is larger is
+    #: convolved a block of images at a time, so its patches are read back from cache, not from memory (a 3x3
+    #: convolution of 32 channels at 32x32 has 1.2 MB of patches per image). None: the whole batch at once (GPUs,
+    #: where one large product beats many launches).
+    patch_block_bytes: int | None = 8 << 20
+
     @staticmethod
     def _positions(window: Window):
         """Each window position ``(p, q)`` that reads inside the image, with the output pixels it contributes to

@@ -5,7 +5,9 @@ one shuffled epoch. W2 (GPU, launch-bound): the same network, time per step, dat
 compute-bound): 4096-4096-4096-10 at batch 4096, time per step. W4 (CPU): LeNet-5 on 28x28x1 images, batch 64,
 60,000 rows, one epoch. W5 (GPU): 32x32x3 images, convolutions of 64, 128 and 256 filters (3x3, same, ReLU, 2x2
 max-pool after each), a dense head, batch 256, time per step. W6 (CPU): a recurrent layer of 128 units (LSTM, GRU or
-SimpleRNN) over 50 steps of 32 features, Dense(10, softmax) on the last state, Adam, batch 64, time per step.
+SimpleRNN) over 50 steps of 32 features, Dense(10, softmax) on the last state, Adam, batch 64, time per step. W7
+(CPU): a CIFAR-shaped network on 32x32x3 images: two 3x3 same convolutions of 32 filters, 2x2 max-pool, two of 64,
+2x2 max-pool, Dense 256, Dense 10, batch 128, 10,000 rows, one epoch.
 
 A workload describes its network once and builds it for each contender (netcore layers, a PyTorch module), with the
 matrix products a training step needs (convolutions as the products of their patches, as netcore computes them).
@@ -312,4 +314,15 @@ WORKLOADS = {
         "W5", (32, 32, 3), (Conv(64, 3), Conv(128, 3), Conv(256, 3)), (256,), 10, 256, 256, "step", "gpu"
     ),
     "W6": RecurrentWorkload("W6", "lstm", 50, 32, 128, 10, 64, 64 * 25),
+    "W7": ConvWorkload(  # CIFAR-shaped: convolutions wide enough that their patch products are large
+        "W7",
+        (32, 32, 3),
+        (Conv(32, 3, pool=1), Conv(32, 3), Conv(64, 3, pool=1), Conv(64, 3)),
+        (256,),
+        10,
+        128,
+        10_000,
+        "epoch",
+        "cpu",
+    ),
 }

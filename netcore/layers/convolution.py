@@ -119,36 +119,75 @@ class Conv2D(KernelLayer):
         self.backend.im2col(x, w, cols)
         return cols.reshape(self.patch_size, -1)
 
+    def _blocks(self, n: int, dtype) -> list[slice]:
+        """The batch as blocks of images whose patches fit the backend's ``patch_block_bytes`` (one block when
+        they all do, or on a backend without a budget), as even as the count allows."""
+        budget = self.backend.patch_block_bytes
+        per_image = self.patch_size * self.window.out_h * self.window.out_w * dtype.itemsize
+        if budget is None or self.window.is_identity or n * per_image <= budget:
+            return [slice(0, n)]
+        count = min(n, -(-n * per_image // budget))
+        bounds = [i * n // count for i in range(count + 1)]
+        return [slice(bounds[i], bounds[i + 1]) for i in range(count)]
+
+    def _pixels(self, images: slice) -> slice:
+        """The rows of the ``(pixels, filters)`` outputs that belong to a block of images."""
+        per_image = self.window.out_h * self.window.out_w
+        return slice(images.start * per_image, images.stop * per_image)
+
     def forward(self, x, training):
         backend, act = self.backend, self.activation
-        patches = self._patches(x)
-        pixels = patches.shape[1]
+        kernel = self.params["W"].reshape(self.patch_size, self.filters)
+        blocks = self._blocks(x.shape[0], x.dtype)
+        pixels = x.shape[0] * self.window.out_h * self.window.out_w
         z = self.buffer("z", (pixels, self.filters), x.dtype)
-        backend.matmul(patches.T, self.params["W"].reshape(self.patch_size, self.filters), out=z)
+        for images in blocks:
+            patches = self._patches(x[images])
+            backend.matmul(patches.T, kernel, out=z[self._pixels(images)])
         y = z if act.kind == "linear" else self.buffer("y", (pixels, self.filters), x.dtype)
         backend.bias_activation(z, self.params.get("b"), act.kind, act.alpha, y)
         if training:
             self.check_trainable(act)
-            self._cache = (patches, y, z if act.needs_preactivation else None)
+            # One block keeps its patches for the kernel gradient; several rebuild theirs from the input.
+            self._cache = (patches if len(blocks) == 1 else x, y, z if act.needs_preactivation else None)
         return y.reshape(self.batch_shape(x.shape[0]))
 
     def backward(self, dy, need_dx):
         backend, act = self.backend, self.activation
-        patches, y, z = self._cache
+        source, y, z = self._cache
         dz = self.preactivation_gradient(dy.reshape(y.shape), y, z, act)
-        self.kernel_gradients(patches, dz)
-        kernel = self.params["W"].reshape(self.patch_size, self.filters)
+        n = dz.shape[0] // (self.window.out_h * self.window.out_w)
+        blocks = self._blocks(n, dz.dtype)
+        if len(blocks) == 1:
+            self.kernel_gradients(source, dz)
+        elif self.trainable:
+            self._blocked_kernel_gradients(source, dz, blocks)
         if not need_dx:
             return None
-        n = dz.shape[0] // (self.window.out_h * self.window.out_w)
+        kernel = self.params["W"].reshape(self.patch_size, self.filters)
         dx = self.buffer("dx", self.batch_shape(n, self.input_shape), dz.dtype)
         if self.window.is_identity:
             backend.matmul(dz, kernel.T, out=dx.reshape(-1, self.n_in))
             return dx
-        dcols = self.buffer("dcols", patches.shape, dz.dtype)
-        backend.matmul(kernel, dz.T, out=dcols)
         w = self.window
-        return backend.col2im(dcols.reshape(*self.kernel_size, self.n_in, n, w.out_h, w.out_w), w, dx)
+        for images in blocks:
+            count = images.stop - images.start
+            dcols = self.buffer("dcols", (self.patch_size, count * w.out_h * w.out_w), dz.dtype)
+            backend.matmul(kernel, dz[self._pixels(images)].T, out=dcols)
+            backend.col2im(dcols.reshape(*self.kernel_size, self.n_in, count, w.out_h, w.out_w), w, dx[images])
+        return dx
+
+    def _blocked_kernel_gradients(self, x, dz, blocks) -> None:
+        """:meth:`kernel_gradients` a block of images at a time, each block's patches rebuilt from the input."""
+        backend = self.backend
+        dW = self.grads["W"].reshape(self.patch_size, self.filters)
+        part = self.buffer("dW_block", dW.shape, dz.dtype)
+        for i, images in enumerate(blocks):
+            backend.matmul(self._patches(x[images]), dz[self._pixels(images)], out=dW if i == 0 else part)
+            if i:
+                dW += part
+        if self.use_bias:
+            backend.column_sum(dz, out=self.grads["b"])
 
 
 class DepthwiseConv2D(Conv2D):
