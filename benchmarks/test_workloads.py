@@ -1,5 +1,5 @@
-"""End-to-end benchmarks of the reference workloads: W1 and W4 (one CPU epoch), W6 (recurrent steps on the CPU), W2,
-W3 and W5 (GPU steps)."""
+"""End-to-end benchmarks of the reference workloads: W1, W4 and W7 (one CPU epoch, beside PyTorch and the GEMMs at
+their shapes), W6 (recurrent steps on the CPU), W2, W3 and W5 (GPU steps)."""
 
 from __future__ import annotations
 
@@ -40,13 +40,20 @@ def test_w1_pytorch_epoch(benchmark):
 
 
 @pytest.mark.parametrize("device", ["numpy", "numba"])
-def test_w4_netcore_epoch(benchmark, device):
-    run_contender(benchmark, contenders.netcore_runner(device), "W4")
+@pytest.mark.parametrize("name", ["W4", "W7"])
+def test_cnn_netcore_epoch(benchmark, name, device):
+    run_contender(benchmark, contenders.netcore_runner(device), name)
 
 
-def test_w4_pytorch_epoch(benchmark):
+@pytest.mark.parametrize("name", ["W4", "W7"])
+def test_cnn_pytorch_epoch(benchmark, name):
     pytest.importorskip("torch")
-    run_contender(benchmark, contenders.torch_runner(), "W4")
+    run_contender(benchmark, contenders.torch_runner(), name)
+
+
+@pytest.mark.parametrize("name", ["W1", "W4", "W7"])
+def test_gemms_at_workload_shapes(benchmark, name):
+    run_contender(benchmark, contenders.gemm_at_shapes_runner, name)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
