@@ -14,6 +14,8 @@ import math
 
 from backends.numpy_backend import NumpyBackend
 
+#: Activation codes of the compiled kernels (see :data:`_NUMPY_FORWARD` and :data:`_NUMPY_BACKWARD` for the kinds
+#: that never reach them).
 _KIND_CODES = {
     "linear": 0,
     "relu": 1,
@@ -25,6 +27,12 @@ _KIND_CODES = {
     "gelu": 7,
     "gelu_tanh": 8,
 }
+#: Activations whose compiled form loses to NumPy's: their ``exp``/``log1p`` are scalar C-library calls in compiled
+#: code (no vector math library), but SIMD loops in NumPy. Measured at 128 x 512 in float32: tanh 543 vs 32 us,
+#: sigmoid 266 vs 186, softplus 431 vs 130 (its gradient 202 vs 105), GELU's gradient 645 vs 505. ``tanh`` keeps
+#: the compiled bias add and takes NumPy's ``tanh`` (the base's own expression, so the results are the same bits).
+_NUMPY_FORWARD = {"sigmoid", "softplus", "gelu_tanh"}
+_NUMPY_BACKWARD = {"softplus", "gelu", "gelu_tanh"}
 _kernels = None
 _image_kernels = None
 _recurrent_kernels = None
@@ -109,10 +117,15 @@ class NumbaBackend(NumpyBackend):
     # ----------------------------------------------------------------- activations
     def bias_activation(self, z, b, kind, alpha, out):
         code = _KIND_CODES.get(kind)
-        if code is None or z.ndim != 2 or not _contiguous(z, out) or (b is not None and z.dtype != b.dtype):
+        if code is None or kind in _NUMPY_FORWARD or z.ndim != 2 or not _contiguous(z, out):
+            return super().bias_activation(z, b, kind, alpha, out)
+        if b is not None and z.dtype != b.dtype:
             return super().bias_activation(z, b, kind, alpha, out)
         bias = b if b is not None else z[0, :0]
-        self.k.bias_activation(z, bias, b is not None, code, z.dtype.type(alpha), out, self._tile(z.dtype))
+        fused = _KIND_CODES["linear"] if kind == "tanh" else code
+        self.k.bias_activation(z, bias, b is not None, fused, z.dtype.type(alpha), out, self._tile(z.dtype))
+        if kind == "tanh":
+            self.xp.tanh(out, out=out)
         return out
 
     def _tile(self, dtype):
@@ -124,7 +137,9 @@ class NumbaBackend(NumpyBackend):
 
     def activation_backward(self, dy, y, z, kind, alpha, out):
         code = _KIND_CODES.get(kind)
-        if code is None or dy.ndim != 2 or not _contiguous(dy, y, out) or (z is not None and not _contiguous(z)):
+        if code is None or kind in _NUMPY_BACKWARD or dy.ndim != 2 or not _contiguous(dy, y, out):
+            return super().activation_backward(dy, y, z, kind, alpha, out)
+        if z is not None and not _contiguous(z):
             return super().activation_backward(dy, y, z, kind, alpha, out)
         pre = z if z is not None else y
         # Element-wise: one long row vectorises whatever the layer's width.
