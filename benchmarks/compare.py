@@ -17,7 +17,7 @@ import sys
 import time
 
 from benchmarks import contenders as c
-from benchmarks.workloads import CELLS, WORKLOADS, Workload
+from benchmarks.workloads import CELLS, INFERENCE_CASES, WORKLOADS, InferenceWorkload, Workload
 from netcore.errors import BackendUnavailableError, ConfigurationError, NetcoreError
 from netcore.plot import load_pyplot
 
@@ -26,21 +26,44 @@ from netcore.plot import load_pyplot
 PAUSE = 0.5
 
 
-def _for_cell(setup, cell: str):
-    """A contender's setup run on one recurrent cell of the workload."""
-    return lambda workload, threads: setup(workload.with_cell(cell), threads)
+#: The last word of a contender's name when the workload runs several cases side by side (W6's recurrent cells,
+#: the inference workload's batch sizes).
+CASES = (*CELLS, *INFERENCE_CASES)
+
+
+def _for_case(setup, case: str):
+    """A contender's setup run on one case of the workload."""
+    return lambda workload, threads: setup(workload.with_case(case), threads)
+
+
+def _case_table(workload, contenders: dict) -> dict:
+    """Every contender on every case of the workload, each case's rows together."""
+    return {f"{name} {case}": _for_case(setup, case) for case in workload.cases for name, setup in contenders.items()}
 
 
 def contender_table(workload: Workload) -> dict:
     """Name -> setup for every contender of this workload, in display order."""
+    if isinstance(workload, InferenceWorkload):  # predict on one row and on many, beside PyTorch and NumPy
+        return _case_table(
+            workload,
+            {
+                "netcore numba": c.netcore_predict_runner("numba"),
+                "netcore numpy": c.netcore_predict_runner("numpy"),
+                "pytorch": c.torch_predict_runner,
+                "plain numpy": c.plain_predict_runner,
+                "gemm at workload shapes": c.gemm_at_shapes_runner,
+            },
+        )
     if getattr(workload, "cell", None):  # W6: every recurrent cell, each beside PyTorch's
-        table = {}
-        for cell in CELLS:
-            table[f"netcore numba {cell}"] = _for_cell(c.netcore_runner("numba"), cell)
-            table[f"netcore numpy {cell}"] = _for_cell(c.netcore_runner("numpy"), cell)
-            table[f"pytorch {cell}"] = _for_cell(c.torch_runner(), cell)
-            table[f"gemm at workload shapes {cell}"] = _for_cell(c.gemm_at_shapes_runner, cell)
-        return table
+        return _case_table(
+            workload,
+            {
+                "netcore numba": c.netcore_runner("numba"),
+                "netcore numpy": c.netcore_runner("numpy"),
+                "pytorch": c.torch_runner(),
+                "gemm at workload shapes": c.gemm_at_shapes_runner,
+            },
+        )
     if workload.device == "cpu":
         return {
             "netcore numba": c.netcore_runner("numba"),
@@ -108,9 +131,17 @@ def measure(workload: Workload, names: list[str] | None = None, repeats: int = 3
         except c.Skip as exc:
             notes[name] = str(exc)
             log(f"  skipped {name}: {exc}")
-    per_unit = (
-        c.GPU_BLOCK if workload.device == "gpu" else workload.steps if getattr(workload, "per_step", False) else 1
-    )
+    per_step = getattr(workload, "per_step", False)
+
+    def scenario(name: str):
+        """The workload as contender ``name`` runs it (its case, where the workload has several)."""
+        case = _case(name)
+        return workload.with_case(case) if case else workload
+
+    def per_unit(name: str) -> int:
+        """Timed units (GPU steps, optimizer steps, calls) in one run of contender ``name``."""
+        return c.GPU_BLOCK if workload.device == "gpu" else scenario(name).steps if per_step else 1
+
     times: dict[str, list[float]] = {name: [] for name in runs}
     rates = []
     order = list(runs)
@@ -123,15 +154,14 @@ def measure(workload: Workload, names: list[str] | None = None, repeats: int = 3
             time.sleep(PAUSE)
             started = time.perf_counter()
             run()
-            times[name].append((time.perf_counter() - started) / per_unit)
+            times[name].append((time.perf_counter() - started) / per_unit(name))
     rate = statistics.median(rates)
-    per_step = getattr(workload, "per_step", False)
 
     def floor_of(name: str) -> float:
-        """The GEMM floor of the workload (of the contender's recurrent cell, for W6), per timed unit."""
-        cell = _cell(name)
-        flops = (workload.with_cell(cell) if cell else workload).flops()
-        return flops / rate / (workload.steps if per_step else 1)
+        """The GEMM floor of the workload (of the contender's case: W6's cell, the inference batch), per timed
+        unit."""
+        chosen = scenario(name)
+        return chosen.flops() / rate / (chosen.steps if per_step else 1)
 
     rows = []
     for name, samples in times.items():
@@ -139,6 +169,7 @@ def measure(workload: Workload, names: list[str] | None = None, repeats: int = 3
         reference, best_reference = _pytorch_reference(name, times), _pytorch_reference(name, times, min)
         shape_times = times.get(_matching("gemm at workload shapes", name))
         shapes, best_shapes = (statistics.median(shape_times), min(shape_times)) if shape_times else (None, None)
+        by_hand = times.get(_matching("plain numpy", name))
         rows.append(
             {
                 "name": name,
@@ -150,9 +181,10 @@ def measure(workload: Workload, names: list[str] | None = None, repeats: int = 3
                 "vs_gemm_at_shapes": median / shapes if shapes else None,
                 "best_vs_pytorch": best / best_reference if best_reference else None,
                 "best_vs_gemm_at_shapes": best / best_shapes if best_shapes else None,
+                "vs_plain_numpy": median / statistics.median(by_hand) if by_hand else None,
             }
         )
-    own = f" {workload.cell}" if getattr(workload, "cell", None) else ""
+    own = f" {workload.case}" if getattr(workload, "case", None) else ""
     shape_times = times.get(f"gemm at workload shapes{own}")
     shapes, best_shapes = (statistics.median(shape_times), min(shape_times)) if shape_times else (None, None)
     return {
@@ -160,7 +192,7 @@ def measure(workload: Workload, names: list[str] | None = None, repeats: int = 3
         "sizes": list(workload.sizes),
         "batch": workload.batch,
         "rows": workload.rows,
-        "unit": "step" if per_step else workload.unit,
+        "unit": "call" if workload.unit == "call" else "step" if per_step else workload.unit,
         "threads": threads,
         "repeats": repeats,
         "machine": machine(),
@@ -174,21 +206,21 @@ def measure(workload: Workload, names: list[str] | None = None, repeats: int = 3
     }
 
 
-def _cell(name: str) -> str | None:
-    """The recurrent cell a W6 contender runs (its name's last word), else None."""
+def _case(name: str) -> str | None:
+    """The case a contender runs (its name's last word: a W6 cell, an inference batch), else None."""
     last = name.rsplit(" ", 1)[-1]
-    return last if last in CELLS else None
+    return last if last in CASES else None
 
 
 def _matching(base: str, name: str) -> str:
-    """``base``'s row for the same recurrent cell as contender ``name`` (W6), else ``base``."""
-    cell = _cell(name)
-    return f"{base} {cell}" if cell else base
+    """``base``'s row for the same case as contender ``name``, else ``base``."""
+    case = _case(name)
+    return f"{base} {case}" if case else base
 
 
 def _pytorch_reference(name: str, times: dict[str, list[float]], statistic=statistics.median) -> float | None:
     """PyTorch's time (median, or ``statistic`` of its runs) in the same precision as contender ``name`` (TF32 rows
-    against PyTorch's TF32), and for W6 on the same recurrent cell."""
+    against PyTorch's TF32), and in the same case (W6's cell, the inference batch)."""
     candidates = ["pytorch eager tf32"] if "tf32" in name else ["pytorch", "pytorch eager"]
     for candidate in candidates:
         candidate = _matching(candidate, name)
@@ -197,12 +229,20 @@ def _pytorch_reference(name: str, times: dict[str, list[float]], statistic=stati
     return None
 
 
+#: How each timed unit is printed: (label in tables, label on plots, scale from seconds).
+UNITS = {
+    "step": ("ms/step", "ms per step", 1e3),
+    "call": ("us/call", "microseconds per call", 1e6),
+    "epoch": ("s/epoch", "seconds per epoch", 1.0),
+}
+
+
 def format_table(report: dict) -> str:
-    gpu = report["unit"] == "step"
-    unit, scale = ("ms/step", 1e3) if gpu else ("s/epoch", 1.0)
+    unit, _, scale = UNITS[report["unit"]]
+    width = max(26, *(len(name) for name in [*(row["name"] for row in report["results"]), *report["skipped"]]))
     lines = [
         f"{report['workload']} {'-'.join(map(str, report['sizes']))}, batch {report['batch']}"
-        + ("" if gpu else f", {report['rows']} rows")
+        + (f", {report['rows']} rows" if report["unit"] == "epoch" else "")
         + f"; {report['machine'].get('processor', '')}"
         + f"; {report['threads']} BLAS threads; median of {report['repeats']}",
         f"sgemm {report['sgemm_flops'] / 1e9:.1f} GFLOP/s; GEMM floor {report['gemm_floor_s'] * scale:.3f} {unit}"
@@ -212,26 +252,26 @@ def format_table(report: dict) -> str:
             if report["gemm_at_shapes_s"]
             else ""
         ),
-        f"{'contender':26} {unit:>10} {'x pytorch':>10} {'x floor':>9} {'x gemm@shapes':>14}"
-        f"   best: {'x pytorch':>9} {'x gemm@shapes':>14}",
+        f"{'contender':{width}} {unit:>10} {'x pytorch':>10} {'x floor':>9} {'x gemm@shapes':>14}"
+        f"   best: {'x pytorch':>9} {'x gemm@shapes':>14}   {'x plain numpy':>13}",
     ]
     for row in report["results"]:
         fmt = lambda v: f"{v:.2f}" if v is not None else "-"  # noqa: E731
         lines.append(
-            f"{row['name']:26} {row['median_s'] * scale:10.3f} {fmt(row['vs_pytorch']):>10} "
+            f"{row['name']:{width}} {row['median_s'] * scale:10.3f} {fmt(row['vs_pytorch']):>10} "
             f"{row['vs_floor']:9.2f} {fmt(row['vs_gemm_at_shapes']):>14}"
             f"         {fmt(row['best_vs_pytorch']):>9} {fmt(row['best_vs_gemm_at_shapes']):>14}"
+            f"   {fmt(row.get('vs_plain_numpy')):>13}"
         )
     for name, why in report["skipped"].items():
-        lines.append(f"{name:26} skipped: {why}")
+        lines.append(f"{name:{width}} skipped: {why}")
     return "\n".join(lines)
 
 
 def plot_bars(report: dict, path: str) -> None:
     """Medians as bars, the spread of each contender's runs as whiskers (fastest to slowest)."""
     plt = load_pyplot()
-    gpu = report["unit"] == "step"
-    scale, unit = (1e3, "ms per step") if gpu else (1.0, "seconds per epoch")
+    _, unit, scale = UNITS[report["unit"]]
     rows = report["results"]
     names = [row["name"] for row in rows] + ["GEMM floor"]
     values = [row["median_s"] * scale for row in rows] + [report["gemm_floor_s"] * scale]
@@ -256,8 +296,8 @@ def plot_bars(report: dict, path: str) -> None:
 def sweep(workload: Workload, repeats: int, names: list[str] | None = None, log=print) -> list[dict]:
     """Cost against work: batch sizes and widths around the workload, side by side (``names``, or netcore and
     PyTorch in float32), with the GEMMs at each point's shapes."""
-    if not workload.is_mlp:
-        raise ConfigurationError(f"--sweep varies an MLP's widths; {workload.name} is convolutional")
+    if not workload.is_mlp or isinstance(workload, InferenceWorkload):
+        raise ConfigurationError(f"--sweep varies an MLP's training; {workload.name} is not one")
     points = []
     hidden = workload.sizes[1:-1]
     variants = [(b, hidden) for b in sorted({32, 64, 128, 256, 512, workload.batch})] + [
@@ -327,7 +367,7 @@ def _positive_int(text: str) -> int:
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__)
     parser.add_argument("--workload", default="W1", choices=sorted(WORKLOADS))
-    parser.add_argument("--rows", type=_positive_int, default=None, help="rows per epoch (W1, W4; default 60000)")
+    parser.add_argument("--rows", type=_positive_int, default=None, help="rows per epoch (W1, W4, W7)")
     parser.add_argument("--repeats", type=_positive_int, default=5, help="timed runs of each contender (median)")
     parser.add_argument("--only", default=None, help="comma-separated contender names")
     parser.add_argument("--json", dest="json_path", default=None, help="write the report as JSON here")

@@ -48,13 +48,8 @@ def netcore_runner(device: str, graph: bool = False, tf32: bool = False, fit: bo
 
     def _netcore_setup(workload: Workload, device: str, graph: bool):
         import netcore
-        from backends.registry import backend_class, resolve
 
-        name = device.split(":")[0]
-        reason = backend_class(resolve(name).split(":")[0]).unavailable_reason()
-        if reason is not None:
-            raise Skip(reason)
-        model = netcore.Sequential(workload.netcore_layers(), input_shape=workload.input_shape, device=device, seed=0)
+        model = _netcore_model(workload, device)
         model.compile(netcore.optimizers.Adam(lr=1e-3), "cross_entropy")
         X, y = workload.data()
         if workload.unit == "epoch":
@@ -82,6 +77,34 @@ def netcore_runner(device: str, graph: bool = False, tf32: bool = False, fit: bo
                 for _ in range(GPU_BLOCK):
                     step()
                 backend.synchronize()
+
+        return run
+
+    return setup
+
+
+def _netcore_model(workload: Workload, device: str):
+    """The workload's network on ``device``, or Skip if that backend cannot run here."""
+    import netcore
+    from backends.registry import backend_class, resolve
+
+    reason = backend_class(resolve(device.split(":")[0]).split(":")[0]).unavailable_reason()
+    if reason is not None:
+        raise Skip(reason)
+    return netcore.Sequential(workload.netcore_layers(), input_shape=workload.input_shape, device=device, seed=0)
+
+
+def netcore_predict_runner(device: str):
+    """``model.predict`` on the workload's batch, as a user calls it (default batch size, NumPy in and out)."""
+
+    def setup(workload: Workload, threads: int):
+        model = _netcore_model(workload, device)
+        X = workload.data()[0]
+        model.predict(X)  # warm-up: kernels compiled, buffers allocated
+
+        def run():
+            for _ in range(workload.steps):
+                model.predict(X)
 
         return run
 
@@ -184,7 +207,51 @@ def torch_runner(graph: bool = False, tf32: bool = False):
     return setup
 
 
+def torch_predict_runner(workload: Workload, threads: int):
+    """PyTorch's module with a softmax under ``inference_mode``, NumPy in and out, as a serving loop calls it."""
+    try:
+        import torch
+    except ImportError:
+        raise Skip("PyTorch is not installed (pip install torch==2.13.0)") from None
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(workload.torch_module(torch), torch.nn.Softmax(dim=1)).eval()
+    X = workload.torch_layout(workload.data()[0])
+
+    def run():
+        with torch.inference_mode():
+            for _ in range(workload.steps):
+                net(torch.from_numpy(X)).numpy()
+
+    run()
+    return run
+
+
 # ----------------------------------------------------------------------------------------------- baselines
+def plain_predict_runner(workload: Workload, threads: int):
+    """The MLP's forward pass written the obvious way in NumPy: products, bias, ReLU, softmax."""
+    rng = np.random.default_rng(0)
+    sizes = workload.sizes
+    layers = [
+        ((rng.standard_normal((a, b)) * np.sqrt(2 / a)).astype(np.float32), np.zeros(b, np.float32))
+        for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+    ]
+    X = workload.data()[0]
+
+    def predict(x):
+        for w, b in layers[:-1]:
+            x = np.maximum(x @ w + b, 0)
+        z = x @ layers[-1][0] + layers[-1][1]
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def run():
+        for _ in range(workload.steps):
+            predict(X)
+
+    return run
+
+
 def plain_array_runner(xp_name: str):
     """The same training written the obvious way with NumPy (or CuPy) expressions: what a user writes by hand."""
 
@@ -296,7 +363,7 @@ def gemm_at_shapes_runner(workload: Workload, threads: int):
         )
         for m, k, n in workload.gemm_shapes()
     ]
-    steps = workload.steps if workload.unit == "epoch" else GPU_BLOCK
+    steps = workload.steps if workload.device == "cpu" else GPU_BLOCK
 
     def run():
         for _ in range(steps):

@@ -1,5 +1,6 @@
 """End-to-end benchmarks of the reference workloads: W1, W4 and W7 (one CPU epoch, beside PyTorch and the GEMMs at
-their shapes), W6 (recurrent steps on the CPU), W2, W3 and W5 (GPU steps)."""
+their shapes), W6 (recurrent steps on the CPU), predict on one row and on 10,000 (infer), W2, W3 and W5 (GPU
+steps)."""
 
 from __future__ import annotations
 
@@ -66,6 +67,18 @@ def test_w6_netcore_steps(benchmark, device, cell):
 def test_w6_pytorch_steps(benchmark, cell):
     pytest.importorskip("torch")
     run_contender(benchmark, lambda w, threads: contenders.torch_runner()(w.with_cell(cell), threads), "W6")
+
+
+@pytest.mark.parametrize("case", ["1-row", "10000-rows"])
+@pytest.mark.parametrize("contender", ["numba", "numpy", "pytorch", "plain numpy"])
+def test_infer_predict_calls(benchmark, contender, case):
+    setup = {
+        "pytorch": contenders.torch_predict_runner,
+        "plain numpy": contenders.plain_predict_runner,
+    }.get(contender) or contenders.netcore_predict_runner(contender)
+    if contender == "pytorch":
+        pytest.importorskip("torch")
+    run_contender(benchmark, lambda w, threads: setup(w.with_case(case), threads), "infer")
 
 
 @pytest.mark.gpu

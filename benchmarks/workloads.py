@@ -7,7 +7,8 @@ compute-bound): 4096-4096-4096-10 at batch 4096, time per step. W4 (CPU): LeNet-
 max-pool after each), a dense head, batch 256, time per step. W6 (CPU): a recurrent layer of 128 units (LSTM, GRU or
 SimpleRNN) over 50 steps of 32 features, Dense(10, softmax) on the last state, Adam, batch 64, time per step. W7
 (CPU): a CIFAR-shaped network on 32x32x3 images: two 3x3 same convolutions of 32 filters, 2x2 max-pool, two of 64,
-2x2 max-pool, Dense 256, Dense 10, batch 128, 10,000 rows, one epoch.
+2x2 max-pool, Dense 256, Dense 10, batch 128, 10,000 rows, one epoch. infer (CPU): ``predict`` with W1's network,
+time per call, on one row (serving, where what surrounds the products is most of the cost) and on 10,000 rows.
 
 A workload describes its network once and builds it for each contender (netcore layers, a PyTorch module), with the
 matrix products a training step needs (convolutions as the products of their patches, as netcore computes them).
@@ -252,6 +253,18 @@ class RecurrentWorkload:
     def with_cell(self, cell: str) -> RecurrentWorkload:
         return replace(self, cell=cell)
 
+    #: The cases the harness runs side by side (see :class:`InferenceWorkload`): every recurrent cell.
+    @property
+    def cases(self) -> tuple[str, ...]:
+        return CELLS
+
+    @property
+    def case(self) -> str:
+        return self.cell
+
+    def with_case(self, case: str) -> RecurrentWorkload:
+        return self.with_cell(case)
+
     def gemm_shapes(self, batch: int | None = None) -> list[tuple[int, int, int]]:
         """The input projection of all steps and its kernel gradient (the input needs no gradient), the recurrent
         product of every step forward and backward and its kernel gradient over all steps, and the head's."""
@@ -303,6 +316,45 @@ class RecurrentWorkload:
 #: The recurrent cells W6 compares side by side.
 CELLS = ("lstm", "gru", "rnn")
 
+#: The cases of the inference workload: rows per ``predict`` call and rows per timed run.
+INFERENCE_CASES = {"1-row": (1, 2_000), "10000-rows": (10_000, 30_000)}
+
+
+@dataclass(frozen=True)
+class InferenceWorkload(Workload):
+    """``predict`` with an MLP (untrained: the cost does not depend on the weights), ``batch`` rows per call and
+    ``rows // batch`` calls per timed run, reported per call; the cases (:data:`INFERENCE_CASES`) run side by side."""
+
+    case: str = "1-row"
+    #: Report time per call (the harness reads this as "per step").
+    per_step: bool = True
+
+    @property
+    def cases(self) -> tuple[str, ...]:
+        return tuple(INFERENCE_CASES)
+
+    def with_case(self, case: str) -> InferenceWorkload:
+        batch, rows = INFERENCE_CASES[case]
+        return replace(self, case=case, batch=batch, rows=rows)
+
+    @property
+    def steps(self) -> int:
+        """``predict`` calls per timed run."""
+        return self.rows // self.batch
+
+    def gemm_shapes(self, batch: int | None = None) -> list[tuple[int, int, int]]:
+        """The forward products only."""
+        b = batch or self.batch
+        return [(b, n_in, n_out) for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:], strict=True)]
+
+    def flops(self) -> float:
+        return float(sum(2 * m * k * n for m, k, n in self.gemm_shapes(1)) * self.rows)
+
+    def scaled(self, rows: int | None = None, batch: int | None = None, hidden=None) -> InferenceWorkload:
+        sizes = self.sizes if hidden is None else (self.sizes[0], *hidden, self.sizes[-1])
+        return replace(self, sizes=tuple(sizes), batch=batch or self.batch, rows=rows or self.rows)
+
+
 WORKLOADS = {
     "W1": Workload("W1", (784, 512, 256, 10), 128, 60_000, "epoch", "cpu"),
     "W2": Workload("W2", (784, 512, 256, 10), 128, 128, "step", "gpu"),
@@ -314,6 +366,7 @@ WORKLOADS = {
         "W5", (32, 32, 3), (Conv(64, 3), Conv(128, 3), Conv(256, 3)), (256,), 10, 256, 256, "step", "gpu"
     ),
     "W6": RecurrentWorkload("W6", "lstm", 50, 32, 128, 10, 64, 64 * 25),
+    "infer": InferenceWorkload("infer", (784, 512, 256, 10), 1, 2_000, "call", "cpu"),
     "W7": ConvWorkload(  # CIFAR-shaped: convolutions wide enough that their patch products are large
         "W7",
         (32, 32, 3),

@@ -218,3 +218,61 @@ def test_w6_compares_each_recurrent_cell_with_its_pytorch_twin(tmp_path, monkeyp
     assert "ms/step" in compare.format_table(report)
     lstm, gru = WORKLOADS["W6"], WORKLOADS["W6"].with_cell("gru")
     assert lstm.flops() / gru.flops() == pytest.approx(4 / 3, rel=0.01)  # gate blocks: 4 against 3
+
+
+def test_w7_counts_its_products_and_builds_both_networks():
+    torch = pytest.importorskip("torch")
+    from benchmarks.workloads import WORKLOADS
+
+    w7 = WORKLOADS["W7"]
+    forward = 32 * 32 * (27 * 32 + 288 * 32) + 16 * 16 * (288 * 64 + 576 * 64) + 8 * 8 * 64 * 256 + 256 * 10
+    first_input_gradient = 32 * 32 * 27 * 32
+    assert w7.flops() == 2 * (3 * forward - first_input_gradient) * 10_000
+    assert w7.steps == 79 and len(w7.netcore_layers()) == 9
+    images = torch.zeros((2, 3, 32, 32))
+    assert tuple(w7.torch_module(torch)(images).shape) == (2, 10)
+
+
+def test_inference_times_each_case_per_call(monkeypatch):
+    import time
+
+    from benchmarks import compare, contenders
+    from benchmarks.workloads import WORKLOADS
+
+    calls = {}
+
+    def counted(name, seconds):
+        def setup(workload, threads):
+            def run():
+                for _ in range(workload.steps):
+                    time.sleep(seconds)
+                calls[name] = workload.steps
+
+            return run
+
+        return setup
+
+    monkeypatch.setattr(compare, "PAUSE", 0.0)
+    monkeypatch.setattr(contenders, "square_gemm_rate", lambda workload: 1e11)
+    monkeypatch.setattr(contenders, "netcore_predict_runner", lambda device: counted(device, 0.004))
+    monkeypatch.setattr(contenders, "plain_predict_runner", counted("plain", 0.002))
+    monkeypatch.setattr("benchmarks.workloads.INFERENCE_CASES", {"1-row": (1, 5), "10000-rows": (10_000, 20_000)})
+    names = ["netcore numba 1-row", "plain numpy 1-row", "netcore numba 10000-rows", "plain numpy 10000-rows"]
+    report = compare.measure(WORKLOADS["infer"], names, repeats=2, log=lambda *_: None)
+    rows = {row["name"]: row for row in report["results"]}
+    assert report["unit"] == "call" and set(rows) == set(names)
+    assert rows["netcore numba 1-row"]["median_s"] == pytest.approx(0.004, rel=0.25)  # per call, not per run
+    assert rows["netcore numba 1-row"]["vs_plain_numpy"] == pytest.approx(2, rel=0.25)
+    assert rows["plain numpy 10000-rows"]["vs_plain_numpy"] == 1
+    assert "us/call" in compare.format_table(report) and "x plain numpy" in compare.format_table(report)
+
+
+def test_inference_table_runs_every_contender(tmp_path):
+    out = tmp_path / "infer.json"
+    command = [sys.executable, "-m", "netcore", "bench", "--workload", "infer", "--repeats", "1", "--json", str(out)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(out.read_text())["results"]}
+    for case in ("1-row", "10000-rows"):
+        for contender in ("netcore numba", "netcore numpy", "plain numpy", "gemm at workload shapes"):
+            assert rows[f"{contender} {case}"]["median_s"] > 0
