@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -136,6 +137,23 @@ class ArrayOps:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(limits=count)
+
+    # ----------------------------------------------------------------- blocks of a batch on several cores
+    #: How many threads :meth:`map_blocks` spreads a layer's blocks over; a layer cuts its batch into at least this
+    #: many blocks. 1: every block on the calling thread.
+    block_threads = 1
+
+    def map_blocks(self, function, count: int) -> None:
+        """``function(lane, index)`` for every block ``index`` in ``range(count)`` of a layer's batch: independent
+        work writing disjoint outputs. ``lane`` names the thread running it (``index % block_threads``), so a block
+        may use scratch keyed by its lane without meeting another block running at the same time."""
+        for index in range(count):
+            function(0, index)
+
+    def owning_cores(self):
+        """A context for a call whose layers run blocks on :attr:`block_threads` threads: those threads have the
+        cores to themselves (a no-op here, where blocks run on the calling thread)."""
+        return contextlib.nullcontext()
 
     def memory_info(self) -> tuple[int, int]:
         """(bytes in use, bytes in total) on the device; (0, 0) where nobody counts (host memory)."""

@@ -11,8 +11,10 @@ any PyTorch or OpenMP code in the same process).
 from __future__ import annotations
 
 import math
+import threading
 
 from backends.numpy_backend import NumpyBackend
+from backends.workers import Workers, usable_cores
 
 #: Activation codes of the compiled kernels (see :data:`_NUMPY_FORWARD` and :data:`_NUMPY_BACKWARD` for the kinds
 #: that never reach them).
@@ -105,14 +107,46 @@ class NumbaBackend(NumpyBackend):
     def __init__(self):
         super().__init__()
         self.k = _load_kernels()
-        self._tiles = {}
-        self._image_scratch = {}
+        self._scratch = {}
+        self.block_threads = usable_cores()
+        self._workers: dict[int, Workers] = {}
+        self._blas = None
 
     def limit_threads(self, count: int) -> None:
         import numba
 
         super().limit_threads(count)
         numba.set_num_threads(max(1, min(count, numba.config.NUMBA_NUM_THREADS)))
+        self.block_threads = max(1, min(count, usable_cores()))
+
+    # ----------------------------------------------------------------- blocks of a batch on every core
+    def map_blocks(self, function, count: int) -> None:
+        threads = min(self.block_threads, count)
+        if threads < 2:
+            return super().map_blocks(function, count)
+        workers = self._workers.get(threads)
+        if workers is None:
+            workers = self._workers[threads] = Workers(threads)
+        workers.map(lambda item: function(*item), [(index % threads, index) for index in range(count)])
+
+    def owning_cores(self):
+        """BLAS on the calling thread for the duration: OpenBLAS's own threads spin for a while after each product
+        they share, and beside the block threads that spinning made steps slower, not faster."""
+        if self.block_threads < 2:
+            return super().owning_cores()
+        if self._blas is None:
+            from threadpoolctl import ThreadpoolController
+
+            self._blas = ThreadpoolController()
+        return self._blas.limit(limits=1, user_api="blas")
+
+    def _scratch_for(self, key, shape, dtype):
+        """A scratch array per key, shape, dtype and thread (block threads run the same kernels side by side)."""
+        slot = (key, tuple(shape), dtype, threading.get_ident())
+        scratch = self._scratch.get(slot)
+        if scratch is None:
+            scratch = self._scratch[slot] = self.xp.empty(shape, dtype)
+        return scratch
 
     # ----------------------------------------------------------------- activations
     def bias_activation(self, z, b, kind, alpha, out):
@@ -129,11 +163,8 @@ class NumbaBackend(NumpyBackend):
         return out
 
     def _tile(self, dtype):
-        """Scratch for a bias repeated along a block of narrow rows (see the kernel), one per dtype."""
-        tile = self._tiles.get(dtype.str)
-        if tile is None:
-            tile = self._tiles[dtype.str] = self.xp.empty(256, dtype)
-        return tile
+        """Scratch for a bias repeated along a block of narrow rows (see the kernel)."""
+        return self._scratch_for("tile", (256,), dtype)
 
     def activation_backward(self, dy, y, z, kind, alpha, out):
         code = _KIND_CODES.get(kind)
@@ -237,11 +268,7 @@ class NumbaBackend(NumpyBackend):
         n, h, w, c = x.shape
         if c == 1:
             return x.reshape(1, n, h, w)
-        key = ((c, n, h, w), x.dtype.str)
-        scratch = self._image_scratch.get(key)
-        if scratch is None:
-            scratch = self._image_scratch[key] = self.xp.empty((c, n, h, w), x.dtype)
-        return scratch
+        return self._scratch_for("channels first", (c, n, h, w), x.dtype)
 
     def im2col(self, x, window, cols):
         if not _contiguous(x, cols) or x.dtype != cols.dtype:
@@ -334,11 +361,7 @@ class NumbaBackend(NumpyBackend):
         return dzx
 
     def _step_scratch(self, like):
-        key = ("step", like.shape, like.dtype.str)
-        scratch = self._image_scratch.get(key)
-        if scratch is None:
-            scratch = self._image_scratch[key] = self.xp.empty(like.shape, like.dtype)
-        return scratch
+        return self._scratch_for("step", like.shape, like.dtype)
 
     # ----------------------------------------------------------------- optimizers (flat buffers)
     def sgd_step(self, p, g, buf, tmp, *, lr, momentum, dampening, weight_decay, nesterov, first_step):

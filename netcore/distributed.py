@@ -37,6 +37,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from backends.workers import usable_cores
 from netcore.errors import BackendUnavailableError, ConfigurationError, DistributedError
 
 DEFAULT_TIMEOUT = 300.0
@@ -176,7 +177,7 @@ def init(timeout: float | None = None) -> Context:
         comm = MPI.COMM_WORLD
         wait = float(os.environ.get("NETCORE_DISTRIBUTED_TIMEOUT", DEFAULT_TIMEOUT))
         machine = comm.Split_type(MPI.COMM_TYPE_SHARED)  # the ranks on this machine
-        threads = int(os.environ.get("NETCORE_THREADS_PER_RANK", max(1, _usable_cores() // machine.Get_size())))
+        threads = int(os.environ.get("NETCORE_THREADS_PER_RANK", max(1, usable_cores() // machine.Get_size())))
         _CONTEXT = Context(comm, comm.Get_rank(), comm.Get_size(), wait, comm.Dup(), threads, machine.Get_rank())
         if _CONTEXT.size > 1:
             sys.excepthook = _ending_the_job(sys.excepthook, _CONTEXT)
@@ -185,12 +186,6 @@ def init(timeout: float | None = None) -> Context:
             raise ConfigurationError(f"timeout must be a positive number of seconds, not {timeout!r}")
         _CONTEXT.timeout = float(timeout)
     return _CONTEXT
-
-
-def _usable_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):  # the cores this process may run on (a container's or a scheduler's share)
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def current() -> Context | None:

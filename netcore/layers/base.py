@@ -124,6 +124,9 @@ class Layer(metaclass=_DeclaresInput):
     takes_input_dim = False
     #: An input shape the layer's own arguments imply (Embedding's ``input_length``), used when none is declared.
     argument_input_shape: tuple[int, ...] | None = None
+    #: Whether the layer cuts its batch into blocks that the backend runs on several threads
+    #: (:meth:`~backends.base.Backend.map_blocks`); a model with one runs its calls with the cores given to them.
+    splits_batch = False
 
     def __init__(self, name: str | None = None, trainable: bool = True):
         #: Whether the name was made up (a model may number it to tell layers apart) or given by the user.
@@ -246,6 +249,13 @@ class Layer(metaclass=_DeclaresInput):
         """Write parameter gradients into ``self.grads`` (unless frozen) and return ``dL/dx`` (None when not
         ``need_dx``)."""
         raise NotImplementedError
+
+
+def batch_blocks(n: int, count: int) -> list[slice]:
+    """``n`` images as ``min(count, n)`` blocks of sizes differing by at most one, in order."""
+    count = max(1, min(count, n))
+    bounds = [i * n // count for i in range(count + 1)]
+    return [slice(bounds[i], bounds[i + 1]) for i in range(count)]
 
 
 def rows(x, width: int):

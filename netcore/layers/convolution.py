@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from backends.image_kernels import Window
 from netcore.errors import ConfigurationError, ShapeError
-from netcore.layers.base import Layer, ParamSpec, pair, positive_int
+from netcore.layers.base import Layer, ParamSpec, batch_blocks, pair, positive_int
 from netcore.layers.core import KernelLayer
 
 
@@ -45,6 +45,8 @@ class Conv2D(KernelLayer):
     initialiser defaults to He for the ReLU family and Xavier otherwise, with ``fan_in = kh * kw * in_channels`` and
     ``fan_out = kh * kw * filters`` (the receptive field, as Keras and PyTorch count it).
     """
+
+    splits_batch = True
 
     def __init__(
         self,
@@ -109,26 +111,30 @@ class Conv2D(KernelLayer):
         geometry = {"kernel_size": list(self.kernel_size), "strides": list(self.strides), "padding": self.padding}
         return {"filters": self.filters, **geometry, "dilation_rate": list(self.dilation_rate), **super().config()}
 
-    def _patches(self, x):
-        """The input's patches as a ``(kh * kw * channels, pixels)`` matrix (for 1x1 kernels at stride 1, a view
-        of the input itself)."""
+    def _patches(self, x, slot, build: bool = True):
+        """The input's patches as a ``(kh * kw * channels, pixels)`` matrix in the work buffer of ``slot``, built
+        there unless ``build`` is False (then as an earlier call left them); for 1x1 kernels at stride 1, a view of
+        the input itself."""
         if self.window.is_identity:
             return x.reshape(-1, self.n_in).T
         w = self.window
-        cols = self.buffer("cols", (*self.kernel_size, self.n_in, x.shape[0], w.out_h, w.out_w), x.dtype)
-        self.backend.im2col(x, w, cols)
+        cols = self.buffer(f"cols {slot}", (*self.kernel_size, self.n_in, x.shape[0], w.out_h, w.out_w), x.dtype)
+        if build:
+            self.backend.im2col(x, w, cols)
         return cols.reshape(self.patch_size, -1)
 
-    def _blocks(self, n: int, dtype) -> list[slice]:
-        """The batch as blocks of images whose patches fit the backend's ``patch_block_bytes`` (one block when
-        they all do, or on a backend without a budget), as even as the count allows."""
-        budget = self.backend.patch_block_bytes
+    def _blocks(self, n: int, dtype) -> tuple[list[slice], bool]:
+        """The batch as blocks of images, and whether every block keeps its patches for the backward pass.
+
+        The patches of a block fit the backend's ``patch_block_bytes`` (a batch whose patches outgrow it is
+        convolved a block at a time, each block's patches rebuilt for the kernel gradient), and there are at least
+        as many blocks as the backend has block threads."""
+        backend = self.backend
         per_image = self.patch_size * self.window.out_h * self.window.out_w * dtype.itemsize
-        if budget is None or self.window.is_identity or n * per_image <= budget:
-            return [slice(0, n)]
-        count = min(n, -(-n * per_image // budget))
-        bounds = [i * n // count for i in range(count + 1)]
-        return [slice(bounds[i], bounds[i + 1]) for i in range(count)]
+        budget = backend.patch_block_bytes
+        fits = budget is None or self.window.is_identity or n * per_image <= budget
+        count = 1 if fits else -(-n * per_image // budget)
+        return batch_blocks(n, max(count, backend.block_threads)), fits
 
     def _pixels(self, images: slice) -> slice:
         """The rows of the ``(pixels, filters)`` outputs that belong to a block of images."""
@@ -137,57 +143,91 @@ class Conv2D(KernelLayer):
 
     def forward(self, x, training):
         backend, act = self.backend, self.activation
-        kernel = self.params["W"].reshape(self.patch_size, self.filters)
-        blocks = self._blocks(x.shape[0], x.dtype)
+        kernel, bias = self.params["W"].reshape(self.patch_size, self.filters), self.params.get("b")
+        blocks, keep = self._blocks(x.shape[0], x.dtype)
         pixels = x.shape[0] * self.window.out_h * self.window.out_w
         z = self.buffer("z", (pixels, self.filters), x.dtype)
-        for images in blocks:
-            patches = self._patches(x[images])
-            backend.matmul(patches.T, kernel, out=z[self._pixels(images)])
         y = z if act.kind == "linear" else self.buffer("y", (pixels, self.filters), x.dtype)
-        backend.bias_activation(z, self.params.get("b"), act.kind, act.alpha, y)
+
+        def convolve(lane, index):
+            images = blocks[index]
+            rows = self._pixels(images)
+            backend.matmul(self._patches(x[images], index if keep else lane).T, kernel, out=z[rows])
+            backend.bias_activation(z[rows], bias, act.kind, act.alpha, y[rows])
+
+        backend.map_blocks(convolve, len(blocks))
         if training:
             self.check_trainable(act)
-            # One block keeps its patches for the kernel gradient; several rebuild theirs from the input.
-            self._cache = (patches if len(blocks) == 1 else x, y, z if act.needs_preactivation else None)
+            self._cache = (x, keep, y, z if act.needs_preactivation else None)
         return y.reshape(self.batch_shape(x.shape[0]))
 
     def backward(self, dy, need_dx):
         backend, act = self.backend, self.activation
-        source, y, z = self._cache
-        dz = self.preactivation_gradient(dy.reshape(y.shape), y, z, act)
-        n = dz.shape[0] // (self.window.out_h * self.window.out_w)
-        blocks = self._blocks(n, dz.dtype)
-        if len(blocks) == 1:
-            self.kernel_gradients(source, dz)
-        elif self.trainable:
-            self._blocked_kernel_gradients(source, dz, blocks)
-        if not need_dx:
-            return None
+        x, keep, y, z = self._cache
+        n = x.shape[0]
+        blocks, _ = self._blocks(n, dy.dtype)
+        dy = dy.reshape(y.shape)
+        dz = dy if act.kind == "linear" else self.buffer("dz", y.shape, dy.dtype)
         kernel = self.params["W"].reshape(self.patch_size, self.filters)
-        dx = self.buffer("dx", self.batch_shape(n, self.input_shape), dz.dtype)
-        if self.window.is_identity:
-            backend.matmul(dz, kernel.T, out=dx.reshape(-1, self.n_in))
-            return dx
+        dx = self.buffer("dx", self.batch_shape(n, self.input_shape), dy.dtype) if need_dx else None
+        partials = self._gradient_parts(len(blocks), dy.dtype)
         w = self.window
-        for images in blocks:
+
+        def differentiate(lane, index):
+            images = blocks[index]
+            rows = self._pixels(images)
+            if dz is not dy:
+                pre = None if z is None else z[rows]
+                backend.activation_backward(dy[rows], y[rows], pre, act.kind, act.alpha, dz[rows])
+            if partials is not None:
+                patches = self._patches(x[images], index, build=False) if keep else self._patches(x[images], lane)
+                backend.matmul(patches, dz[rows], out=partials[index][0])
+                if self.use_bias:
+                    backend.column_sum(dz[rows], out=partials[index][1])
+            if dx is None:
+                return
+            if w.is_identity:
+                backend.matmul(dz[rows], kernel.T, out=dx[images].reshape(-1, self.n_in))
+                return
             count = images.stop - images.start
-            dcols = self.buffer("dcols", (self.patch_size, count * w.out_h * w.out_w), dz.dtype)
-            backend.matmul(kernel, dz[self._pixels(images)].T, out=dcols)
+            dcols = self.buffer(f"dcols {lane}", (self.patch_size, count * w.out_h * w.out_w), dz.dtype)
+            backend.matmul(kernel, dz[rows].T, out=dcols)
             backend.col2im(dcols.reshape(*self.kernel_size, self.n_in, count, w.out_h, w.out_w), w, dx[images])
+
+        backend.map_blocks(differentiate, len(blocks))
+        if partials is not None:
+            self._sum_gradients(partials)
         return dx
 
-    def _blocked_kernel_gradients(self, x, dz, blocks) -> None:
-        """:meth:`kernel_gradients` a block of images at a time, each block's patches rebuilt from the input."""
-        backend = self.backend
-        dW = self.grads["W"].reshape(self.patch_size, self.filters)
-        part = self.buffer("dW_block", dW.shape, dz.dtype)
-        for i, images in enumerate(blocks):
-            backend.matmul(self._patches(x[images]), dz[self._pixels(images)], out=dW if i == 0 else part)
-            if i:
-                dW += part
-        if self.use_bias:
-            backend.column_sum(dz, out=self.grads["b"])
+    def _gradient_parts(self, count: int, dtype):
+        """Per block, where its share of the kernel and bias gradients goes: the gradients themselves for one block,
+        else a buffer per block, summed in block order afterwards (so the result does not depend on which thread
+        finished first). None for a frozen layer."""
+        if not self.trainable:
+            return None
+        kernel_shape = (self.patch_size, self.filters)
+        if count == 1:
+            return [(self.grads["W"].reshape(kernel_shape), self.grads.get("b"))]
+        bias_shape = (self.filters,)
+        return [
+            (
+                self.buffer(f"dW {i}", kernel_shape, dtype),
+                self.buffer(f"db {i}", bias_shape, dtype) if self.use_bias else None,
+            )
+            for i in range(count)
+        ]
+
+    def _sum_gradients(self, partials) -> None:
+        if len(partials) == 1:
+            return
+        dW, db = self.grads["W"].reshape(partials[0][0].shape), self.grads.get("b")
+        dW[...] = partials[0][0]
+        for part in partials[1:]:
+            dW += part[0]
+        if db is not None:
+            db[...] = partials[0][1]
+            for part in partials[1:]:
+                db += part[1]
 
 
 class DepthwiseConv2D(Conv2D):
@@ -196,6 +236,8 @@ class DepthwiseConv2D(Conv2D):
     kernel is ``(kh, kw, channels, depth_multiplier)`` and the bias ``(channels * depth_multiplier,)``; strides,
     padding, dilation and activation as :class:`Conv2D`. Its fans are Keras's (``kh * kw * channels`` in,
     ``kh * kw * depth_multiplier`` out)."""
+
+    splits_batch = False
 
     def __init__(
         self,

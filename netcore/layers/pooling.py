@@ -4,13 +4,15 @@ one value per channel over the whole image."""
 from __future__ import annotations
 
 from backends.image_kernels import Window
-from netcore.layers.base import Layer, pair
+from netcore.layers.base import Layer, batch_blocks, pair
 from netcore.layers.convolution import channels_last, image_shape, padding_name
 
 
 class _Pooling2D(Layer):
     """Shared by max and average pooling: Keras's ``pool_size=2``, ``strides=None`` (the pool size) and
     ``padding="valid"`` or ``"same"`` (padded positions are left out of the maximum and of the mean)."""
+
+    splits_batch = True
 
     def __init__(self, pool_size=2, strides=None, padding: str = "valid", data_format=None, name=None, trainable=True):
         super().__init__(name, trainable)
@@ -42,6 +44,11 @@ class _Pooling2D(Layer):
     def _dx(self, dy):
         return self.buffer("dx", self.batch_shape(dy.shape[0], self.input_shape), dy.dtype)
 
+    def over_blocks(self, n: int, pool) -> None:
+        """``pool(images)`` for each block of the batch, on the backend's block threads."""
+        blocks = batch_blocks(n, self.backend.block_threads)
+        self.backend.map_blocks(lambda lane, index: pool(blocks[index]), len(blocks))
+
 
 class MaxPooling2D(_Pooling2D):
     """The maximum of each window, per channel; its gradient goes to the input the maximum came from (the first
@@ -50,14 +57,16 @@ class MaxPooling2D(_Pooling2D):
     def forward(self, x, training):
         shape = (x.shape[0], self.window.out_h, self.window.out_w, self.n_in)
         out = self.buffer("y", shape, x.dtype)
-        argmax = self.buffer("argmax", shape, "int32")
-        self._argmax = argmax
-        return self.backend.max_pool_forward(x, self.window, out, argmax)
+        argmax = self._argmax = self.buffer("argmax", shape, "int32")
+        self.over_blocks(x.shape[0], lambda b: self.backend.max_pool_forward(x[b], self.window, out[b], argmax[b]))
+        return out
 
     def backward(self, dy, need_dx):
         if not need_dx:
             return None
-        return self.backend.max_pool_backward(dy, self._argmax, self.window, self._dx(dy))
+        dx, argmax = self._dx(dy), self._argmax
+        self.over_blocks(dy.shape[0], lambda b: self.backend.max_pool_backward(dy[b], argmax[b], self.window, dx[b]))
+        return dx
 
 
 class AveragePooling2D(_Pooling2D):
@@ -65,12 +74,16 @@ class AveragePooling2D(_Pooling2D):
 
     def forward(self, x, training):
         shape = (x.shape[0], self.window.out_h, self.window.out_w, self.n_in)
-        return self.backend.avg_pool_forward(x, self.window, self.buffer("y", shape, x.dtype))
+        out = self.buffer("y", shape, x.dtype)
+        self.over_blocks(x.shape[0], lambda b: self.backend.avg_pool_forward(x[b], self.window, out[b]))
+        return out
 
     def backward(self, dy, need_dx):
         if not need_dx:
             return None
-        return self.backend.avg_pool_backward(dy, self.window, self._dx(dy))
+        dx = self._dx(dy)
+        self.over_blocks(dy.shape[0], lambda b: self.backend.avg_pool_backward(dy[b], self.window, dx[b]))
+        return dx
 
 
 class _GlobalPooling2D(Layer):
@@ -78,6 +91,7 @@ class _GlobalPooling2D(Layer):
     keeps the output as a ``(1, 1, channels)`` image."""
 
     pooling: type[_Pooling2D] = _Pooling2D
+    splits_batch = True
 
     def __init__(self, data_format=None, keepdims: bool = False, name=None, trainable=True):
         super().__init__(name, trainable)

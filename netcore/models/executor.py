@@ -44,6 +44,7 @@ class Executor:
         self.backward_steps: list[Step] = []
         self.seeds: list[tuple[int, int, bool]] = []
         self.twins: list = []
+        self.splits_batch = False
 
     # ----------------------------------------------------------------- preparing
     def make_runners(self, backend, dtype, trained: set[int]) -> None:
@@ -65,6 +66,8 @@ class Executor:
             self.steps.append(Step(call, twin))
             if id(layer) in trained:
                 self.twins.append((layer, twin))
+        #: Whether a layer runs its batch in blocks on the backend's threads.
+        self.splits_batch = any(getattr(step.runner, "splits_batch", False) for step in self.steps)
         self._plan_backward(trained)
         self.set_logits(self.logit_outputs)
 

@@ -322,14 +322,22 @@ class Trainer(Scoring):
         it) and turn a device out-of-memory error into a netcore error that says where and what to do."""
         self._claim()
         before = self.snapshot() if mutates else {"built": False}
+        cores = self.backend.owning_cores() if self._splits_batch() else contextlib.nullcontext()
         try:
-            yield
+            with cores:
+                yield
         except BaseException as exc:
             if self.built and before["built"]:
                 self.restore(before)
             if isinstance(exc, self.backend.out_of_memory_errors):
                 raise OutOfMemoryError(self._out_of_memory_message(exc)) from exc
             raise
+
+    def _splits_batch(self) -> bool:
+        """Whether a layer runs its batch in blocks on the backend's threads (the calls then own the cores)."""
+        if self.built:
+            return self._executor.splits_batch
+        return any(getattr(layer, "splits_batch", False) for layer in self.layers)
 
     def _out_of_memory_message(self, exc) -> str:
         used, total = self.backend.memory_info()

@@ -93,6 +93,25 @@ def matmul(backend, rng, n, c, dtype, contiguous):
     return get(backend, out)
 
 
+def map_blocks(backend, rng, n, c, dtype, contiguous):
+    """Each row a block: its own product, bias and ReLU, into its own rows of the outputs, and its lane recorded."""
+    a = put(backend, rng.standard_normal((n, c)).astype(dtype), contiguous)
+    w = backend.asarray(rng.standard_normal((c, 4)).astype(dtype))
+    b = backend.asarray(rng.standard_normal(4).astype(dtype))
+    z, y = backend.empty((n, 4), a.dtype), backend.empty((n, 4), a.dtype)
+    lanes = np.full(n, -1.0)
+
+    def block(lane, index):
+        rows = slice(index, index + 1)
+        backend.matmul(a[rows], w, out=z[rows])
+        backend.bias_activation(z[rows], b, "relu", 0.0, y[rows])
+        lanes[index] = lane
+
+    backend.map_blocks(block, n)
+    assert set(lanes) <= set(range(backend.block_threads))  # every block ran, on a lane of the backend's
+    return get(backend, z, y)
+
+
 def accumulate(backend, rng, n, c, dtype, contiguous):
     losses = rng.random(n).astype(dtype)
     total = 0.0
@@ -497,6 +516,7 @@ CASES = {
     **{f"activation_backward[{k}]": activation_backward(k) for k in DIFFERENTIABLE},
     "column_sum": column_sum,
     "matmul": matmul,
+    "map_blocks": map_blocks,
     "accumulate": accumulate,
     "take_rows": take_rows,
     "take_rows[1d]": take_rows_1d,
@@ -559,6 +579,7 @@ METHOD_CASES = {
     "take_rows": ["take_rows", "take_rows[1d]"],
     "scatter_add_rows": ["scatter_add_rows"],
     "matmul": ["matmul"],
+    "map_blocks": ["map_blocks"],
     "accumulate": ["accumulate"],
     "batchnorm_forward_train": ["batchnorm"],
     "batchnorm_backward": ["batchnorm", "batchnorm[no dx]"],

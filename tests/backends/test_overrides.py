@@ -58,6 +58,7 @@ PLUMBING = {
     "capture",
     "capture_unsupported",
     "limit_threads",
+    "owning_cores",
     "dlpack_device_type",
     "device_collectives",
     "row_reader",  # checked by tests/training/test_streaming.py

@@ -8,6 +8,7 @@ import pytest
 
 import netcore
 from netcore.layers import Conv2D, Dense, Flatten, MaxPooling2D
+from tests.conftest import require
 
 SHAPE = (9, 8, 3)
 
@@ -49,7 +50,7 @@ def test_blocked_convolutions_train_as_whole_batches(backend, geometry, monkeypa
     blocked_model = model(backend, GEOMETRIES[geometry])
     monkeypatch.setattr(backend, "patch_block_bytes", one_image_budget(backend, blocked_model))
     conv = blocked_model.layers[0]
-    assert len(conv._blocks(7, np.dtype("float64"))) == 7
+    assert len(conv._blocks(7, np.dtype("float64"))[0]) == 7
     blocked = train(blocked_model)
     np.testing.assert_allclose(blocked[0], whole[0], rtol=1e-12)
     for got, want in zip(blocked[1], whole[1], strict=True):
@@ -70,9 +71,66 @@ def test_blocks_are_even_and_cover_the_batch(numpy_backend, monkeypatch):
     conv = net.layers[0]
     per_image = conv.patch_size * conv.window.out_h * conv.window.out_w * 8
     monkeypatch.setattr(numpy_backend, "patch_block_bytes", per_image * 3)
-    blocks = conv._blocks(10, np.dtype("float64"))
-    assert [(b.start, b.stop) for b in blocks] == [(0, 2), (2, 5), (5, 7), (7, 10)]
+    blocks, keep = conv._blocks(10, np.dtype("float64"))
+    assert [(b.start, b.stop) for b in blocks] == [(0, 2), (2, 5), (5, 7), (7, 10)] and not keep
     monkeypatch.setattr(numpy_backend, "patch_block_bytes", per_image * 4)
-    assert [(b.start, b.stop) for b in conv._blocks(10, np.dtype("float64"))] == [(0, 3), (3, 6), (6, 10)]
+    assert [(b.start, b.stop) for b in conv._blocks(10, np.dtype("float64"))[0]] == [(0, 3), (3, 6), (6, 10)]
     monkeypatch.setattr(numpy_backend, "patch_block_bytes", None)
-    assert conv._blocks(10, np.dtype("float64")) == [slice(0, 10)]
+    assert conv._blocks(10, np.dtype("float64")) == ([slice(0, 10)], True)
+    monkeypatch.setattr(numpy_backend, "block_threads", 3)  # at least a block per thread; small ones keep patches
+    assert conv._blocks(10, np.dtype("float64")) == ([slice(0, 3), slice(3, 6), slice(6, 10)], True)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_blocks_on_several_threads_train_as_on_one(threads, monkeypatch):
+    """The numba backend's block threads: the same losses, weights and predictions as one thread runs (the
+    gradients of several blocks are summed in block order, whichever thread finished first)."""
+    backend = require("numba")
+    monkeypatch.setattr(backend, "block_threads", 1)
+    serial = train(model(backend, GEOMETRIES["same"]))
+    monkeypatch.setattr(backend, "block_threads", threads)
+    parallel_model = model(backend, GEOMETRIES["same"])
+    assert len(parallel_model.layers[0]._blocks(7, np.dtype("float64"))[0]) == threads
+    parallel = train(parallel_model)
+    np.testing.assert_allclose(parallel[0], serial[0], rtol=1e-12)
+    for got, want in zip(parallel[1], serial[1], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(parallel[2], serial[2], rtol=1e-10, atol=1e-12)
+
+
+def test_calls_of_a_model_with_blocks_keep_blas_on_the_calling_thread(monkeypatch):
+    """While a model whose layers run blocks on threads is called, BLAS has one thread (its own pool would spin
+    beside the block threads); afterwards it has what it had."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    backend = require("numba")
+    monkeypatch.setattr(backend, "block_threads", 2)
+
+    def blas():
+        return [info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+
+    class Watch(netcore.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(blas())
+
+    before, seen = blas(), []
+    model(backend, GEOMETRIES["same"], dtype="float32").fit(*data(), epochs=2, verbose=0, callbacks=[Watch()])
+    assert seen and all(counts == [1] * len(before) for counts in seen)
+    assert blas() == before
+
+
+def test_a_failing_block_raises_in_the_caller_and_the_threads_serve_on():
+    from backends.workers import Workers
+
+    workers, done = Workers(2), []
+
+    def work(item):
+        if item == 3:
+            raise ValueError("block 3")
+        done.append(item)
+
+    with pytest.raises(ValueError, match="block 3"):
+        workers.map(work, list(range(6)))
+    assert {0, 2, 4} <= set(done)  # the calling thread's share ran to its end
+    done.clear()
+    workers.map(done.append, list(range(6)))
+    assert sorted(done) == list(range(6))
