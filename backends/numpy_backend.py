@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from threading import get_ident
+
 import numpy
 from numpy.lib.stride_tricks import as_strided
 
@@ -43,13 +45,14 @@ class NumpyBackend(Backend):
 
     # ----------------------------------------------------------------- images
     def _padded_channels_first(self, purpose: str, shape, window, dtype):
-        """A zeroed ``(C, N, H + padding, W + padding)`` scratch image per purpose and window geometry (the patch
-        extraction only ever writes its interior, so its border stays zero)."""
+        """A zeroed ``(C, N, H + padding, W + padding)`` scratch image per purpose, window geometry and thread (the
+        patch extraction only ever writes its interior, so its border stays zero)."""
         n, height, width, channels = shape
         w = window
         rows = max(height + w.pad_top, (w.out_h - 1) * w.sh + (w.kh - 1) * w.dh + 1)
         columns = max(width + w.pad_left, (w.out_w - 1) * w.sw + (w.kw - 1) * w.dw + 1)
-        key = (purpose, tuple(shape), w.pad_top, w.pad_left, rows, columns, numpy.dtype(dtype).str)
+        # Per thread too: the numba backend falls back here, from blocks running side by side.
+        key = (purpose, tuple(shape), w.pad_top, w.pad_left, rows, columns, numpy.dtype(dtype).str, get_ident())
         scratch = self._padded.get(key)
         if scratch is None:
             scratch = self._padded[key] = numpy.zeros((channels, n, rows, columns), dtype)
