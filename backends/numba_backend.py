@@ -16,8 +16,6 @@ import threading
 from backends.numpy_backend import NumpyBackend
 from backends.workers import Workers, usable_cores
 
-#: Activation codes of the compiled kernels (see :data:`_NUMPY_FORWARD` and :data:`_NUMPY_BACKWARD` for the kinds
-#: that never reach them).
 _KIND_CODES = {
     "linear": 0,
     "relu": 1,
@@ -29,12 +27,14 @@ _KIND_CODES = {
     "gelu": 7,
     "gelu_tanh": 8,
 }
-#: Activations whose compiled form loses to NumPy's: their ``exp``/``log1p`` are scalar C-library calls in compiled
-#: code (no vector math library), but SIMD loops in NumPy. Measured at 128 x 512 in float32: tanh 543 vs 32 us,
-#: sigmoid 266 vs 186, softplus 431 vs 130 (its gradient 202 vs 105), GELU's gradient 645 vs 505. ``tanh`` keeps
-#: the compiled bias add and takes NumPy's ``tanh`` (the base's own expression, so the results are the same bits).
-_NUMPY_FORWARD = {"sigmoid", "softplus", "gelu_tanh"}
-_NUMPY_BACKWARD = {"softplus", "gelu", "gelu_tanh"}
+#: Activations whose compiled form loses to NumPy's on large arrays: their ``exp``/``log1p`` are scalar C-library
+#: calls in compiled code (no vector math library) but SIMD loops in NumPy, while on a few rows NumPy's several
+#: passes cost more than one compiled call. From this many elements on, the NumPy path runs. Measured at 128 x 512
+#: in float32: tanh 543 vs 32 us, sigmoid 266 vs 186, softplus 431 vs 130 (its gradient 202 vs 105), GELU's
+#: gradient 645 vs 505; at 32 x 1 a sigmoid costs 1.5 us compiled and 8 through NumPy. ``tanh`` keeps the compiled
+#: bias add and takes NumPy's ``tanh`` (the base's own expression, so the results are the same bits).
+_NUMPY_FORWARD_FROM = {"tanh": 256, "sigmoid": 4096, "softplus": 4096, "gelu_tanh": 4096}
+_NUMPY_BACKWARD_FROM = {"softplus": 4096, "gelu": 4096, "gelu_tanh": 4096}
 _kernels = None
 _image_kernels = None
 _recurrent_kernels = None
@@ -107,7 +107,7 @@ class NumbaBackend(NumpyBackend):
     def __init__(self):
         super().__init__()
         self.k = _load_kernels()
-        self._scratch = {}
+        self._local = threading.local()
         self.block_threads = usable_cores()
         self._workers: dict[int, Workers] = {}
         self._blas = None
@@ -141,36 +141,42 @@ class NumbaBackend(NumpyBackend):
         return self._blas.limit(limits=1, user_api="blas")
 
     def _scratch_for(self, key, shape, dtype):
-        """A scratch array per key, shape, dtype and thread (block threads run the same kernels side by side)."""
-        slot = (key, tuple(shape), dtype, threading.get_ident())
-        scratch = self._scratch.get(slot)
+        """A scratch array per key, shape and dtype, of the calling thread (block threads run kernels side by
+        side)."""
+        try:
+            cache = self._local.scratch
+        except AttributeError:
+            cache = self._local.scratch = {}
+        slot = (key, shape, dtype)
+        scratch = cache.get(slot)
         if scratch is None:
-            scratch = self._scratch[slot] = self.xp.empty(shape, dtype)
+            scratch = cache[slot] = self.xp.empty(shape, dtype)
         return scratch
 
     # ----------------------------------------------------------------- activations
     def bias_activation(self, z, b, kind, alpha, out):
         code = _KIND_CODES.get(kind)
-        if code is None or kind in _NUMPY_FORWARD or z.ndim != 2 or not _contiguous(z, out):
+        if code is None or z.ndim != 2 or not _contiguous(z, out) or (b is not None and z.dtype != b.dtype):
             return super().bias_activation(z, b, kind, alpha, out)
-        if b is not None and z.dtype != b.dtype:
+        simd = z.size >= _NUMPY_FORWARD_FROM.get(kind, z.size + 1)
+        if simd and kind != "tanh":
             return super().bias_activation(z, b, kind, alpha, out)
         bias = b if b is not None else z[0, :0]
-        fused = _KIND_CODES["linear"] if kind == "tanh" else code
+        fused = _KIND_CODES["linear"] if simd else code
         self.k.bias_activation(z, bias, b is not None, fused, z.dtype.type(alpha), out, self._tile(z.dtype))
-        if kind == "tanh":
+        if simd:
             self.xp.tanh(out, out=out)
         return out
 
     def _tile(self, dtype):
         """Scratch for a bias repeated along a block of narrow rows (see the kernel)."""
-        return self._scratch_for("tile", (256,), dtype)
+        return self._scratch_for("tile", 256, dtype)
 
     def activation_backward(self, dy, y, z, kind, alpha, out):
         code = _KIND_CODES.get(kind)
-        if code is None or kind in _NUMPY_BACKWARD or dy.ndim != 2 or not _contiguous(dy, y, out):
+        if code is None or dy.ndim != 2 or not _contiguous(dy, y, out) or (z is not None and not _contiguous(z)):
             return super().activation_backward(dy, y, z, kind, alpha, out)
-        if z is not None and not _contiguous(z):
+        if dy.size >= _NUMPY_BACKWARD_FROM.get(kind, dy.size + 1):
             return super().activation_backward(dy, y, z, kind, alpha, out)
         pre = z if z is not None else y
         # Element-wise: one long row vectorises whatever the layer's width.

@@ -77,6 +77,12 @@ def activation_backward(kind):
     return case
 
 
+def large(case):
+    """``case`` on a few thousand elements per array: where the numba backend hands the transcendental
+    activations to NumPy's SIMD loops."""
+    return lambda backend, rng, n, c, dtype, contiguous: case(backend, rng, n, 800, dtype, contiguous)
+
+
 def column_sum(backend, rng, n, c, dtype, contiguous):
     x = put(backend, rng.standard_normal((n, c)).astype(dtype), contiguous)
     out = backend.empty((c,), x.dtype)
@@ -513,7 +519,9 @@ CASES = {
     **{f"bias_activation[{k}]": bias_activation(k) for k in KINDS},
     **{f"bias_activation_in_place[{k}]": bias_activation_in_place(k) for k in KINDS},
     "bias_activation[wide rows]": bias_activation_wide,
+    **{f"bias_activation[{k}, large]": large(bias_activation(k)) for k in KINDS},
     **{f"activation_backward[{k}]": activation_backward(k) for k in DIFFERENTIABLE},
+    **{f"activation_backward[{k}, large]": large(activation_backward(k)) for k in DIFFERENTIABLE},
     "column_sum": column_sum,
     "matmul": matmul,
     "map_blocks": map_blocks,
