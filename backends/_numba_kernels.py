@@ -1,7 +1,7 @@
 """Numba kernels of :mod:`backends.numba_backend`; each docstring names the base method whose formula it fuses.
 
-Only imported on first use of the numba backend. The kernels are serial: BLAS owns the cores for the matrix
-products, and a second thread pool would fight it for them. They still run at memory speed because they vectorise:
+Only imported on first use of the numba backend. Each call is serial (several run side by side on the backend's
+block threads, each on its own block of a batch). They run at memory speed because they vectorise:
 scalars arrive cast to the arrays' dtype (float32 loops stay in float32 lanes), and ``error_model="numpy"`` drops
 the division-by-zero checks that otherwise stop LLVM from vectorising a loop (eight times slower).
 """

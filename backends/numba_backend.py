@@ -3,9 +3,11 @@
 Each kernel here overrides the base method of the same name (whose array expression is the formula it implements)
 and fuses what NumPy would do in several passes into one. Per-step scalars are passed as the arrays' dtype
 (``c = p.dtype.type``) so float32 kernels stay in float32 lanes. Kernels compile on first use and are cached on disk
-(``cache=True``). They run on the calling thread, vectorised: BLAS owns the cores for the matrix products, and a
-second thread pool handing the cores back and forth several times per step makes training far slower (and slows
-any PyTorch or OpenMP code in the same process).
+(``cache=True``). Each call is serial and vectorised. Dense layers leave the cores to BLAS's threads; layers that
+cut their batch into blocks (convolutions, pooling) run the blocks on :class:`~backends.workers.Workers`, one per
+usable core, while BLAS is kept on the calling thread (:meth:`NumbaBackend.owning_cores`): two pools side by side,
+one of them spinning, made steps slower, not faster. No Numba thread pool is started, so PyTorch or OpenMP code in
+the same process keeps its cores.
 """
 
 from __future__ import annotations
