@@ -8,10 +8,13 @@ import numpy
 from numpy.lib.stride_tricks import as_strided
 
 from backends.base import Backend
+from backends.workers import Workers, usable_cores
 
 
 class NumpyBackend(Backend):
-    """Reference CPU backend. Everything is inherited; only host-only shortcuts are overridden."""
+    """Reference CPU backend: the base's array expressions, host-only shortcuts, and the cores shared out: layers
+    that cut their batch into blocks run them on :class:`~backends.workers.Workers` (NumPy's loops release the GIL)
+    while BLAS stays on the calling thread (:meth:`owning_cores`)."""
 
     name = "numpy"
     xp = numpy
@@ -19,10 +22,38 @@ class NumpyBackend(Backend):
     def __init__(self):
         self._ones = {}
         self._padded = {}
+        self.block_threads = usable_cores()
+        self._workers: dict[int, Workers] = {}
+        self._blas = None
 
     @classmethod
     def unavailable_reason(cls, index: int = 0) -> str | None:
         return None
+
+    def limit_threads(self, count: int) -> None:
+        super().limit_threads(count)
+        self.block_threads = max(1, min(count, usable_cores()))
+
+    # ----------------------------------------------------------------- blocks of a batch on every core
+    def map_blocks(self, function, count: int) -> None:
+        threads = min(self.block_threads, count)
+        if threads < 2:
+            return super().map_blocks(function, count)
+        workers = self._workers.get(threads)
+        if workers is None:
+            workers = self._workers[threads] = Workers(threads)
+        workers.map(lambda item: function(*item), [(index % threads, index) for index in range(count)])
+
+    def owning_cores(self):
+        """BLAS on the calling thread for the duration: OpenBLAS's own threads spin for a while after each product
+        they share, and beside the block threads that spinning made steps slower, not faster."""
+        if self.block_threads < 2:
+            return super().owning_cores()
+        if self._blas is None:
+            from threadpoolctl import ThreadpoolController
+
+            self._blas = ThreadpoolController()
+        return self._blas.limit(limits=1, user_api="blas")
 
     def random_into(self, rng, out) -> None:
         # The draws land in the buffer directly; no temporary (same stream as the base version).
@@ -51,7 +82,7 @@ class NumpyBackend(Backend):
         w = window
         rows = max(height + w.pad_top, (w.out_h - 1) * w.sh + (w.kh - 1) * w.dh + 1)
         columns = max(width + w.pad_left, (w.out_w - 1) * w.sw + (w.kw - 1) * w.dw + 1)
-        # Per thread too: the numba backend falls back here, from blocks running side by side.
+        # Per thread too: blocks of a batch run side by side.
         key = (purpose, tuple(shape), w.pad_top, w.pad_left, rows, columns, numpy.dtype(dtype).str, get_ident())
         scratch = self._padded.get(key)
         if scratch is None:
@@ -107,7 +138,7 @@ class NumpyBackend(Backend):
         return out
 
     def _scratch_mask(self, shape):
-        key = ("mask", tuple(shape))
+        key = ("mask", tuple(shape), get_ident())  # per thread: blocks of a batch pool side by side
         mask = self._padded.get(key)
         if mask is None:
             mask = self._padded[key] = numpy.empty(shape, bool)

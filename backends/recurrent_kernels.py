@@ -15,6 +15,11 @@ from __future__ import annotations
 class RecurrentKernels:
     """One step of SimpleRNN, LSTM and GRU over ``self.xp``; see :class:`backends.base.Backend`."""
 
+    #: Fewest gate values per step a block of a batch's sequences must compute for a recurrent layer to run it on a
+    #: thread of its own (:meth:`~backends.base.Backend.map_blocks`); None: never. A step is a handful of short
+    #: calls, each taking and giving back the GIL, so only steps with enough work per call gain from a second core.
+    recurrent_block_work: int | None = None
+
     # ----------------------------------------------------------------- masks over time steps
     def sequence_mask(self, x, value: float, mask, masked, out):
         """Keras's Masking: ``mask[n, t]`` is whether any feature of step ``t`` differs from ``value``; ``masked`` is

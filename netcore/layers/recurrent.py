@@ -36,11 +36,6 @@ class _Recurrent(Layer):
 
     #: Gate blocks side by side in the kernels (1, 4 or 3).
     blocks = 1
-    #: Fewest gate values a block must compute per step to be worth a thread of its own: a step is a handful of
-    #: short calls, each taking and giving back the GIL, and below this the threads wait on one another more than
-    #: they save (measured at batch 64 on two cores: LSTM, 32 x 512 values a block, 19% faster; GRU, 32 x 384, 5%
-    #: slower; SimpleRNN, 32 x 128, 9% slower).
-    min_block_work = 32 * 512
 
     def __init__(
         self,
@@ -153,7 +148,10 @@ class _Recurrent(Layer):
         bound to this layer's weights (sequences are independent of one another, so each block runs its whole pass
         over time on its own thread, BLAS on that thread); None where one block does it all. The split is decided
         per call, so a model whose other layers are dense keeps BLAS's threads for them."""
-        count = min(self.backend.block_threads, n * self.width // self.min_block_work)
+        work = self.backend.recurrent_block_work
+        if work is None:
+            return None
+        count = min(self.backend.block_threads, n * self.width // work)
         if count < 2:
             return None
         twins = self._block_twins.get(count)

@@ -70,6 +70,7 @@ def test_blocks_are_even_and_cover_the_batch(numpy_backend, monkeypatch):
     net = model(numpy_backend, GEOMETRIES["same"])
     conv = net.layers[0]
     per_image = conv.patch_size * conv.window.out_h * conv.window.out_w * 8
+    monkeypatch.setattr(numpy_backend, "block_threads", 1)
     monkeypatch.setattr(numpy_backend, "patch_block_bytes", per_image * 3)
     blocks, keep = conv._blocks(10, np.dtype("float64"))
     assert [(b.start, b.stop) for b in blocks] == [(0, 2), (2, 5), (5, 7), (7, 10)] and not keep
@@ -82,10 +83,11 @@ def test_blocks_are_even_and_cover_the_batch(numpy_backend, monkeypatch):
 
 
 @pytest.mark.parametrize("threads", [2, 3])
-def test_blocks_on_several_threads_train_as_on_one(threads, monkeypatch):
-    """The numba backend's block threads: the same losses, weights and predictions as one thread runs (the
+@pytest.mark.parametrize("name", ["numpy", "numba"])
+def test_blocks_on_several_threads_train_as_on_one(name, threads, monkeypatch):
+    """The CPU backends' block threads: the same losses, weights and predictions as one thread runs (the
     gradients of several blocks are summed in block order, whichever thread finished first)."""
-    backend = require("numba")
+    backend = require(name)
     monkeypatch.setattr(backend, "block_threads", 1)
     serial = train(model(backend, GEOMETRIES["same"]))
     monkeypatch.setattr(backend, "block_threads", threads)

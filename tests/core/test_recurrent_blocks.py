@@ -9,7 +9,6 @@ import pytest
 
 import netcore
 from netcore.layers import GRU, LSTM, Bidirectional, Dense, Masking, SimpleRNN
-from netcore.layers.recurrent import _Recurrent
 from tests.conftest import require
 
 STEPS, FEATURES = 6, 3
@@ -38,12 +37,13 @@ def train(backend, layers, dtype="float64"):
 
 
 @pytest.mark.parametrize("network", list(NETWORKS))
-def test_blocks_of_sequences_train_as_one_batch(network, monkeypatch):
-    backend = require("numba")
+@pytest.mark.parametrize("name", ["numpy", "numba"])
+def test_blocks_of_sequences_train_as_one_batch(name, network, monkeypatch):
+    backend = require(name)
     monkeypatch.setattr(backend, "block_threads", 1)
     one = train(backend, NETWORKS[network])
     monkeypatch.setattr(backend, "block_threads", 3)
-    monkeypatch.setattr(_Recurrent, "min_block_work", 1)
+    monkeypatch.setattr(backend, "recurrent_block_work", 1)
     split = train(backend, NETWORKS[network])
     np.testing.assert_allclose(split[0], one[0], rtol=1e-12)
     for got, want in zip(split[1], one[1], strict=True):
@@ -57,7 +57,7 @@ def test_a_split_layer_uses_one_twin_per_block(monkeypatch):
     layer = LSTM(5)
     netcore.Sequential([layer, Dense(2)], input_shape=(STEPS, FEATURES), device=backend, seed=0)
     assert layer._split(16) is None  # 16 x 20 gate values per step: not worth a second thread
-    monkeypatch.setattr(_Recurrent, "min_block_work", 16 * 20 // 2)
+    monkeypatch.setattr(backend, "recurrent_block_work", 16 * 20 // 2)
     blocks, twins = layer._split(16)
     assert [(b.start, b.stop) for b in blocks] == [(0, 8), (8, 16)] and len(twins) == 2
     assert all(twin.params["kernel"] is layer.params["kernel"] for twin in twins)
@@ -66,7 +66,7 @@ def test_a_split_layer_uses_one_twin_per_block(monkeypatch):
 def test_split_gradients_pass_the_central_difference_check(monkeypatch):
     backend = require("numba")
     monkeypatch.setattr(backend, "block_threads", 2)
-    monkeypatch.setattr(_Recurrent, "min_block_work", 1)
+    monkeypatch.setattr(backend, "recurrent_block_work", 1)
     model = netcore.Sequential(NETWORKS["gru masked"](), input_shape=(STEPS, FEATURES), device=backend,
                                dtype="float64", seed=1)  # fmt: skip
     model.compile("sgd", "cross_entropy")
