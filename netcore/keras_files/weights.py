@@ -52,7 +52,8 @@ def _targets(layer) -> list[tuple[dict, str, tuple]]:
 def _sublayers(layer) -> list[tuple[str, object]]:
     """Where a layer's arrays sit below its own path: a recurrent layer's in its cell, a Bidirectional's in both
     directions' cells, any other's in its own ``vars``."""
-    from netcore.layers.recurrent import Bidirectional, _Recurrent
+    from netcore.layers.bidirectional import Bidirectional
+    from netcore.layers.recurrent import _Recurrent
 
     if isinstance(layer, Bidirectional):
         return [("forward_layer/cell", layer.forward_layer), ("backward_layer/cell", layer.backward_layer)]

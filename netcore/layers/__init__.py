@@ -1,14 +1,13 @@
-"""Layers, one module per family (as Keras): :mod:`~netcore.layers.base` (what a layer is),
-:mod:`~netcore.layers.core` (Dense, Activation), :mod:`~netcore.layers.regularization` (Dropout,
-SpatialDropout2D, GaussianNoise), :mod:`~netcore.layers.normalization` (BatchNorm; BatchNormalization with Keras's
-defaults),
+"""Layers, one module per family (as Keras): :mod:`~netcore.layers.base` (what a layer is), :mod:`~netcore.layers.core`
+(Dense, Activation), :mod:`~netcore.layers.regularization` (Dropout, SpatialDropout2D, GaussianNoise),
+:mod:`~netcore.layers.normalization` (BatchNorm; BatchNormalization with Keras's defaults),
 :mod:`~netcore.layers.convolution` (Conv2D), :mod:`~netcore.layers.pooling` (max, average and global pooling) and
-:mod:`~netcore.layers.reshaping` (Flatten, Reshape), :mod:`~netcore.layers.augmentation` (random flips,
-translations, rotations, zooms, brightness, contrast and erasing), :mod:`~netcore.layers.recurrent` (SimpleRNN,
-LSTM, GRU, Bidirectional), :mod:`~netcore.layers.sequence` (Masking, GlobalAveragePooling1D) and
-:mod:`~netcore.layers.merging` (Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate) and
-:mod:`~netcore.layers.embedding` (Embedding) and :mod:`~netcore.layers.preprocessing` (Rescaling). ``Input`` (from
-:mod:`netcore.models`) starts a functional model."""
+:mod:`~netcore.layers.reshaping` (Flatten, Reshape), :mod:`~netcore.layers.augmentation` (random flips, translations,
+rotations, zooms, brightness, contrast and erasing), :mod:`~netcore.layers.recurrent` (SimpleRNN, LSTM, GRU),
+:mod:`~netcore.layers.bidirectional` (Bidirectional), :mod:`~netcore.layers.sequence` (Masking,
+GlobalAveragePooling1D) and :mod:`~netcore.layers.merging` (Add, Subtract, Multiply, Average, Maximum, Minimum,
+Concatenate) and :mod:`~netcore.layers.embedding` (Embedding) and :mod:`~netcore.layers.preprocessing` (Rescaling).
+``Input`` (from :mod:`netcore.models`) starts a functional model."""
 
 from __future__ import annotations
 
@@ -23,6 +22,7 @@ from netcore.layers.augmentation import (
     RandomZoom,
 )
 from netcore.layers.base import Layer, ParamSpec, StateSpec
+from netcore.layers.bidirectional import Bidirectional
 from netcore.layers.convolution import Conv2D, DepthwiseConv2D
 from netcore.layers.core import Activation, Dense, ReLU
 from netcore.layers.embedding import Embedding
@@ -35,7 +35,7 @@ from netcore.layers.pooling import (
     MaxPooling2D,
 )
 from netcore.layers.preprocessing import Rescaling
-from netcore.layers.recurrent import GRU, LSTM, Bidirectional, SimpleRNN
+from netcore.layers.recurrent import GRU, LSTM, SimpleRNN
 from netcore.layers.regularization import Dropout, GaussianNoise, SpatialDropout2D
 from netcore.layers.reshaping import Flatten, Reshape, ZeroPadding2D
 from netcore.layers.sequence import GlobalAveragePooling1D, Masking
