@@ -4,10 +4,11 @@ Each kernel here overrides the base method of the same name (whose array express
 and fuses what NumPy would do in several passes into one. Per-step scalars are passed as the arrays' dtype
 (``c = p.dtype.type``) so float32 kernels stay in float32 lanes. Kernels compile on first use and are cached on disk
 (``cache=True``). Each call is serial and vectorised. Dense layers leave the cores to BLAS's threads; layers that
-cut their batch into blocks (convolutions, pooling) run the blocks on :class:`~backends.workers.Workers`, one per
-usable core, while BLAS is kept on the calling thread (:meth:`NumbaBackend.owning_cores`): two pools side by side,
-one of them spinning, made steps slower, not faster. No Numba thread pool is started, so PyTorch or OpenMP code in
-the same process keeps its cores.
+cut their batch into blocks (convolutions, pooling, recurrent layers with enough work per step) run the blocks on
+the workers the NumPy backend keeps (:class:`~backends.workers.Workers`, one per usable core), while BLAS stays on
+the calling thread (``owning_cores``): two pools side by side, one of them spinning, made steps slower, not faster.
+Scratch of these kernels is per thread. No Numba thread pool is started, so PyTorch or OpenMP code in the same
+process keeps its cores.
 """
 
 from __future__ import annotations

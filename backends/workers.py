@@ -20,7 +20,8 @@ def usable_cores() -> int:
 
 
 class Workers:
-    """``count - 1`` daemon threads; :meth:`map` runs a function over items on them and on the calling thread."""
+    """``count - 1`` daemon threads; :meth:`map` runs a function over items on them and on the calling thread. Not
+    re-entrant: a function that :meth:`map` runs must not call :meth:`map` of the same workers."""
 
     def __init__(self, count: int):
         self.count = count

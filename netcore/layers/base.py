@@ -252,7 +252,7 @@ class Layer(metaclass=_DeclaresInput):
 
 
 def batch_blocks(n: int, count: int) -> list[slice]:
-    """``n`` images as ``min(count, n)`` blocks of sizes differing by at most one, in order."""
+    """``n`` rows of a batch (images, sequences) as ``min(count, n)`` blocks whose sizes differ by one at most."""
     count = max(1, min(count, n))
     bounds = [i * n // count for i in range(count + 1)]
     return [slice(bounds[i], bounds[i + 1]) for i in range(count)]
