@@ -44,9 +44,15 @@ class _Pooling2D(Layer):
     def _dx(self, dy):
         return self.buffer("dx", self.batch_shape(dy.shape[0], self.input_shape), dy.dtype)
 
-    def over_blocks(self, n: int, pool) -> None:
-        """``pool(images)`` for each block of the batch, on the backend's block threads."""
-        blocks = batch_blocks(n, self.backend.block_threads)
+    #: Fewest input values worth handing a block to another thread: pooling is one quick pass, and handing over
+    #: costs tens of microseconds (LeNet's second pooling, 102,400 values, took 0.09 ms split against 0.03 whole).
+    min_split_size = 1 << 17
+
+    def over_blocks(self, x, pool) -> None:
+        """``pool(images)`` for each block of the batch ``x`` (the input or its gradient's shape), on the backend's
+        block threads where the batch is large enough."""
+        threads = self.backend.block_threads if x.size >= self.min_split_size else 1
+        blocks = batch_blocks(x.shape[0], threads)
         self.backend.map_blocks(lambda lane, index: pool(blocks[index]), len(blocks))
 
 
@@ -58,14 +64,14 @@ class MaxPooling2D(_Pooling2D):
         shape = (x.shape[0], self.window.out_h, self.window.out_w, self.n_in)
         out = self.buffer("y", shape, x.dtype)
         argmax = self._argmax = self.buffer("argmax", shape, "int32")
-        self.over_blocks(x.shape[0], lambda b: self.backend.max_pool_forward(x[b], self.window, out[b], argmax[b]))
+        self.over_blocks(x, lambda b: self.backend.max_pool_forward(x[b], self.window, out[b], argmax[b]))
         return out
 
     def backward(self, dy, need_dx):
         if not need_dx:
             return None
         dx, argmax = self._dx(dy), self._argmax
-        self.over_blocks(dy.shape[0], lambda b: self.backend.max_pool_backward(dy[b], argmax[b], self.window, dx[b]))
+        self.over_blocks(dx, lambda b: self.backend.max_pool_backward(dy[b], argmax[b], self.window, dx[b]))
         return dx
 
 
@@ -75,14 +81,14 @@ class AveragePooling2D(_Pooling2D):
     def forward(self, x, training):
         shape = (x.shape[0], self.window.out_h, self.window.out_w, self.n_in)
         out = self.buffer("y", shape, x.dtype)
-        self.over_blocks(x.shape[0], lambda b: self.backend.avg_pool_forward(x[b], self.window, out[b]))
+        self.over_blocks(x, lambda b: self.backend.avg_pool_forward(x[b], self.window, out[b]))
         return out
 
     def backward(self, dy, need_dx):
         if not need_dx:
             return None
         dx = self._dx(dy)
-        self.over_blocks(dy.shape[0], lambda b: self.backend.avg_pool_backward(dy[b], self.window, dx[b]))
+        self.over_blocks(dx, lambda b: self.backend.avg_pool_backward(dy[b], self.window, dx[b]))
         return dx
 
 

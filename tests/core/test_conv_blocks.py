@@ -8,6 +8,7 @@ import pytest
 
 import netcore
 from netcore.layers import Conv2D, Dense, Flatten, MaxPooling2D
+from netcore.layers.pooling import _Pooling2D
 from tests.conftest import require
 
 SHAPE = (9, 8, 3)
@@ -91,6 +92,7 @@ def test_blocks_on_several_threads_train_as_on_one(name, threads, monkeypatch):
     monkeypatch.setattr(backend, "block_threads", 1)
     serial = train(model(backend, GEOMETRIES["same"]))
     monkeypatch.setattr(backend, "block_threads", threads)
+    monkeypatch.setattr(_Pooling2D, "min_split_size", 1)  # the pooling of a few small images splits too
     parallel_model = model(backend, GEOMETRIES["same"])
     assert len(parallel_model.layers[0]._blocks(7, np.dtype("float64"))[0]) == threads
     parallel = train(parallel_model)
@@ -136,3 +138,16 @@ def test_a_failing_block_raises_in_the_caller_and_the_threads_serve_on():
     done.clear()
     workers.map(done.append, list(range(6)))
     assert sorted(done) == list(range(6))
+
+
+def test_pooling_splits_only_a_large_batch(monkeypatch):
+    backend = require("numba")
+    monkeypatch.setattr(backend, "block_threads", 2)
+    pool = MaxPooling2D(2)
+    netcore.Sequential([pool, Flatten(), Dense(2)], input_shape=(8, 8, 4), device=backend, seed=0)
+    counts = []
+    monkeypatch.setattr(backend, "map_blocks", lambda function, count: counts.append(count))
+    pool.forward(np.zeros((4, 8, 8, 4), "float32"), True)
+    monkeypatch.setattr(_Pooling2D, "min_split_size", 4 * 8 * 8 * 4)
+    pool.forward(np.zeros((4, 8, 8, 4), "float32"), True)
+    assert counts == [1, 2]
