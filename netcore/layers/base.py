@@ -258,6 +258,14 @@ def batch_blocks(n: int, count: int) -> list[slice]:
     return [slice(bounds[i], bounds[i + 1]) for i in range(count)]
 
 
+def sum_in_order(total, parts) -> None:
+    """``total = parts[0] + parts[1] + ...``, left to right: block gradients summed in block order, so a result does
+    not depend on which thread finished first."""
+    total[...] = parts[0]
+    for part in parts[1:]:
+        total += part
+
+
 def rows(x, width: int):
     """``x`` as a matrix of ``width`` columns (a view; ``x`` itself when it is one already, to spare the object)."""
     return x if x.ndim == 2 and x.shape[1] == width else x.reshape(-1, width)

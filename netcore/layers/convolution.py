@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from backends.image_kernels import Window
 from netcore.errors import ConfigurationError, ShapeError
-from netcore.layers.base import Layer, ParamSpec, batch_blocks, pair, positive_int
+from netcore.layers.base import Layer, ParamSpec, batch_blocks, pair, positive_int, sum_in_order
 from netcore.layers.core import KernelLayer
 
 
@@ -220,14 +220,9 @@ class Conv2D(KernelLayer):
     def _sum_gradients(self, partials) -> None:
         if len(partials) == 1:
             return
-        dW, db = self.grads["W"].reshape(partials[0][0].shape), self.grads.get("b")
-        dW[...] = partials[0][0]
-        for part in partials[1:]:
-            dW += part[0]
-        if db is not None:
-            db[...] = partials[0][1]
-            for part in partials[1:]:
-                db += part[1]
+        sum_in_order(self.grads["W"].reshape(partials[0][0].shape), [part[0] for part in partials])
+        if self.use_bias:
+            sum_in_order(self.grads["b"], [part[1] for part in partials])
 
 
 class DepthwiseConv2D(Conv2D):

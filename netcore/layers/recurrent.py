@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from netcore import activations, initializers, regularizers
 from netcore.errors import ConfigurationError, ShapeError
-from netcore.layers.base import Layer, ParamSpec, batch_blocks, positive_int
+from netcore.layers.base import Layer, ParamSpec, batch_blocks, positive_int, sum_in_order
 
 
 @dataclass(frozen=True)
@@ -181,8 +181,7 @@ class _Recurrent(Layer):
             twin.mask = None if self.mask is None else self.mask[rows]
             y[rows] = twin._forward(x[rows], training)
 
-        with self.backend.owning_cores():
-            self.backend.map_blocks(run, len(blocks))
+        self._on_blocks(run, len(blocks))
         return y
 
     def backward(self, dy, need_dx):
@@ -198,14 +197,16 @@ class _Recurrent(Layer):
             if dx is not None:
                 dx[rows] = part
 
-        with self.backend.owning_cores():
-            self.backend.map_blocks(run, len(blocks))
-        if self.trainable:  # the blocks' weight gradients, summed in block order
+        self._on_blocks(run, len(blocks))
+        if self.trainable:
             for name, grad in self.grads.items():
-                grad[...] = twins[0].grads[name]
-                for twin in twins[1:]:
-                    grad += twin.grads[name]
+                sum_in_order(grad, [twin.grads[name] for twin in twins])
         return dx
+
+    def _on_blocks(self, run, count: int) -> None:
+        """``run(lane, index)`` for every block on the backend's threads, BLAS on each of them."""
+        with self.backend.owning_cores():
+            self.backend.map_blocks(run, count)
 
     def _forward(self, x, training):
         backend = self.backend
