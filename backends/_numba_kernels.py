@@ -100,6 +100,37 @@ def bias_activation(z, b, has_bias, kind, alpha, out, tiled):
 
 
 @njit(**_KERNEL)
+def all_finite(x):
+    """ArrayOps.all_finite in one pass: ``v - v`` is 0 for a finite value and NaN for NaN and the infinities; an OR
+    of comparisons vectorises (a min and a max would take two passes)."""
+    flat = x.reshape(-1)
+    bad = False
+    for i in range(flat.shape[0]):
+        bad |= flat[i] - flat[i] != 0
+    return not bad
+
+
+@njit(**_KERNEL)
+def bias_softmax(z, b, has_bias, out):
+    """ActivationKernels.bias_activation for softmax: z += b; out = exp(z - max) / sum, one pass per row."""
+    n, c = z.shape
+    for i in range(n):
+        if has_bias:
+            for j in range(c):
+                z[i, j] += b[j]
+        mx = z[i, 0]
+        for j in range(1, c):
+            mx = max(mx, z[i, j])
+        s = 0.0
+        for j in range(c):
+            e = math.exp(z[i, j] - mx)
+            out[i, j] = e
+            s += e
+        for j in range(c):
+            out[i, j] = out[i, j] / s
+
+
+@njit(**_KERNEL)
 def activation_backward(dy, y, z, kind, alpha, out):
     """ActivationKernels.activation_backward: out = dy * f'(z), from y (z only for the GELUs)."""
     n, c = dy.shape

@@ -30,6 +30,9 @@ from backends.merge_kernels import MergeKernels
 from backends.optimizer_kernels import OptimizerKernels
 from backends.recurrent_kernels import RecurrentKernels
 
+#: What :meth:`Backend.scope` returns on the CPU (a null context is reusable and reentrant).
+_NO_SCOPE = contextlib.nullcontext()
+
 
 class Backend(
     ArrayOps,
@@ -63,8 +66,9 @@ class Backend(
         return f"<{type(self).__name__} {self.name!r}>"
 
     def scope(self):
-        """A context manager that makes this backend's device current (a no-op on the CPU)."""
-        return contextlib.nullcontext()
+        """A context manager that makes this backend's device current (a no-op on the CPU: one shared, reusable
+        null context)."""
+        return _NO_SCOPE
 
     def synchronize(self) -> None:
         """Wait for queued device work; a no-op on the CPU backends (timing code calls it)."""

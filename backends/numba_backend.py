@@ -35,7 +35,7 @@ _KIND_CODES = {
 #: in float32: tanh 543 vs 32 us, sigmoid 266 vs 186, softplus 431 vs 130 (its gradient 202 vs 105), GELU's
 #: gradient 645 vs 505; at 32 x 1 a sigmoid costs 1.5 us compiled and 8 through NumPy. ``tanh`` keeps the compiled
 #: bias add and takes NumPy's ``tanh`` (the base's own expression, so the results are the same bits).
-_NUMPY_FORWARD_FROM = {"tanh": 256, "sigmoid": 4096, "softplus": 4096, "gelu_tanh": 4096}
+_NUMPY_FORWARD_FROM = {"tanh": 256, "sigmoid": 4096, "softplus": 4096, "gelu_tanh": 4096, "softmax": 4096}
 _NUMPY_BACKWARD_FROM = {"softplus": 4096, "gelu": 4096, "gelu_tanh": 4096}
 _kernels = None
 _image_kernels = None
@@ -133,24 +133,38 @@ class NumbaBackend(NumpyBackend):
             scratch = cache[slot] = self.xp.empty(shape, dtype)
         return scratch
 
+    def all_finite(self, x) -> bool:
+        # Every predict checks its rows: on one row NumPy's min and max cost ten times this call.
+        if x.dtype.kind != "f" or x.dtype.itemsize not in (4, 8) or not x.flags.c_contiguous:
+            return super().all_finite(x)
+        return self.k.all_finite(x)
+
     # ----------------------------------------------------------------- activations
     def bias_activation(self, z, b, kind, alpha, out):
+        # Checks written out inline: on one row (predict serving a request) every Python call here costs as much
+        # as the compiled kernel.
         code = _KIND_CODES.get(kind)
-        if code is None or z.ndim != 2 or not _contiguous(z, out) or (b is not None and z.dtype != b.dtype):
+        if (
+            (code is None and kind != "softmax")
+            or z.ndim != 2
+            or not (z.flags.c_contiguous and out.flags.c_contiguous)
+            or (b is not None and z.dtype != b.dtype)
+        ):
             return super().bias_activation(z, b, kind, alpha, out)
         simd = z.size >= _NUMPY_FORWARD_FROM.get(kind, z.size + 1)
         if simd and kind != "tanh":
             return super().bias_activation(z, b, kind, alpha, out)
         bias = b if b is not None else z[0, :0]
+        if code is None:
+            self.k.bias_softmax(z, bias, b is not None, out)
+            return out
         fused = _KIND_CODES["linear"] if simd else code
-        self.k.bias_activation(z, bias, b is not None, fused, z.dtype.type(alpha), out, self._tile(z.dtype))
+        # The tile: scratch for a bias repeated along a block of narrow rows (see the kernel).
+        tile = self._scratch_for("tile", 256, z.dtype)
+        self.k.bias_activation(z, bias, b is not None, fused, z.dtype.type(alpha), out, tile)
         if simd:
             self.xp.tanh(out, out=out)
         return out
-
-    def _tile(self, dtype):
-        """Scratch for a bias repeated along a block of narrow rows (see the kernel)."""
-        return self._scratch_for("tile", 256, dtype)
 
     def activation_backward(self, dy, y, z, kind, alpha, out):
         code = _KIND_CODES.get(kind)

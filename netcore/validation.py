@@ -18,14 +18,14 @@ def _native(model, data, what: str, receiver: str = "the model"):
     through DLPack, host data is copied in; another device's array is refused unless the model has
     ``auto_transfer=True``."""
     backend = model.backend
-    view = backend.from_dlpack(data)
-    if view is not None:
-        return view
-    if backend.is_native(data):
+    if backend.is_native(data):  # the common case first: a predict on one row pays for every call
         other = backend.device_of(data)
         if other is None:
             return data
     else:
+        view = backend.from_dlpack(data)
+        if view is not None:
+            return view
         other = backend.foreign_device(data)
         if other is None:
             return data
@@ -47,13 +47,16 @@ def features(model, X, what: str = "X", expected=None, receiver: str = "the mode
     ``expected`` shape (None: any; a 1-D ``X`` is one feature per row). ``receiver`` names who takes it in errors
     ("the first layer (dense)", "input 'image'"). A memmap or another array-like that is not in memory comes back as
     :class:`~netcore.streaming.StreamedRows`: its values are checked as they are read."""
-    if model.backend.is_streamable(X):
+    backend = model.backend
+    if _ready(backend, X, model.dtype, expected):
+        return _finite(backend, X, what)
+    if backend.is_streamable(X):
         return _streamed_features(model, X, what, expected, receiver)
     X = _native(model, X, what, f"{receiver} of the model")
     if _dtype_kind(X) in _NOT_REAL:
         raise DTypeError(f"{what} must hold real numbers, got dtype {X.dtype}")
     try:
-        X = model.backend.asarray(X, model.dtype)
+        X = backend.asarray(X, model.dtype)
     except (TypeError, ValueError, RuntimeError) as exc:  # RuntimeError: a tensor that requires grad, say
         raise DTypeError(f"{what} must be numeric, convertible to {model.dtype_name}: {exc}") from None
     one_sample = expected is not None and expected != (1,) and tuple(X.shape) == expected
@@ -65,9 +68,29 @@ def features(model, X, what: str = "X", expected=None, receiver: str = "the mode
         raise ShapeError(f"{what} is empty (shape {tuple(X.shape)})")
     if expected is not None and tuple(X.shape[1:]) != expected:
         raise ShapeError(_shape_mismatch(X, expected, what, receiver, one_sample))
-    if not model.backend.all_finite(X):
-        raise ShapeError(f"{what} contains NaN or infinity (first in row {first_bad_row(model.backend, X)})")
+    return _finite(backend, X, what)
+
+
+def _finite(backend, X, what: str):
+    """``X``, once known to hold no NaN or infinity."""
+    if not backend.all_finite(X):
+        raise ShapeError(f"{what} contains NaN or infinity (first in row {first_bad_row(backend, X)})")
     return X
+
+
+def _ready(backend, X, dtype, expected) -> bool:
+    """Whether ``X`` is already what the model computes on: a C-contiguous array of its backend, device and dtype,
+    of rows of the ``expected`` shape (a predict serving one request then checks only its values)."""
+    return (
+        expected is not None
+        and backend.is_native(X)
+        and X.dtype == dtype
+        and X.shape[1:] == expected
+        and X.shape[0] > 0
+        and X.flags.c_contiguous
+        and backend.device_of(X) is None
+        and not backend.is_streamable(X)
+    )
 
 
 def _streamed_features(model, X, what: str, expected, receiver: str):

@@ -134,21 +134,32 @@ class Dense(KernelLayer):
         return {"units": self.units, **super().config()}
 
     def forward(self, x, training, logits: bool = False):
+        # Lean on purpose: on one row (predict serving a request) each Python call costs about what a kernel does.
         backend, act = self.backend, self.activation
         if logits and self.emit_logits:
             act = activations.linear()
-        x2 = rows(x, self.n_in)  # a view: every batch is C-contiguous
-        n = x2.shape[0]
-        z = self.buffer("z", (n, self.units), x.dtype)
+        x2 = x if x.ndim == 2 else x.reshape(-1, self.n_in)  # a view: every batch is C-contiguous
+        z, y = self._outputs(x2.shape[0], x.dtype)
         backend.matmul(x2, self.params["W"], out=z)
-        # The output gets its own buffer: in-place element-wise kernels cannot be vectorised by a compiler that must
-        # assume the input and output overlap.
-        y = z if act.kind == "linear" else self.buffer("y", (n, self.units), x.dtype)
+        if act.kind == "linear":
+            y = z
         backend.bias_activation(z, self.params.get("b"), act.kind, act.alpha, y)
         if training:
             self.check_trainable(act)
             self._cache = (x2, y, z if act.needs_preactivation else None, act)
-        return shaped(y, (*x.shape[:-1], self.units))
+        return y if x.ndim == 2 else y.reshape(*x.shape[:-1], self.units)
+
+    def _outputs(self, n: int, dtype) -> tuple:
+        """The pre-activation and output buffers of ``n`` rows, made once per batch size. The output has its own
+        buffer: in-place element-wise kernels cannot be vectorised by a compiler that must assume the input and
+        output overlap."""
+        slot = ("outputs", n)
+        pair = self._buffers.get(slot)
+        if pair is None:
+            z = self.backend.empty((n, self.units), dtype)
+            y = z if self.activation.kind == "linear" else self.backend.empty((n, self.units), dtype)
+            pair = self._buffers[slot] = (z, y)
+        return pair
 
     def backward(self, dy, need_dx):
         backend = self.backend

@@ -105,7 +105,11 @@ class FlatBuffers:
                         target[...] = self.backend.asarray(old_backend.to_numpy(value), self.dtype)
 
     def owns_all(self) -> bool:
-        return all(layer.owner is self.token for layer in self.layers)
+        token = self.token
+        for layer in self.layers:  # noqa: SIM110 - a loop, not all() over a generator: runs on every call of the model
+            if layer.owner is not token:
+                return False
+        return True
 
     def claim(self) -> None:
         """Take back layers another model has used since: copy their current weights into these buffers and bind

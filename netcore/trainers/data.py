@@ -86,8 +86,7 @@ def inputs(model, X, names: list[str], shapes: list | None, receivers: list[str]
         if streaming.is_streamed(array) and not stream:
             array = array.read(0, len(array))
         arrays.append(array)
-    rows = {array.shape[0] for array in arrays}
-    if len(rows) > 1:
+    if several and len({array.shape[0] for array in arrays}) > 1:
         counts = ", ".join(f"{name}: {array.shape[0]}" for name, array in zip(names, arrays, strict=True))
         raise ShapeError(f"the inputs have different numbers of rows ({counts})")
     return arrays

@@ -111,7 +111,7 @@ class Scoring:
         X = X.features if data.is_data_set(X) else X
         with self.backend.scope(), self._guarded(mutates=False):
             xs, _, _ = self._prepare(X, need_targets=False, stream=True)
-            if xs[0].shape[0] <= batch_size and not any(streaming.is_streamed(x) for x in xs):
+            if xs[0].shape[0] <= batch_size and not any(map(streaming.is_streamed, xs)):
                 raw = self._executor.forward(xs, False)  # one chunk: no output buffer to assemble it in
             else:
                 raw = self.predict_native(xs, batch_size)

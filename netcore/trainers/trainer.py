@@ -162,8 +162,9 @@ class Trainer(Scoring):
         """Checked device arrays: ``(inputs, targets, weights)`` as lists (one per input and per output). Nothing
         changes if they are bad; a Sequential model is built on first sight of data. Data not in memory (a memmap,
         an h5py dataset) is read a block at a time where ``stream``, else in whole."""
-        self._require_layers()
-        self._build_declared()
+        if not self.built:
+            self._require_layers()
+            self._build_declared()
         names, shapes, receivers = self._input_specs()
         xs = data.inputs(self, X, names, shapes, receivers, stream)
         if not self.built:
@@ -316,22 +317,10 @@ class Trainer(Scoring):
                 self.optimizer.state[key][...] = backend.asarray(value)
             self.optimizer.load_scalar_state(snapshot["optimizer_scalars"])
 
-    @contextlib.contextmanager
-    def _guarded(self, mutates: bool = True):
+    def _guarded(self, mutates: bool = True) -> _Guard:
         """Run a public call; if it raises, put the model back as it was before the call (for calls that change
         it) and turn a device out-of-memory error into a netcore error that says where and what to do."""
-        self._claim()
-        before = self.snapshot() if mutates else {"built": False}
-        cores = self.backend.owning_cores() if self._splits_batch() else contextlib.nullcontext()
-        try:
-            with cores:
-                yield
-        except BaseException as exc:
-            if self.built and before["built"]:
-                self.restore(before)
-            if isinstance(exc, self.backend.out_of_memory_errors):
-                raise OutOfMemoryError(self._out_of_memory_message(exc)) from exc
-            raise
+        return _Guard(self, mutates)
 
     def _splits_batch(self) -> bool:
         """Whether a layer runs its batch in blocks on the backend's threads (the calls then own the cores)."""
@@ -461,3 +450,33 @@ class Trainer(Scoring):
                     bool(cuda_graph),
                     parallel,
                 )
+
+
+class _Guard:
+    """What :meth:`Trainer._guarded` returns. A class rather than a generator-based context manager: a predict on
+    one row pays for every Python call around its few microseconds of arithmetic."""
+
+    __slots__ = ("model", "mutates", "before", "cores")
+
+    def __init__(self, model: Trainer, mutates: bool):
+        self.model, self.mutates = model, mutates
+
+    def __enter__(self) -> None:
+        model = self.model
+        model._claim()
+        self.before = model.snapshot() if self.mutates else None
+        self.cores = model.backend.owning_cores() if model._splits_batch() else None
+        if self.cores is not None:
+            self.cores.__enter__()
+
+    def __exit__(self, kind, exc, traceback) -> bool:
+        model = self.model
+        if self.cores is not None:
+            self.cores.__exit__(kind, exc, traceback)
+        if exc is None:
+            return False
+        if model.built and self.before is not None and self.before["built"]:
+            model.restore(self.before)
+        if isinstance(exc, model.backend.out_of_memory_errors):
+            raise OutOfMemoryError(model._out_of_memory_message(exc)) from exc
+        return False

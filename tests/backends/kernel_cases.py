@@ -90,6 +90,20 @@ def column_sum(backend, rng, n, c, dtype, contiguous):
     return get(backend, out)
 
 
+def all_finite(backend, rng, n, c, dtype, contiguous):
+    """Clean data, one NaN or infinity anywhere (first, middle, last), and finite values whose sum overflows."""
+    host = rng.standard_normal((n, c)).astype(dtype)
+    verdicts = [backend.all_finite(put(backend, host, contiguous))]
+    for bad in (np.nan, np.inf, -np.inf):
+        for position in (0, host.size // 2, host.size - 1):
+            spoiled = host.copy()
+            spoiled.flat[position] = bad
+            verdicts.append(backend.all_finite(put(backend, spoiled, contiguous)))
+    huge = np.full((n, c), np.finfo(dtype).max / 2, dtype=dtype)
+    verdicts.append(backend.all_finite(put(backend, huge, contiguous)))
+    return [np.array(verdicts, dtype=np.float64)]
+
+
 def matmul(backend, rng, n, c, dtype, contiguous):
     a = put(backend, rng.standard_normal((n, c)).astype(dtype), contiguous)
     b = backend.asarray(rng.standard_normal((c, 5)).astype(dtype))
@@ -523,6 +537,7 @@ CASES = {
     **{f"activation_backward[{k}]": activation_backward(k) for k in DIFFERENTIABLE},
     **{f"activation_backward[{k}, large]": large(activation_backward(k)) for k in DIFFERENTIABLE},
     "column_sum": column_sum,
+    "all_finite": all_finite,
     "matmul": matmul,
     "map_blocks": map_blocks,
     "accumulate": accumulate,
@@ -587,6 +602,7 @@ METHOD_CASES = {
     "take_rows": ["take_rows", "take_rows[1d]"],
     "scatter_add_rows": ["scatter_add_rows"],
     "matmul": ["matmul"],
+    "all_finite": ["all_finite"],
     "map_blocks": ["map_blocks"],
     "accumulate": ["accumulate"],
     "batchnorm_forward_train": ["batchnorm"],

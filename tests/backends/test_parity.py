@@ -69,3 +69,12 @@ def test_numba_recurrent_forward_steps_equal_numpy_to_the_bit(numpy_backend, dty
             results.append(outputs)
         for mine, reference in zip(*results, strict=True):
             np.testing.assert_array_equal(mine, reference, err_msg=f"{step} {dtype}")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_all_finite_finds_every_nan_and_infinity(backend, dtype, contiguous):
+    """The reference itself, not only agreement with it: clean data passes, one bad value anywhere fails, and
+    finite values whose sum overflows still pass."""
+    (verdicts,) = CASES["all_finite"](backend, np.random.default_rng(3), 7, 130, dtype, contiguous)
+    assert verdicts.tolist() == [1.0] + [0.0] * 9 + [1.0]
