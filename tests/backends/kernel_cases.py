@@ -325,6 +325,15 @@ def pool_case(name, kind, ties=False):
     return case
 
 
+def wide_channels(case):
+    """``case`` on images of 16 more channels: the numba max-pool takes another loop from 16 on."""
+
+    def wide(backend, rng, n, c, dtype, contiguous):
+        return case(backend, rng, n, c + 16, dtype, contiguous)
+
+    return wide
+
+
 AFFINE = {
     "rotate": (-0.3, 0.3),
     "zoom": ((-0.4, 0.5), None),
@@ -579,6 +588,7 @@ CASES = {
     **{f"im2col[{w}]": im2col_case(w) for w in WINDOWS},
     **{f"max_pool[{w}]": pool_case(w, "max") for w in POOL_WINDOWS},
     **{f"max_pool[{w}, ties]": pool_case(w, "max", ties=True) for w in POOL_WINDOWS},
+    **{f"max_pool[{w}, wide]": wide_channels(pool_case(w, "max", ties=True)) for w in POOL_WINDOWS},
     **{f"avg_pool[{w}]": pool_case(w, "avg") for w in POOL_WINDOWS},
     **{
         f"affine_sample[{kind}, {mode}, {interpolation}]": affine_case(kind, mode, interpolation)

@@ -9,11 +9,13 @@ import pytest
 from backends.image_kernels import Window
 
 
-def test_max_pooling_keeps_nan_and_points_at_it(backend):
-    x = np.arange(2 * 4 * 4 * 3, dtype="float32").reshape(2, 4, 4, 3)
+@pytest.mark.parametrize("channels", [3, 18])  # the numba kernel's narrow and wide loops
+def test_max_pooling_keeps_nan_and_points_at_it(backend, channels):
+    x = np.arange(2 * 4 * 4 * channels, dtype="float32").reshape(2, 4, 4, channels)
     x[1, 1, 0, 2] = np.nan  # window (0, 0) of image 1, channel 2, position (1, 0)
     window = Window.of((4, 4), (2, 2), (2, 2))
-    out, argmax = backend.empty((2, 2, 2, 3), "float32"), backend.empty((2, 2, 2, 3), "int32")
+    shape = (2, 2, 2, channels)
+    out, argmax = backend.empty(shape, "float32"), backend.empty(shape, "int32")
     backend.max_pool_forward(backend.asarray(x), window, out, argmax)
     out, argmax = backend.to_numpy(out), backend.to_numpy(argmax)
     assert np.isnan(out[1, 0, 0, 2]) and argmax[1, 0, 0, 2] == 2
