@@ -36,8 +36,6 @@ class StreamedRows:
     """Rows ``[start, stop)`` of ``source`` as the model reads them: :meth:`read` returns a checked device array in
     the model's dtype. Slicing gives another view of the rows, without reading them."""
 
-    streamed = True
-
     def __init__(self, model, source, what: str = "X", start: int = 0, stop: int | None = None):
         self.model, self.source, self.what = model, source, what
         self.start, self.stop = start, source.shape[0] if stop is None else stop
@@ -96,7 +94,7 @@ def _product(shape) -> int:
 
 
 def is_streamed(X) -> bool:
-    return getattr(X, "streamed", False)
+    return isinstance(X, StreamedRows)
 
 
 def first_bad_row(backend, array) -> int:

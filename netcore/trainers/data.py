@@ -30,8 +30,9 @@ def check_positive_int(name: str, value, allow_none: bool = False) -> None:
 
 def is_data_set(value) -> bool:
     """A data set carries inputs and targets together (``image_dataset_from_directory``'s): ``features`` and
-    ``targets``."""
-    return hasattr(value, "features") and hasattr(value, "targets")
+    ``targets``. An array (it has a shape) is not one: asked first, that spares every predict the exception a
+    missing attribute raises inside ``hasattr``."""
+    return not hasattr(value, "shape") and hasattr(value, "features") and hasattr(value, "targets")
 
 
 def unpack(X, y):
