@@ -344,6 +344,14 @@ class NumbaBackend(NumpyBackend):
         k.gru_state(gates, h_prev, h, u)
         return h
 
+    def rnn_step_backward(self, dh, carry, h, z, kind, alpha, dz):
+        # The sum goes to scratch rather than to dz: a compiled gradient written over its own input does not
+        # vectorise (the compiler's overlap check fails and it keeps the scalar loop), 12 us against 5 on one
+        # 64 x 128 tanh step.
+        total = self._step_scratch(dz)
+        self.xp.add(dh, carry, out=total)
+        return self.activation_backward(total, h, z, kind, alpha, dz)
+
     def lstm_step_backward(self, dh, carry, dc, c_prev, gates, c, dz, dc_prev):
         arrays = (dh, carry, dc, c_prev, gates, c, dz, dc_prev)
         if not _contiguous(*arrays) or len({a.dtype for a in arrays}) != 1:
