@@ -130,43 +130,53 @@ def bias_softmax(z, b, has_bias, out):
             out[i, j] = out[i, j] / s
 
 
+@njit(cache=True, inline="always")
+def _incoming(dy, carry, i, j):
+    """``dy[i, j]``, plus ``carry[i, j]`` where a carry is given (the test is the same for the whole loop)."""
+    return dy[i, j] + carry[i, j] if carry.shape[1] else dy[i, j]
+
+
 @njit(**_KERNEL)
-def activation_backward(dy, y, z, kind, alpha, out):
-    """ActivationKernels.activation_backward: out = dy * f'(z), from y (z only for the GELUs)."""
+def activation_backward(dy, carry, y, z, kind, alpha, out):
+    """ActivationKernels.activation_backward: out = dy * f'(z), from y (z only for the GELUs). With a ``carry`` of
+    dy's width, ``dy + carry`` takes dy's place (RecurrentKernels.rnn_step_backward in one pass); pass a 0-wide one
+    otherwise."""
     n, c = dy.shape
     for i in range(n):
         if kind == 0:
             for j in range(c):
-                out[i, j] = dy[i, j]
+                out[i, j] = _incoming(dy, carry, i, j)
         elif kind == 1:
             for j in range(c):
-                out[i, j] = dy[i, j] if y[i, j] > 0 else 0
+                out[i, j] = _incoming(dy, carry, i, j) if y[i, j] > 0 else 0
         elif kind == 2:
             for j in range(c):
-                out[i, j] = dy[i, j] if y[i, j] > 0 else alpha * dy[i, j]
+                g = _incoming(dy, carry, i, j)
+                out[i, j] = g if y[i, j] > 0 else alpha * g
         elif kind == 3:
             for j in range(c):
-                out[i, j] = dy[i, j] if y[i, j] > 0 else dy[i, j] * (y[i, j] + alpha)
+                g = _incoming(dy, carry, i, j)
+                out[i, j] = g if y[i, j] > 0 else g * (y[i, j] + alpha)
         elif kind == 4:
             for j in range(c):
-                out[i, j] = dy[i, j] * y[i, j] * (1 - y[i, j])
+                out[i, j] = _incoming(dy, carry, i, j) * y[i, j] * (1 - y[i, j])
         elif kind == 5:
             for j in range(c):
-                out[i, j] = dy[i, j] * (1 - y[i, j] * y[i, j])
+                out[i, j] = _incoming(dy, carry, i, j) * (1 - y[i, j] * y[i, j])
         elif kind == 6:
             for j in range(c):
-                out[i, j] = -dy[i, j] * math.expm1(-y[i, j])
+                out[i, j] = -_incoming(dy, carry, i, j) * math.expm1(-y[i, j])
         elif kind == 7:
             for j in range(c):
                 t = z[i, j]
                 cdf = 0.5 * math.erfc(-t * _INV_SQRT_2)
-                out[i, j] = dy[i, j] * (cdf + t * math.exp(-0.5 * t * t) * _INV_SQRT_2PI)
+                out[i, j] = _incoming(dy, carry, i, j) * (cdf + t * math.exp(-0.5 * t * t) * _INV_SQRT_2PI)
         else:
             for j in range(c):
                 t = z[i, j]
                 s = _sigmoid(2.0 * _SQRT_2_OVER_PI * (t + _GELU_TANH_C * t * t * t))
                 slope = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_TANH_C * t * t)
-                out[i, j] = dy[i, j] * (s + 2.0 * t * s * (1.0 - s) * slope)
+                out[i, j] = _incoming(dy, carry, i, j) * (s + 2.0 * t * s * (1.0 - s) * slope)
 
 
 @njit(**_KERNEL)

@@ -167,16 +167,34 @@ class NumbaBackend(NumpyBackend):
         return out
 
     def activation_backward(self, dy, y, z, kind, alpha, out):
+        if not self._compiled_gradient(dy, None, y, z, kind, alpha, out):
+            super().activation_backward(dy, y, z, kind, alpha, out)
+        return out
+
+    def rnn_step_backward(self, dh, carry, h, z, kind, alpha, dz):
+        # One pass for the sum and the gradient. The base's two (the sum into dz, the gradient over it in place)
+        # cost twice as much here: a compiled loop writing over its own input does not vectorise.
+        if not self._compiled_gradient(dh, carry, h, z, kind, alpha, dz):
+            super().rnn_step_backward(dh, carry, h, z, kind, alpha, dz)
+        return dz
+
+    def _compiled_gradient(self, dy, carry, y, z, kind, alpha, out) -> bool:
+        """``out = (dy [+ carry]) f'(z)`` by the compiled kernel, if it takes these arrays (else False)."""
         code = _KIND_CODES.get(kind)
         if code is None or dy.ndim != 2 or not _contiguous(dy, y, out) or (z is not None and not _contiguous(z)):
-            return super().activation_backward(dy, y, z, kind, alpha, out)
-        if dy.size >= _NUMPY_BACKWARD_FROM.get(kind, dy.size + 1):
-            return super().activation_backward(dy, y, z, kind, alpha, out)
+            return False
+        if (carry is not None and not carry.flags.c_contiguous) or dy.size >= _NUMPY_BACKWARD_FROM.get(
+            kind, dy.size + 1
+        ):
+            return False
         pre = z if z is not None else y
         # Element-wise: one long row vectorises whatever the layer's width.
-        rows = (dy.reshape(1, -1), y.reshape(1, -1), pre.reshape(1, -1))
-        self.k.activation_backward(*rows, code, dy.dtype.type(alpha), out.reshape(1, -1))
-        return out
+        flat = dy.reshape(1, -1)
+        incoming = flat[:, :0] if carry is None else carry.reshape(1, -1)
+        self.k.activation_backward(
+            flat, incoming, y.reshape(1, -1), pre.reshape(1, -1), code, dy.dtype.type(alpha), out.reshape(1, -1)
+        )
+        return True
 
     # ----------------------------------------------------------------- products
     def column_sum(self, x, out):
@@ -343,14 +361,6 @@ class NumbaBackend(NumpyBackend):
         self.xp.tanh(gates[:, 2 * u :], out=gates[:, 2 * u :])
         k.gru_state(gates, h_prev, h, u)
         return h
-
-    def rnn_step_backward(self, dh, carry, h, z, kind, alpha, dz):
-        # The sum goes to scratch rather than to dz: a compiled gradient written over its own input does not
-        # vectorise (the compiler's overlap check fails and it keeps the scalar loop), 12 us against 5 on one
-        # 64 x 128 tanh step.
-        total = self._step_scratch(dz)
-        self.xp.add(dh, carry, out=total)
-        return self.activation_backward(total, h, z, kind, alpha, dz)
 
     def lstm_step_backward(self, dh, carry, dc, c_prev, gates, c, dz, dc_prev):
         arrays = (dh, carry, dc, c_prev, gates, c, dz, dc_prev)
