@@ -144,6 +144,19 @@ class ImageKernels:
             dx[:, src_rows, src_columns, :] += self.xp.moveaxis(cols[p, q, :, :, rows, columns], 0, 3)
         return dx
 
+    def conv_input_gradient(self, dz, kernel, window: Window, dx, scratch):
+        """``dx`` of a convolution from its output gradient ``dz`` ``(pixels, filters)`` and ``kernel`` ``(kh, kw,
+        channels, filters)``, one window position at a time: ``dz @ kernel[p, q].T`` (in ``scratch``, ``(pixels,
+        channels)``) added to the input pixels that position read. The sums of the patches' product and
+        :meth:`col2im`, in the same order, without the patch matrix; the additions run along rows of ``width *
+        channels`` values instead of ``width``."""
+        dx[...] = 0
+        per_pixel = scratch.reshape(dx.shape[0], window.out_h, window.out_w, -1)
+        for p, q, (rows, columns), (src_rows, src_columns) in self._positions(window):
+            self.matmul(dz, kernel[p, q].T, out=scratch)
+            dx[:, src_rows, src_columns, :] += per_pixel[:, rows, columns, :]
+        return dx
+
     # ----------------------------------------------------------------- depthwise convolution
     def depthwise_forward(self, cols, kernel, z, scratch):
         """``z[i, c * m + j] = sum_k cols[k, c, i] kernel[k, c, j]``: each channel's patches ``(k, c, i)`` times its

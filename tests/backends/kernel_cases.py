@@ -306,6 +306,26 @@ def im2col_case(name):
     return case
 
 
+def conv_input_gradient_case(name):
+    """The input gradient by window positions, and the same by the patches' gradient and col2im (they must agree)."""
+
+    def case(backend, rng, n, c, dtype, contiguous):
+        x = _image(backend, rng, n, c, dtype, contiguous)
+        w = _window(x, name)
+        filters = 3
+        kernel = backend.asarray(rng.standard_normal((w.kh, w.kw, c, filters)).astype(dtype))
+        dz = backend.asarray(rng.standard_normal((n * w.out_h * w.out_w, filters)).astype(dtype))
+        dx = backend.empty(x.shape, x.dtype)
+        backend.conv_input_gradient(dz, kernel, w, dx, backend.empty((dz.shape[0], c), x.dtype))
+        dcols = backend.empty((w.kh * w.kw * c, dz.shape[0]), x.dtype)
+        backend.matmul(kernel.reshape(-1, filters), dz.T, out=dcols)
+        folded = backend.empty(x.shape, x.dtype)
+        backend.col2im(dcols.reshape(w.kh, w.kw, c, n, w.out_h, w.out_w), w, folded)
+        return get(backend, dx, folded)
+
+    return case
+
+
 def pool_case(name, kind, ties=False):
     def case(backend, rng, n, c, dtype, contiguous):
         x = _image(backend, rng, n, c, dtype, contiguous, ties)
@@ -586,6 +606,7 @@ CASES = {
     "gru_step": gru_case,
     **{f"rnn_step[{kind}]": rnn_case(kind) for kind in ("tanh", "relu", "gelu")},
     **{f"im2col[{w}]": im2col_case(w) for w in WINDOWS},
+    **{f"conv_input_gradient[{w}]": conv_input_gradient_case(w) for w in WINDOWS},
     **{f"max_pool[{w}]": pool_case(w, "max") for w in POOL_WINDOWS},
     **{f"max_pool[{w}, ties]": pool_case(w, "max", ties=True) for w in POOL_WINDOWS},
     **{f"max_pool[{w}, wide]": wide_channels(pool_case(w, "max", ties=True)) for w in POOL_WINDOWS},
@@ -623,6 +644,7 @@ METHOD_CASES = {
     "dropout_backward": ["dropout_forward", "dropout_forward[spatial]"],
     "im2col": [k for k in CASES if k.startswith("im2col")],
     "col2im": [k for k in CASES if k.startswith("im2col")],
+    "conv_input_gradient": [k for k in CASES if k.startswith("conv_input_gradient")],
     "max_pool_forward": [k for k in CASES if k.startswith("max_pool")],
     "max_pool_backward": [k for k in CASES if k.startswith("max_pool")],
     "avg_pool_forward": [k for k in CASES if k.startswith("avg_pool")],

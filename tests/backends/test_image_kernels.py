@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from backends.image_kernels import Window
+from tests.backends.kernel_cases import CASES, WINDOWS
 
 
 @pytest.mark.parametrize("channels", [3, 18])  # the numba kernel's narrow and wide loops
@@ -38,3 +39,13 @@ def test_max_pooling_keeps_nan_and_points_at_it(backend, channels):
 def test_keras_output_sizes_and_padding(size, kernel, stride, dilation, padding, expected):
     window = Window.of((size, size), (kernel, kernel), (stride, stride), (dilation, dilation), padding)
     assert (window.out_h, window.pad_top) == expected and (window.out_w, window.pad_left) == expected
+
+
+@pytest.mark.parametrize("window", sorted(WINDOWS))
+@pytest.mark.parametrize("channels", [1, 5])
+def test_input_gradient_by_positions_equals_the_folded_patch_gradient(backend, window, channels):
+    """conv_input_gradient is the adjoint col2im gives, by other means: the two agree on every backend."""
+    dx, folded = CASES[f"conv_input_gradient[{window}]"](
+        backend, np.random.default_rng(1), 3, channels, "float64", True
+    )
+    np.testing.assert_allclose(dx, folded, rtol=1e-12, atol=1e-12)

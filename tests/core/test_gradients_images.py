@@ -26,6 +26,15 @@ ROWS = 5
 
 CASES = {
     "conv valid": ((6, 5, 2), lambda: [Conv2D(3, 3, activation="tanh"), Flatten(), Dense(3, "softmax")]),
+    "wide inputs: input gradients by window positions": (
+        (5, 4, 2),
+        lambda: [
+            Conv2D(16, 2, padding="same", activation="tanh"),
+            Conv2D(3, 3, strides=2, padding="same", activation="elu"),
+            Flatten(),
+            Dense(3, "softmax"),
+        ],
+    ),
     "conv same stride 2 odd": (
         (7, 5, 3),
         lambda: [Conv2D(4, (3, 2), strides=2, padding="same", activation="elu"), Flatten(), Dense(3, "softmax")],

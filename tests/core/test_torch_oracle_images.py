@@ -256,6 +256,16 @@ CASES = {
             Dense(3, "softmax"),
         ],
     ),
+    "wide inputs: input gradients by window positions": (
+        (7, 6, 2),
+        lambda: [
+            Conv2D(16, 3, padding="same", activation="relu"),
+            Conv2D(4, 3, strides=2, padding="same", activation="tanh"),
+            Conv2D(3, 2, dilation_rate=2),
+            Flatten(),
+            Dense(3, "softmax"),
+        ],
+    ),
     "valid pooling with overlap": (
         (8, 8, 1),
         lambda: [
