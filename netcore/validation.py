@@ -79,17 +79,17 @@ def _finite(backend, X, what: str):
 
 
 def _ready(backend, X, dtype, expected) -> bool:
-    """Whether ``X`` is already what the model computes on: a C-contiguous array of its backend, device and dtype,
-    of rows of the ``expected`` shape (a predict serving one request then checks only its values)."""
+    """Whether ``X`` is already what the model computes on: a C-contiguous array of its backend (the array type
+    itself: a subclass such as a memmap or a masked array takes the general path), device and dtype, of rows of the
+    ``expected`` shape (a predict serving one request then checks only its values)."""
     return (
         expected is not None
-        and backend.is_native(X)
+        and type(X) is backend.xp.ndarray
         and X.dtype == dtype
         and X.shape[1:] == expected
         and X.shape[0] > 0
         and X.flags.c_contiguous
         and backend.device_of(X) is None
-        and not backend.is_streamable(X)
     )
 
 
