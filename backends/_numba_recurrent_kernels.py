@@ -14,39 +14,53 @@ _KERNEL = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
 @njit(**_KERNEL)
 def lstm_step_backward(dh, carry, dc, c_prev, gates, tanh_c, dz, dc_prev):
-    """RecurrentKernels.lstm_step_backward, given ``tanh(c)``."""
+    """RecurrentKernels.lstm_step_backward, given ``tanh(c)``. One short loop per output row segment: LLVM vectorises
+    a loop only after checking at run time that its stores overlap none of its loads, and with every input and
+    output in one loop it gave up (21 us a 64 x 128 step, 7.8 split; the same expressions, the same bits)."""
     n, units = tanh_c.shape
     one = tanh_c.dtype.type(1)
     for b in range(n):
-        for k in range(units):
-            i, f = gates[b, k], gates[b, units + k]
-            g, o = gates[b, 2 * units + k], gates[b, 3 * units + k]
-            total = dh[b, k] + carry[b, k]
+        for k in range(units):  # the cell's gradient, kept in dc_prev until the end
             t = tanh_c[b, k]
-            dcell = dc[b, k] + total * o * (one - t * t)
-            dz[b, k] = dcell * g * i * (one - i)
-            dz[b, units + k] = dcell * c_prev[b, k] * f * (one - f)
-            dz[b, 2 * units + k] = dcell * i * (one - g * g)
-            dz[b, 3 * units + k] = total * t * o * (one - o)
-            dc_prev[b, k] = dcell * f
+            dc_prev[b, k] = dc[b, k] + (dh[b, k] + carry[b, k]) * gates[b, 3 * units + k] * (one - t * t)
+        for k in range(units):
+            i = gates[b, k]
+            dz[b, k] = dc_prev[b, k] * gates[b, 2 * units + k] * i * (one - i)
+        for k in range(units):
+            f = gates[b, units + k]
+            dz[b, units + k] = dc_prev[b, k] * c_prev[b, k] * f * (one - f)
+        for k in range(units):
+            g = gates[b, 2 * units + k]
+            dz[b, 2 * units + k] = dc_prev[b, k] * gates[b, k] * (one - g * g)
+        for k in range(units):
+            o = gates[b, 3 * units + k]
+            dz[b, 3 * units + k] = (dh[b, k] + carry[b, k]) * tanh_c[b, k] * o * (one - o)
+        for k in range(units):
+            dc_prev[b, k] *= gates[b, units + k]
 
 
 @njit(**_KERNEL)
 def gru_step_backward(dh, carry, h_prev, gates, hu, dzx, dzh, direct):
-    """RecurrentKernels.gru_step_backward."""
+    """RecurrentKernels.gru_step_backward, one short loop per output row segment (see lstm_step_backward: 21 -> 8.5 us
+    a 64 x 128 step, the same bits)."""
     n, units = h_prev.shape
     one = h_prev.dtype.type(1)
     for b in range(n):
+        for k in range(units):  # the candidate's gradient
+            z, candidate = gates[b, k], gates[b, 2 * units + k]
+            dzx[b, 2 * units + k] = (dh[b, k] + carry[b, k]) * (one - z) * (one - candidate * candidate)
         for k in range(units):
-            z, r, candidate = gates[b, k], gates[b, units + k], gates[b, 2 * units + k]
-            total = dh[b, k] + carry[b, k]
-            dn = total * (one - z) * (one - candidate * candidate)
-            dzx[b, k] = total * (h_prev[b, k] - candidate) * z * (one - z)
-            dzx[b, units + k] = dn * hu[b, 2 * units + k] * r * (one - r)
-            dzx[b, 2 * units + k] = dn
-            dzh[b, k], dzh[b, units + k] = dzx[b, k], dzx[b, units + k]
-            dzh[b, 2 * units + k] = dn * r
-            direct[b, k] = total * z
+            z, candidate = gates[b, k], gates[b, 2 * units + k]
+            dzx[b, k] = (dh[b, k] + carry[b, k]) * (h_prev[b, k] - candidate) * z * (one - z)
+        for k in range(units):
+            r = gates[b, units + k]
+            dzx[b, units + k] = dzx[b, 2 * units + k] * hu[b, 2 * units + k] * r * (one - r)
+        for k in range(2 * units):
+            dzh[b, k] = dzx[b, k]
+        for k in range(units):
+            dzh[b, 2 * units + k] = dzx[b, 2 * units + k] * gates[b, units + k]
+        for k in range(units):
+            direct[b, k] = (dh[b, k] + carry[b, k]) * gates[b, k]
 
 
 @njit(**_KERNEL)
