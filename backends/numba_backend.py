@@ -14,7 +14,6 @@ process keeps its cores.
 from __future__ import annotations
 
 import math
-import threading
 
 from backends.numpy_backend import NumpyBackend
 
@@ -112,26 +111,12 @@ class NumbaBackend(NumpyBackend):
     def __init__(self):
         super().__init__()
         self.k = _load_kernels()
-        self._local = threading.local()
 
     def limit_threads(self, count: int) -> None:
         import numba
 
         super().limit_threads(count)
         numba.set_num_threads(max(1, min(count, numba.config.NUMBA_NUM_THREADS)))
-
-    def _scratch_for(self, key, shape, dtype):
-        """A scratch array per key, shape and dtype, of the calling thread (block threads run kernels side by
-        side)."""
-        try:
-            cache = self._local.scratch
-        except AttributeError:
-            cache = self._local.scratch = {}
-        slot = (key, shape, dtype)
-        scratch = cache.get(slot)
-        if scratch is None:
-            scratch = cache[slot] = self.xp.empty(shape, dtype)
-        return scratch
 
     def all_finite(self, x) -> bool:
         # Every predict checks its rows: on one row NumPy's min and max cost ten times this call.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from threading import get_ident
+import threading
 
 import numpy
 from numpy.lib.stride_tricks import as_strided
@@ -21,7 +21,7 @@ class NumpyBackend(Backend):
 
     def __init__(self):
         self._ones = {}
-        self._padded = {}
+        self._local = threading.local()
         self.block_threads = usable_cores()
         self._workers: dict[int, Workers] = {}
         self._blas = None
@@ -33,6 +33,19 @@ class NumpyBackend(Backend):
     def limit_threads(self, count: int) -> None:
         super().limit_threads(count)
         self.block_threads = max(1, min(count, usable_cores()))
+
+    def _scratch_for(self, key, shape, dtype, zeroed: bool = False):
+        """A scratch array per key, shape and dtype, of the calling thread (the blocks of a batch run side by side),
+        filled with zeros when made where ``zeroed``."""
+        try:
+            cache = self._local.scratch
+        except AttributeError:
+            cache = self._local.scratch = {}
+        slot = (key, shape, dtype)
+        scratch = cache.get(slot)
+        if scratch is None:
+            scratch = cache[slot] = (numpy.zeros if zeroed else numpy.empty)(shape, dtype)
+        return scratch
 
     # ----------------------------------------------------------------- blocks of a batch on every core
     def map_blocks(self, function, count: int) -> None:
@@ -82,12 +95,8 @@ class NumpyBackend(Backend):
         w = window
         rows = max(height + w.pad_top, (w.out_h - 1) * w.sh + (w.kh - 1) * w.dh + 1)
         columns = max(width + w.pad_left, (w.out_w - 1) * w.sw + (w.kw - 1) * w.dw + 1)
-        # Per thread too: blocks of a batch run side by side.
-        key = (purpose, tuple(shape), w.pad_top, w.pad_left, rows, columns, numpy.dtype(dtype).str, get_ident())
-        scratch = self._padded.get(key)
-        if scratch is None:
-            scratch = self._padded[key] = numpy.zeros((channels, n, rows, columns), dtype)
-        return scratch
+        key = (purpose, tuple(shape), w.pad_top, w.pad_left)
+        return self._scratch_for(key, (channels, n, rows, columns), dtype, zeroed=True)
 
     def im2col(self, x, window, cols):
         # One copy from a strided view of the padded image, channels first (rows of the patches read contiguously).
@@ -131,18 +140,11 @@ class NumpyBackend(Backend):
         argmax[...] = len(views) - 1
         if numpy.isnan(out).any():  # NaN is the maximum, as in PyTorch (rare: keep it simple)
             return super().max_pool_forward(x, window, out, argmax)
-        attains = self._scratch_mask(out.shape)
+        attains = self._scratch_for("mask", out.shape, bool)
         for k in range(len(views) - 2, -1, -1):  # backwards, so the first position attaining the maximum wins
             numpy.equal(views[k], out, out=attains)
             numpy.copyto(argmax, k, where=attains)
         return out
-
-    def _scratch_mask(self, shape):
-        key = ("mask", tuple(shape), get_ident())  # per thread: blocks of a batch pool side by side
-        mask = self._padded.get(key)
-        if mask is None:
-            mask = self._padded[key] = numpy.empty(shape, bool)
-        return mask
 
     def max_pool_backward(self, dy, argmax, window, dx):
         # Windows that do not overlap: every input pixel receives from one output at most, so no sums.
