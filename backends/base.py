@@ -30,8 +30,9 @@ from backends.merge_kernels import MergeKernels
 from backends.optimizer_kernels import OptimizerKernels
 from backends.recurrent_kernels import RecurrentKernels
 
-#: What :meth:`Backend.scope` returns on the CPU (a null context is reusable and reentrant).
-_NO_SCOPE = contextlib.nullcontext()
+#: What :meth:`Backend.scope` returns on the CPU (a null context is reusable and reentrant); a caller that sees it
+#: need not enter it.
+NO_SCOPE = contextlib.nullcontext()
 
 
 class Backend(
@@ -68,7 +69,7 @@ class Backend(
     def scope(self):
         """A context manager that makes this backend's device current (a no-op on the CPU: one shared, reusable
         null context)."""
-        return _NO_SCOPE
+        return NO_SCOPE
 
     def synchronize(self) -> None:
         """Wait for queued device work; a no-op on the CPU backends (timing code calls it)."""

@@ -48,8 +48,8 @@ def features(model, X, what: str = "X", expected=None, receiver: str = "the mode
     ("the first layer (dense)", "input 'image'"). A memmap or another array-like that is not in memory comes back as
     :class:`~netcore.streaming.StreamedRows`: its values are checked as they are read."""
     backend = model.backend
-    if _ready(backend, X, model.dtype, expected):
-        return _finite(backend, X, what)
+    if ready(backend, X, model.dtype, expected):
+        return finite(backend, X, what)
     if backend.is_streamable(X):
         return _streamed_features(model, X, what, expected, receiver)
     X = _native(model, X, what, f"{receiver} of the model")
@@ -68,17 +68,17 @@ def features(model, X, what: str = "X", expected=None, receiver: str = "the mode
         raise ShapeError(f"{what} is empty (shape {tuple(X.shape)})")
     if expected is not None and tuple(X.shape[1:]) != expected:
         raise ShapeError(_shape_mismatch(X, expected, what, receiver, one_sample))
-    return _finite(backend, X, what)
+    return finite(backend, X, what)
 
 
-def _finite(backend, X, what: str):
+def finite(backend, X, what: str):
     """``X``, once known to hold no NaN or infinity."""
     if not backend.all_finite(X):
         raise ShapeError(f"{what} contains NaN or infinity (first in row {first_bad_row(backend, X)})")
     return X
 
 
-def _ready(backend, X, dtype, expected) -> bool:
+def ready(backend, X, dtype, expected) -> bool:
     """Whether ``X`` is already what the model computes on: a C-contiguous array of its backend (the array type
     itself: a subclass such as a memmap or a masked array takes the general path), device and dtype, of rows of the
     ``expected`` shape (a predict serving one request then checks only its values)."""

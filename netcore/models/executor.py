@@ -14,6 +14,8 @@ input gradients only where something below it trains.
 
 from __future__ import annotations
 
+from netcore.layers.base import Layer
+
 
 class Step:
     """A call as it runs: its runner (the layer, or a twin for a repeated call) and what it reads and writes."""
@@ -124,7 +126,14 @@ class Executor:
     def _compile_plans(self) -> None:
         """The steps as flat tuples, read once per step by the loops below (attribute lookups cost in them)."""
         self.forward_plan = [
-            (step.runner, step.inputs if step.many else None, step.inputs[0], step.output, step.logits)
+            (
+                step.runner,
+                step.inputs if step.many else None,
+                step.inputs[0],
+                step.output,
+                step.logits,
+                type(step.runner).output_mask is Layer.output_mask,  # gives no mask to an unmasked input
+            )
             for step in self.steps
         ]
         self.backward_plan = [
@@ -141,7 +150,7 @@ class Executor:
             masks[k] = None
         runner = None
         try:
-            for runner, many, first, output, emits_logits in self.forward_plan:
+            for runner, many, first, output, emits_logits, keeps_masks in self.forward_plan:
                 if many is None:
                     mask = runner.mask = masks[first]
                     x = values[first]
@@ -151,7 +160,7 @@ class Executor:
                 else:
                     mask = runner.mask = [masks[i] for i in many]
                     values[output] = runner.forward([values[i] for i in many], training)
-                masks[output] = runner.output_mask(mask)
+                masks[output] = None if mask is None and keeps_masks else runner.output_mask(mask)
         except BaseException:
             self.current = runner
             raise

@@ -69,7 +69,12 @@ class Model(Trainer, Files):
         #: Calls of this model on symbolic tensors (as a layer of other models).
         self.inbound_nodes: list[Node] = []
         self.graph: Graph | None = None
+        #: Whether the model has its graph (a plain attribute: every public call asks, a property costs a call).
+        self.built = False
         self.buffers: FlatBuffers | None = None
+        #: The sample shape of a built model's only input (None before building and for several inputs): what an
+        #: array must match to take predict's short path.
+        self._served_shape: tuple | None = None
         self.training = True
         #: Identifies this model's binding of its layers (layers can move between models).
         self._token = object()
@@ -93,12 +98,14 @@ class Model(Trainer, Files):
                 layer.owner = None
         buffers = FlatBuffers(self.backend, self.dtype, leaves, self._token)
         buffers.check_carried()
-        self.graph, self.buffers = graph, buffers
+        self.graph, self.buffers, self.built = graph, buffers, True
         self._executor = Executor(calls, len(graph.inputs), output_slots)
         carried = buffers.allocate(tuple(layer.trainable for layer in leaves))
         buffers.initialize(self.rng, carried)
         buffers.carry(carried)
         self._input_specs_built = self._describe_inputs()
+        shapes = self._input_specs_built[1]
+        self._served_shape = tuple(shapes[0]) if len(shapes) == 1 else None
         self._after_binding()
 
     @staticmethod
@@ -184,10 +191,6 @@ class Model(Trainer, Files):
         return self.graph
 
     # ----------------------------------------------------------------- topology
-    @property
-    def built(self) -> bool:
-        return self.graph is not None
-
     @property
     def layers(self) -> list:
         return list(self.graph.layers) if self.graph is not None else []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from netcore import metrics as metrics_mod
-from netcore import streaming
+from netcore import streaming, validation
 from netcore.trainers import data
 
 
@@ -87,7 +87,7 @@ class Scoring:
         ``return_dict=True`` a dict ``{"loss": ..., "accuracy": ...}``. ``verbose=1`` prints them."""
         data.check_positive_int("batch_size", batch_size)
         X, y = data.unpack(X, y)
-        with self.backend.scope(), self._guarded(mutates=False):
+        with self._guarded(mutates=False):
             xs, Ys, _ = self._prepare(X, y, stream=True)
             scores = self.scores(xs, Ys, batch_size)
         if verbose:
@@ -107,10 +107,9 @@ class Scoring:
         for several outputs (a dict where the outputs were given as one). ``verbose=1`` prints how many rows took
         how long."""
         data.check_positive_int("batch_size", batch_size)
-        started = time.perf_counter()
-        X = X.features if data.is_data_set(X) else X
-        with self.backend.scope(), self._guarded(mutates=False):
-            xs, _, _ = self._prepare(X, need_targets=False, stream=True)
+        started = time.perf_counter() if verbose else 0.0
+        with self._guarded(mutates=False):
+            xs = self._prediction_inputs(X)
             if xs[0].shape[0] <= batch_size and not any(map(streaming.is_streamed, xs)):
                 raw = self._executor.forward(xs, False)  # one chunk: no output buffer to assemble it in
             else:
@@ -121,6 +120,15 @@ class Scoring:
         if len(outs) == 1:
             return outs[0]
         return dict(zip(self._output_keys, outs, strict=True)) if self._output_keys else outs
+
+    def _prediction_inputs(self, X) -> list:
+        """The checked inputs of a prediction. An array a built model of one input computes on as it is (its
+        backend's array type, dtype, sample shape; a predict serving one request) has only its values checked: the
+        general preparation's dozen Python calls cost as much as the products of a small network's row."""
+        if self._served_shape is not None and validation.ready(self.backend, X, self.dtype, self._served_shape):
+            return [validation.finite(self.backend, X, "X")]
+        X = X.features if data.is_data_set(X) else X
+        return self._prepare(X, need_targets=False, stream=True)[0]
 
     def predict_proba(self, X, batch_size: int = 1024, verbose: int = 0):
         """Class probabilities (the outputs of a model ending in softmax or sigmoid)."""
@@ -135,7 +143,7 @@ class Scoring:
     def forward(self, X):
         """Forward pass in the current mode (:meth:`train` / :meth:`eval`), returning native arrays (a list for
         several outputs)."""
-        with self.backend.scope(), self._guarded(mutates=self.training):
+        with self._guarded(mutates=self.training):
             xs, _, _ = self._prepare(X, need_targets=False)
             outs = self._executor.forward(xs, self.training)
             return outs[0] if len(outs) == 1 else outs

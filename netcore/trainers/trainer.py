@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 
+from backends.base import NO_SCOPE
 from netcore import optimizers as optimizers_mod
 from netcore.errors import ConfigurationError, OutOfMemoryError
 from netcore.trainers import data, loop
@@ -279,7 +280,7 @@ class Trainer(Scoring):
         """One optimizer step on ``(X, y)`` as a single batch; returns the batch loss (before the step)."""
         if self.optimizer is None:
             raise ConfigurationError("call compile() before train_on_batch()")
-        with self.backend.scope(), self._guarded():
+        with self._guarded():
             xs, Ys, weights = self._prepare(X, y, sample_weight=sample_weight)
             self._check_layout()
             return self.backend.to_float(self.train_step(xs, Ys, weights))
@@ -407,7 +408,7 @@ class Trainer(Scoring):
         X, y = data.unpack(X, y)
         if data.is_data_set(validation_data):
             validation_data = data.unpack(validation_data, None)
-        with self.backend.scope(), self._guarded():
+        with self._guarded():
             xs, Ys, weights = self._prepare(X, y, class_weight, sample_weight, stream=True)
             self._check_layout()
             n = xs[0].shape[0]
@@ -453,30 +454,45 @@ class Trainer(Scoring):
 
 
 class _Guard:
-    """What :meth:`Trainer._guarded` returns. A class rather than a generator-based context manager: a predict on
-    one row pays for every Python call around its few microseconds of arithmetic."""
+    """What :meth:`Trainer._guarded` returns: the backend's device made current, the layers claimed, BLAS on the
+    calling thread where layers run blocks on threads, and on an error the model put back. A class rather than a
+    generator-based context manager, entering the device scope only where there is one: a predict on one row pays
+    for every Python call around its few microseconds of arithmetic."""
 
-    __slots__ = ("model", "mutates", "before", "cores")
+    __slots__ = ("model", "mutates", "scope", "before", "cores")
 
     def __init__(self, model: Trainer, mutates: bool):
         self.model, self.mutates = model, mutates
 
     def __enter__(self) -> None:
         model = self.model
-        model._claim()
-        self.before = model.snapshot() if self.mutates else None
-        self.cores = model.backend.owning_cores() if model._splits_batch() else None
-        if self.cores is not None:
-            self.cores.__enter__()
+        scope = model.backend.scope()
+        self.scope = None if scope is NO_SCOPE else scope
+        if self.scope is not None:
+            self.scope.__enter__()
+        try:
+            model._claim()
+            self.before = model.snapshot() if self.mutates else None
+            self.cores = model.backend.owning_cores() if model._splits_batch() else None
+            if self.cores is not None:
+                self.cores.__enter__()
+        except BaseException as error:
+            if self.scope is not None:
+                self.scope.__exit__(type(error), error, error.__traceback__)
+            raise
 
     def __exit__(self, kind, exc, traceback) -> bool:
         model = self.model
-        if self.cores is not None:
-            self.cores.__exit__(kind, exc, traceback)
-        if exc is None:
+        try:
+            if self.cores is not None:
+                self.cores.__exit__(kind, exc, traceback)
+            if exc is None:
+                return False
+            if model.built and self.before is not None and self.before["built"]:
+                model.restore(self.before)
+            if isinstance(exc, model.backend.out_of_memory_errors):
+                raise OutOfMemoryError(model._out_of_memory_message(exc)) from exc
             return False
-        if model.built and self.before is not None and self.before["built"]:
-            model.restore(self.before)
-        if isinstance(exc, model.backend.out_of_memory_errors):
-            raise OutOfMemoryError(model._out_of_memory_message(exc)) from exc
-        return False
+        finally:
+            if self.scope is not None:
+                self.scope.__exit__(kind, exc, traceback)
