@@ -108,26 +108,33 @@ def lstm_output(gates, h, u):
 
 
 @njit(**_KERNEL)
-def gru_gates_in(xw, hu, gates, u):
-    """RecurrentKernels.gru_step, up to the z and r gates' tanh: ``(xw + hu) / 2``."""
-    half = gates.dtype.type(0.5)
-    for n in range(gates.shape[0]):
-        _scaled_sums(xw, hu, gates, n, 0, 2 * u, half)
+def gru_gates_in(xw, hu, zr, u):
+    """RecurrentKernels.gru_step, up to the z and r gates' tanh: ``(xw + hu) / 2``, into ``zr`` (rows of ``2 u``):
+    NumPy's tanh over a contiguous array runs twice as fast as over the gates' strided columns."""
+    half = zr.dtype.type(0.5)
+    for n in range(zr.shape[0]):
+        for k in range(2 * u):
+            zr[n, k] = (xw[n, k] + hu[n, k]) * half
 
 
 @njit(**_KERNEL)
-def gru_candidate_in(xw, hu, gates, u):
-    """RecurrentKernels.gru_step, between the tanhs: z and r finished, the candidate's ``r hu_h + xw_h``."""
-    for n in range(gates.shape[0]):
-        _sigmoids_from_tanh(gates, n, 0, 2 * u)
+def gru_candidate_in(xw, hu, zr, gates, candidate, u):
+    """RecurrentKernels.gru_step, between the tanhs: z and r finished into the gates, the candidate's ``r hu_h +
+    xw_h`` into ``candidate`` (rows of ``u``, contiguous for its tanh)."""
+    half = zr.dtype.type(0.5)
+    for n in range(zr.shape[0]):
+        for k in range(2 * u):
+            gates[n, k] = zr[n, k] * half + half
         for k in range(u):
-            gates[n, 2 * u + k] = gates[n, u + k] * hu[n, 2 * u + k] + xw[n, 2 * u + k]
+            candidate[n, k] = gates[n, u + k] * hu[n, 2 * u + k] + xw[n, 2 * u + k]
 
 
 @njit(**_KERNEL)
-def gru_state(gates, h_prev, h, u):
-    """RecurrentKernels.gru_step, after the candidate's tanh: ``h = (h_prev - n) z + n``."""
+def gru_state(candidate, gates, h_prev, h, u):
+    """RecurrentKernels.gru_step, after the candidate's tanh: the candidate into the gates, ``h = (h_prev - n) z +
+    n``."""
     for n in range(h.shape[0]):
         for k in range(u):
-            candidate = gates[n, 2 * u + k]
-            h[n, k] = (h_prev[n, k] - candidate) * gates[n, k] + candidate
+            gates[n, 2 * u + k] = candidate[n, k]
+        for k in range(u):
+            h[n, k] = (h_prev[n, k] - candidate[n, k]) * gates[n, k] + candidate[n, k]

@@ -339,12 +339,14 @@ class NumbaBackend(NumpyBackend):
         arrays = (xw, hu, h_prev, gates, h)
         if not _contiguous(*arrays) or len({a.dtype for a in arrays}) != 1:
             return super().gru_step(*arrays)
-        k, u = _load_recurrent_kernels(), h.shape[1]
-        k.gru_gates_in(xw, hu, gates, u)
-        self.xp.tanh(gates[:, : 2 * u], out=gates[:, : 2 * u])
-        k.gru_candidate_in(xw, hu, gates, u)
-        self.xp.tanh(gates[:, 2 * u :], out=gates[:, 2 * u :])
-        k.gru_state(gates, h_prev, h, u)
+        k, (n, u) = _load_recurrent_kernels(), h.shape
+        zr = self._scratch_for("gru z and r", (n, 2 * u), h.dtype)
+        candidate = self._scratch_for("gru candidate", (n, u), h.dtype)
+        k.gru_gates_in(xw, hu, zr, u)
+        self.xp.tanh(zr, out=zr)
+        k.gru_candidate_in(xw, hu, zr, gates, candidate, u)
+        self.xp.tanh(candidate, out=candidate)
+        k.gru_state(candidate, gates, h_prev, h, u)
         return h
 
     def lstm_step_backward(self, dh, carry, dc, c_prev, gates, c, dz, dc_prev):
