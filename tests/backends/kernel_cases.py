@@ -109,8 +109,9 @@ def matmul(backend, rng, n, c, dtype, contiguous):
     b = backend.asarray(rng.standard_normal((c, 5)).astype(dtype))
     out = backend.empty((n, 5), a.dtype)
     backend.matmul(a, b, out=out)
-    backend.matmul(a.T, out, out=backend.empty((c, 5), a.dtype))
-    return get(backend, out)
+    gram = backend.matmul(a.T, out, out=backend.empty((c, 5), a.dtype))  # a small output of a long inner product
+    into_view = backend.matmul(b.T, a.T, out=backend.empty((n, 5), a.dtype).T)  # an output that is not C-ordered
+    return get(backend, out, gram, into_view)
 
 
 def map_blocks(backend, rng, n, c, dtype, contiguous):
