@@ -57,12 +57,12 @@ class ActivationKernels:
 
     def activation_forward(self, z, kind: str, alpha: float, out):
         """``out = f(z)`` for activation ``kind`` with parameter ``alpha``; ``out`` may be ``z``."""
-        getattr(self, f"_{kind}_forward")(z, alpha, out)
+        getattr(self, _kernel_name(kind, "forward"))(z, alpha, out)
         return out
 
     def activation_backward(self, dy, y, z, kind: str, alpha: float, out):
         """``out = dy * f'(z)``, from the output ``y`` (and ``z`` for :data:`NEEDS_PREACTIVATION`); may alias dy."""
-        getattr(self, f"_{kind}_backward")(dy, y, z, alpha, out)
+        getattr(self, _kernel_name(kind, "backward"))(dy, y, z, alpha, out)
         return out
 
     def erfc(self, x):
@@ -161,3 +161,15 @@ class ActivationKernels:
 
     def _step_backward(self, dy, y, z, alpha, out):
         raise ValueError("the step activation has no gradient; use it for inference only")
+
+
+#: ``(kind, pass) -> "_{kind}_{pass}"``, each name made once: a name built on every call is a new string, which
+#: the interpreter's method cache then keeps alive (a training step would seem to allocate).
+_KERNEL_NAMES: dict[tuple[str, str], str] = {}
+
+
+def _kernel_name(kind: str, pass_name: str) -> str:
+    name = _KERNEL_NAMES.get((kind, pass_name))
+    if name is None:
+        name = _KERNEL_NAMES[(kind, pass_name)] = f"_{kind}_{pass_name}"
+    return name
