@@ -251,6 +251,48 @@ class Layer(metaclass=_DeclaresInput):
         raise NotImplementedError
 
 
+class InBlocks:
+    """Mixed into a layer that runs its batch as blocks of images, each block on one of the backend's block threads
+    (:meth:`~backends.base.Backend.map_blocks`). The layer says how its passes run for given blocks
+    (:meth:`forward_blocks`, :meth:`backward_blocks`); its own ``forward`` and ``backward`` hand them to the threads,
+    and the executor may instead run several such layers in a row in one hand-over per pass
+    (:class:`netcore.models.block_chain.BlockChain`): each block goes through all of them on one thread, its values
+    still in that core's cache, and the threads are woken once instead of once per layer."""
+
+    splits_batch = True
+    #: Whether :meth:`forward_blocks` and :meth:`backward_blocks` describe the layer's passes (a subclass that runs
+    #: its own way says False).
+    in_blocks = True
+
+    def block_count(self, n: int, dtype) -> int:
+        """Blocks the layer wants a batch of ``n`` cut into (the executor gives a chain the most any member wants)."""
+        return self.backend.block_threads
+
+    def forward_blocks(self, x, training, blocks: list[slice]):
+        """``(y, run)``: the output buffer, which ``run(lane, index)`` fills for the images of ``blocks[index]``."""
+        raise NotImplementedError
+
+    def backward_blocks(self, dy, need_dx, blocks: list[slice]):
+        """``(dx, run, finish)``: ``run(lane, index)`` writes block ``index``'s share of the weight gradients and its
+        rows of ``dx`` (None where not ``need_dx``); ``finish()`` runs once every block is done. ``run`` may be None
+        (nothing to do)."""
+        raise NotImplementedError
+
+    def forward(self, x, training):
+        blocks = batch_blocks(x.shape[0], self.block_count(x.shape[0], x.dtype))
+        y, run = self.forward_blocks(x, training, blocks)
+        self.backend.map_blocks(run, len(blocks))
+        return y
+
+    def backward(self, dy, need_dx):
+        blocks = batch_blocks(dy.shape[0], self.block_count(dy.shape[0], dy.dtype))
+        dx, run, finish = self.backward_blocks(dy, need_dx, blocks)
+        if run is not None:
+            self.backend.map_blocks(run, len(blocks))
+        finish()
+        return dx
+
+
 def batch_blocks(n: int, count: int) -> list[slice]:
     """``n`` rows of a batch (images, sequences) as ``min(count, n)`` blocks whose sizes differ by one at most."""
     count = max(1, min(count, n))

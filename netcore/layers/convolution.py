@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from backends.image_kernels import Window
 from netcore.errors import ConfigurationError, ShapeError
-from netcore.layers.base import Layer, ParamSpec, batch_blocks, pair, positive_int, sum_in_order
+from netcore.layers.base import InBlocks, Layer, ParamSpec, pair, positive_int, sum_in_order
 from netcore.layers.core import KernelLayer
 
 #: From this many input channels on, a convolution's input gradient is taken one window position at a time
@@ -41,7 +41,7 @@ def channels_last(owner: str, data_format) -> None:
         )
 
 
-class Conv2D(KernelLayer):
+class Conv2D(InBlocks, KernelLayer):
     """2-D convolution over channels-last images: ``y[n, i, j, f] = f(b[f] + sum_{p, q, c} x[n, i*sh + p*dh,
     j*sw + q*dw, c] W[p, q, c, f])`` (a cross-correlation, as in every deep-learning library).
 
@@ -52,8 +52,6 @@ class Conv2D(KernelLayer):
     initialiser defaults to He for the ReLU family and Xavier otherwise, with ``fan_in = kh * kw * in_channels`` and
     ``fan_out = kh * kw * filters`` (the receptive field, as Keras and PyTorch count it).
     """
-
-    splits_batch = True
 
     def __init__(
         self,
@@ -130,28 +128,30 @@ class Conv2D(KernelLayer):
             self.backend.im2col(x, w, cols)
         return cols.reshape(self.patch_size, -1)
 
-    def _blocks(self, n: int, dtype) -> tuple[list[slice], bool]:
-        """The batch as blocks of images, and whether every block keeps its patches for the backward pass.
+    def _patch_bytes(self, n: int, dtype) -> int:
+        return n * self.patch_size * self.window.out_h * self.window.out_w * dtype.itemsize
 
-        The patches of a block fit the backend's ``patch_block_bytes`` (a batch whose patches outgrow it is
-        convolved a block at a time, each block's patches rebuilt for the kernel gradient), and there are at least
-        as many blocks as the backend has block threads."""
-        backend = self.backend
-        per_image = self.patch_size * self.window.out_h * self.window.out_w * dtype.itemsize
-        budget = backend.patch_block_bytes
-        fits = budget is None or self.window.is_identity or n * per_image <= budget
-        count = 1 if fits else -(-n * per_image // budget)
-        return batch_blocks(n, max(count, backend.block_threads)), fits
+    def _keeps_patches(self, n: int, dtype) -> bool:
+        """Whether the patches of a batch of ``n`` images fit the backend's ``patch_block_bytes``, so every block
+        keeps its own for the backward pass (else each block's are rebuilt there, in a buffer per thread)."""
+        budget = self.backend.patch_block_bytes
+        return budget is None or self.window.is_identity or self._patch_bytes(n, dtype) <= budget
+
+    def block_count(self, n: int, dtype) -> int:
+        """At least one block per block thread, and enough that each block's patches fit ``patch_block_bytes``."""
+        if self._keeps_patches(n, dtype):
+            return self.backend.block_threads
+        return max(-(-self._patch_bytes(n, dtype) // self.backend.patch_block_bytes), self.backend.block_threads)
 
     def _pixels(self, images: slice) -> slice:
         """The rows of the ``(pixels, filters)`` outputs that belong to a block of images."""
         per_image = self.window.out_h * self.window.out_w
         return slice(images.start * per_image, images.stop * per_image)
 
-    def forward(self, x, training):
+    def forward_blocks(self, x, training, blocks):
         backend, act = self.backend, self.activation
         kernel, bias = self.params["W"].reshape(self.patch_size, self.filters), self.params.get("b")
-        blocks, keep = self._blocks(x.shape[0], x.dtype)
+        keep = self._keeps_patches(x.shape[0], x.dtype)
         pixels = x.shape[0] * self.window.out_h * self.window.out_w
         z = self.buffer("z", (pixels, self.filters), x.dtype)
         y = z if act.kind == "linear" else self.buffer("y", (pixels, self.filters), x.dtype)
@@ -162,17 +162,16 @@ class Conv2D(KernelLayer):
             backend.matmul(self._patches(x[images], index if keep else lane).T, kernel, out=z[rows])
             backend.bias_activation(z[rows], bias, act.kind, act.alpha, y[rows])
 
-        backend.map_blocks(convolve, len(blocks))
         if training:
             self.check_trainable(act)
-            self._cache = (x, keep, y, z if act.needs_preactivation else None)
-        return y.reshape(self.batch_shape(x.shape[0]))
+            self._cache = (x, blocks if keep else None, y, z if act.needs_preactivation else None)  # kept per block
+        return y.reshape(self.batch_shape(x.shape[0])), convolve
 
-    def backward(self, dy, need_dx):
+    def backward_blocks(self, dy, need_dx, blocks):
         backend, act = self.backend, self.activation
-        x, keep, y, z = self._cache
+        x, kept_for, y, z = self._cache
         n = x.shape[0]
-        blocks, _ = self._blocks(n, dy.dtype)
+        kept = kept_for == blocks  # the forward's patches, where it ran the same blocks
         dy = dy.reshape(y.shape)
         dz = dy if act.kind == "linear" else self.buffer("dz", y.shape, dy.dtype)
         kernel = self.params["W"].reshape(self.patch_size, self.filters)
@@ -187,7 +186,7 @@ class Conv2D(KernelLayer):
                 pre = None if z is None else z[rows]
                 backend.activation_backward(dy[rows], y[rows], pre, act.kind, act.alpha, dz[rows])
             if partials is not None:
-                patches = self._patches(x[images], index, build=False) if keep else self._patches(x[images], lane)
+                patches = self._patches(x[images], index, build=False) if kept else self._patches(x[images], lane)
                 backend.matmul(patches, dz[rows], out=partials[index][0])
                 if self.use_bias:
                     backend.column_sum(dz[rows], out=partials[index][1])
@@ -205,10 +204,7 @@ class Conv2D(KernelLayer):
             backend.matmul(kernel, dz[rows].T, out=dcols)
             backend.col2im(dcols.reshape(*self.kernel_size, self.n_in, count, w.out_h, w.out_w), w, dx[images])
 
-        backend.map_blocks(differentiate, len(blocks))
-        if partials is not None:
-            self._sum_gradients(partials)
-        return dx
+        return dx, differentiate, lambda: self._sum_gradients(partials)
 
     def _gradient_parts(self, count: int, dtype):
         """Per block, where its share of the kernel and bias gradients goes: the gradients themselves for one block,
@@ -229,7 +225,7 @@ class Conv2D(KernelLayer):
         ]
 
     def _sum_gradients(self, partials) -> None:
-        if len(partials) == 1:
+        if partials is None or len(partials) == 1:
             return
         sum_in_order(self.grads["W"].reshape(partials[0][0].shape), [part[0] for part in partials])
         if self.use_bias:
@@ -244,6 +240,7 @@ class DepthwiseConv2D(Conv2D):
     ``kh * kw * depth_multiplier`` out)."""
 
     splits_batch = False
+    in_blocks = False
 
     def __init__(
         self,

@@ -3,16 +3,16 @@ one value per channel over the whole image."""
 
 from __future__ import annotations
 
+import math
+
 from backends.image_kernels import Window
-from netcore.layers.base import Layer, batch_blocks, pair
+from netcore.layers.base import InBlocks, Layer, pair
 from netcore.layers.convolution import channels_last, image_shape, padding_name
 
 
-class _Pooling2D(Layer):
+class _Pooling2D(InBlocks, Layer):
     """Shared by max and average pooling: Keras's ``pool_size=2``, ``strides=None`` (the pool size) and
     ``padding="valid"`` or ``"same"`` (padded positions are left out of the maximum and of the mean)."""
-
-    splits_batch = True
 
     def __init__(self, pool_size=2, strides=None, padding: str = "valid", data_format=None, name=None, trainable=True):
         super().__init__(name, trainable)
@@ -44,52 +44,70 @@ class _Pooling2D(Layer):
     def _dx(self, dy):
         return self.buffer("dx", self.batch_shape(dy.shape[0], self.input_shape), dy.dtype)
 
-    #: Fewest input values worth handing a block to another thread: pooling is one quick pass, and handing over
-    #: costs tens of microseconds (LeNet's second pooling, 102,400 values, took 0.09 ms split against 0.03 whole).
+    #: Fewest input values worth handing a block to another thread on its own: pooling is one quick pass, and
+    #: handing over costs tens of microseconds (LeNet's second pooling, 102,400 values, took 0.09 ms split against
+    #: 0.03 whole). In a chain of layers run in blocks it takes the chain's blocks at no extra cost.
     min_split_size = 1 << 17
 
-    def over_blocks(self, x, pool) -> None:
-        """``pool(images)`` for each block of the batch ``x`` (the input or its gradient's shape), on the backend's
-        block threads where the batch is large enough."""
-        threads = self.backend.block_threads if x.size >= self.min_split_size else 1
-        blocks = batch_blocks(x.shape[0], threads)
-        self.backend.map_blocks(lambda lane, index: pool(blocks[index]), len(blocks))
+    def block_count(self, n: int, dtype) -> int:
+        large = n * math.prod(self.input_shape) >= self.min_split_size
+        return self.backend.block_threads if large else 1
 
 
 class MaxPooling2D(_Pooling2D):
     """The maximum of each window, per channel; its gradient goes to the input the maximum came from (the first
     one on ties, as in PyTorch)."""
 
-    def forward(self, x, training):
+    def forward_blocks(self, x, training, blocks):
         shape = (x.shape[0], self.window.out_h, self.window.out_w, self.n_in)
         out = self.buffer("y", shape, x.dtype)
         argmax = self._argmax = self.buffer("argmax", shape, "int32")
-        self.over_blocks(x, lambda b: self.backend.max_pool_forward(x[b], self.window, out[b], argmax[b]))
-        return out
 
-    def backward(self, dy, need_dx):
+        def pool(lane, index):
+            b = blocks[index]
+            self.backend.max_pool_forward(x[b], self.window, out[b], argmax[b])
+
+        return out, pool
+
+    def backward_blocks(self, dy, need_dx, blocks):
         if not need_dx:
-            return None
+            return None, None, _nothing
         dx, argmax = self._dx(dy), self._argmax
-        self.over_blocks(dx, lambda b: self.backend.max_pool_backward(dy[b], argmax[b], self.window, dx[b]))
-        return dx
+
+        def unpool(lane, index):
+            b = blocks[index]
+            self.backend.max_pool_backward(dy[b], argmax[b], self.window, dx[b])
+
+        return dx, unpool, _nothing
 
 
 class AveragePooling2D(_Pooling2D):
     """The mean of each window, per channel (with ``padding="same"``, of the positions inside the image)."""
 
-    def forward(self, x, training):
+    def forward_blocks(self, x, training, blocks):
         shape = (x.shape[0], self.window.out_h, self.window.out_w, self.n_in)
         out = self.buffer("y", shape, x.dtype)
-        self.over_blocks(x, lambda b: self.backend.avg_pool_forward(x[b], self.window, out[b]))
-        return out
 
-    def backward(self, dy, need_dx):
+        def pool(lane, index):
+            b = blocks[index]
+            self.backend.avg_pool_forward(x[b], self.window, out[b])
+
+        return out, pool
+
+    def backward_blocks(self, dy, need_dx, blocks):
         if not need_dx:
-            return None
+            return None, None, _nothing
         dx = self._dx(dy)
-        self.over_blocks(dx, lambda b: self.backend.avg_pool_backward(dy[b], self.window, dx[b]))
-        return dx
+
+        def unpool(lane, index):
+            b = blocks[index]
+            self.backend.avg_pool_backward(dy[b], self.window, dx[b])
+
+        return dx, unpool, _nothing
+
+
+def _nothing() -> None:
+    """What is left to do after pooling's blocks: nothing (it has no weights to sum)."""
 
 
 class _GlobalPooling2D(Layer):

@@ -15,6 +15,7 @@ input gradients only where something below it trains.
 from __future__ import annotations
 
 from netcore.layers.base import Layer
+from netcore.models.block_chain import BlockChain
 
 
 class Step:
@@ -54,6 +55,7 @@ class Executor:
         buffers): the layer itself for its first call, a twin built for its own call and bound to the layer's
         weights for any later one. ``trained``: ids of the layers whose weights train."""
         seen: set[int] = set()
+        self.backend = backend
         self.steps, self.twins = [], []
         for call in self.calls:
             layer = call.layer
@@ -124,21 +126,57 @@ class Executor:
         self._compile_plans()
 
     def _compile_plans(self) -> None:
-        """The steps as flat tuples, read once per step by the loops below (attribute lookups cost in them)."""
+        """The steps as flat tuples, read once per step by the loops below (attribute lookups cost in them); runs of
+        layers that work in blocks of images become one :class:`BlockChain` each way."""
         self.forward_plan = [
             (
-                step.runner,
-                step.inputs if step.many else None,
-                step.inputs[0],
-                step.output,
-                step.logits,
-                type(step.runner).output_mask is Layer.output_mask,  # gives no mask to an unmasked input
+                unit.runner,
+                unit.inputs if unit.many else None,
+                unit.inputs[0],
+                unit.output,
+                unit.logits,
+                type(unit.runner).output_mask is Layer.output_mask,  # gives no mask to an unmasked input
             )
-            for step in self.steps
+            for unit in self._chained(self.steps, self._forward_link, backwards=False)
         ]
         self.backward_plan = [
-            (step.runner, step.output, step.need_dx, step.many, tuple(step.sends)) for step in self.backward_steps
+            (unit.runner, unit.output, unit.need_dx, unit.many, tuple(unit.sends))
+            for unit in self._chained(self.backward_steps, self._backward_link, backwards=True)
         ]
+
+    def _chained(self, steps: list[Step], linked, backwards: bool) -> list:
+        """``steps`` with each run of two or more that ``linked(previous, step)`` joins made one BlockChain."""
+        units: list = []
+        run: list[Step] = []
+        for step in [*steps, None]:
+            if step is not None and run and linked(run[-1], step):
+                run.append(step)
+                continue
+            if len(run) > 1:
+                units.append(BlockChain(self, run, backwards))
+            else:
+                units.extend(run)
+            run = [step] if step is not None and self._in_blocks(step) else []
+            if step is not None and not run:
+                units.append(step)
+        return units
+
+    @staticmethod
+    def _in_blocks(step: Step) -> bool:
+        return getattr(step.runner, "in_blocks", False) and not step.many and not step.logits
+
+    def _forward_link(self, previous: Step, step: Step) -> bool:
+        """Forwards, ``step`` joins ``previous``'s chain when it reads only ``previous``'s output."""
+        return self._in_blocks(step) and step.inputs[0] == previous.output
+
+    def _backward_link(self, previous: Step, step: Step) -> bool:
+        """Backwards (``previous`` runs first), ``step`` joins when ``previous`` is the only reader of ``step``'s
+        output, so that output's gradient is ``previous``'s input gradient alone, complete within a block."""
+        slot = step.output
+        readers = sum(slot in other.inputs for other in self.steps) + self.output_slots.count(slot)
+        return (
+            self._in_blocks(step) and previous.need_dx is True and previous.sends == [(0, slot, False)] and readers == 1
+        )
 
     # ----------------------------------------------------------------- running
     def forward(self, inputs: list, training: bool, logits: bool = False) -> list:

@@ -8,6 +8,7 @@ import pytest
 
 import netcore
 from netcore.layers import Conv2D, Dense, Flatten, MaxPooling2D
+from netcore.layers.base import batch_blocks
 from netcore.layers.pooling import _Pooling2D
 from tests.conftest import require
 
@@ -51,7 +52,7 @@ def test_blocked_convolutions_train_as_whole_batches(backend, geometry, monkeypa
     blocked_model = model(backend, GEOMETRIES[geometry])
     monkeypatch.setattr(backend, "patch_block_bytes", one_image_budget(backend, blocked_model))
     conv = blocked_model.layers[0]
-    assert len(conv._blocks(7, np.dtype("float64"))[0]) == 7
+    assert conv.block_count(7, np.dtype("float64")) == 7
     blocked = train(blocked_model)
     np.testing.assert_allclose(blocked[0], whole[0], rtol=1e-12)
     for got, want in zip(blocked[1], whole[1], strict=True):
@@ -73,14 +74,18 @@ def test_blocks_are_even_and_cover_the_batch(numpy_backend, monkeypatch):
     per_image = conv.patch_size * conv.window.out_h * conv.window.out_w * 8
     monkeypatch.setattr(numpy_backend, "block_threads", 1)
     monkeypatch.setattr(numpy_backend, "patch_block_bytes", per_image * 3)
-    blocks, keep = conv._blocks(10, np.dtype("float64"))
-    assert [(b.start, b.stop) for b in blocks] == [(0, 2), (2, 5), (5, 7), (7, 10)] and not keep
+    f64 = np.dtype("float64")
+
+    def blocks(n):
+        return [(b.start, b.stop) for b in batch_blocks(n, conv.block_count(n, f64))]
+
+    assert blocks(10) == [(0, 2), (2, 5), (5, 7), (7, 10)] and not conv._keeps_patches(10, f64)
     monkeypatch.setattr(numpy_backend, "patch_block_bytes", per_image * 4)
-    assert [(b.start, b.stop) for b in conv._blocks(10, np.dtype("float64"))[0]] == [(0, 3), (3, 6), (6, 10)]
+    assert blocks(10) == [(0, 3), (3, 6), (6, 10)]
     monkeypatch.setattr(numpy_backend, "patch_block_bytes", None)
-    assert conv._blocks(10, np.dtype("float64")) == ([slice(0, 10)], True)
+    assert blocks(10) == [(0, 10)] and conv._keeps_patches(10, f64)
     monkeypatch.setattr(numpy_backend, "block_threads", 3)  # at least a block per thread; small ones keep patches
-    assert conv._blocks(10, np.dtype("float64")) == ([slice(0, 3), slice(3, 6), slice(6, 10)], True)
+    assert blocks(10) == [(0, 3), (3, 6), (6, 10)] and conv._keeps_patches(10, f64)
 
 
 @pytest.mark.parametrize("threads", [2, 3])
@@ -94,7 +99,7 @@ def test_blocks_on_several_threads_train_as_on_one(name, threads, monkeypatch):
     monkeypatch.setattr(backend, "block_threads", threads)
     monkeypatch.setattr(_Pooling2D, "min_split_size", 1)  # the pooling of a few small images splits too
     parallel_model = model(backend, GEOMETRIES["same"])
-    assert len(parallel_model.layers[0]._blocks(7, np.dtype("float64"))[0]) == threads
+    assert parallel_model.layers[0].block_count(7, np.dtype("float64")) == threads
     parallel = train(parallel_model)
     np.testing.assert_allclose(parallel[0], serial[0], rtol=1e-12)
     for got, want in zip(parallel[1], serial[1], strict=True):
