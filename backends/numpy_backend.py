@@ -7,6 +7,7 @@ import threading
 import numpy
 from numpy.lib.stride_tricks import as_strided
 
+from backends import blas_threads
 from backends.base import Backend
 from backends.workers import Workers, usable_cores
 
@@ -27,7 +28,6 @@ class NumpyBackend(Backend):
         self._local = threading.local()
         self.block_threads = usable_cores()
         self._workers: dict[int, Workers] = {}
-        self._blas = None
 
     @classmethod
     def unavailable_reason(cls, index: int = 0) -> str | None:
@@ -65,11 +65,7 @@ class NumpyBackend(Backend):
         they share, and beside the block threads that spinning made steps slower, not faster."""
         if self.block_threads < 2:
             return super().owning_cores()
-        if self._blas is None:
-            from threadpoolctl import ThreadpoolController
-
-            self._blas = ThreadpoolController()
-        return self._blas.limit(limits=1, user_api="blas")
+        return blas_threads.one_thread()
 
     def random_into(self, rng, out) -> None:
         # The draws land in the buffer directly; no temporary (same stream as the base version).

@@ -242,7 +242,15 @@ class Trainer(Scoring):
     def train_step(self, xb, yb, weights=None):
         """One forward, backward and optimizer step on a batch already on the device; returns the batch loss as a
         device scalar (no synchronisation), which on a GPU this model's next step may overwrite: keep
-        ``float(loss)``, not the scalar, to collect losses."""
+        ``float(loss)``, not the scalar, to collect losses. Where layers run blocks of the batch on the backend's
+        threads (convolutions on the CPU), the step gives them the cores as ``fit`` does: BLAS stays on the calling
+        thread instead of spinning beside them (a LeNet step took 8.0 ms that way against 5.8)."""
+        if not self._splits_batch():
+            return self._step(xb, yb, weights)
+        with self.backend.owning_cores():
+            return self._step(xb, yb, weights)
+
+    def _step(self, xb, yb, weights):
         loss = self.loss_and_gradients(xb, yb, weights)
         self.apply_gradients()
         return loss
@@ -283,7 +291,7 @@ class Trainer(Scoring):
         with self._guarded():
             xs, Ys, weights = self._prepare(X, y, sample_weight=sample_weight)
             self._check_layout()
-            return self.backend.to_float(self.train_step(xs, Ys, weights))
+            return self.backend.to_float(self._step(xs, Ys, weights))  # the guard owns the cores already
 
     # ----------------------------------------------------------------- state snapshots
     def snapshot(self) -> dict:

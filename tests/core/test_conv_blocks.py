@@ -127,6 +127,34 @@ def test_calls_of_a_model_with_blocks_keep_blas_on_the_calling_thread(monkeypatc
     assert blas() == before
 
 
+def test_train_step_of_a_model_with_blocks_keeps_blas_on_the_calling_thread(monkeypatch):
+    """A hand-written loop of train_step gets what fit gets: one BLAS thread during each step of a model whose layers
+    run blocks on threads, none of that for a model without them, and BLAS as it was between steps."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    backend = require("numba")
+    monkeypatch.setattr(backend, "block_threads", 2)
+
+    def blas():
+        return [info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+
+    X, y = data()
+    before = blas()
+    for net, blocked in ((model(backend, GEOMETRIES["same"], dtype="float32"), True), (dense_model(backend), False)):
+        Xd, yd, _ = net.prepare(X if blocked else X.reshape(len(X), -1), y)
+        seen: list = []
+        step = net.loss_and_gradients
+        monkeypatch.setattr(net, "loss_and_gradients", lambda *a, s=seen, f=step: s.append(blas()) or f(*a))
+        net.train_step(Xd, yd)
+        assert seen == [[1] * len(before) if blocked else before]
+        assert blas() == before
+
+
+def dense_model(backend):
+    net = netcore.Sequential([Dense(4, "relu"), Dense(3, "softmax")], input_dim=int(np.prod(SHAPE)), device=backend)
+    net.compile("adam", "cross_entropy")
+    return net
+
+
 def test_a_failing_block_raises_in_the_caller_and_the_threads_serve_on():
     from backends.workers import Workers
 
