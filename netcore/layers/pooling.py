@@ -53,6 +53,11 @@ class _Pooling2D(InBlocks, Layer):
         large = n * math.prod(self.input_shape) >= self.min_split_size
         return self.backend.block_threads if large else 1
 
+    @staticmethod
+    def _each(blocks: list[slice], pool):
+        """``run(lane, index)`` for :class:`InBlocks`: ``pool(images)`` on the images of ``blocks[index]``."""
+        return lambda lane, index: pool(blocks[index])
+
 
 class MaxPooling2D(_Pooling2D):
     """The maximum of each window, per channel; its gradient goes to the input the maximum came from (the first
@@ -62,22 +67,13 @@ class MaxPooling2D(_Pooling2D):
         shape = (x.shape[0], self.window.out_h, self.window.out_w, self.n_in)
         out = self.buffer("y", shape, x.dtype)
         argmax = self._argmax = self.buffer("argmax", shape, "int32")
-
-        def pool(lane, index):
-            b = blocks[index]
-            self.backend.max_pool_forward(x[b], self.window, out[b], argmax[b])
-
-        return out, pool
+        return out, self._each(blocks, lambda b: self.backend.max_pool_forward(x[b], self.window, out[b], argmax[b]))
 
     def backward_blocks(self, dy, need_dx, blocks):
         if not need_dx:
             return None, None, _nothing
         dx, argmax = self._dx(dy), self._argmax
-
-        def unpool(lane, index):
-            b = blocks[index]
-            self.backend.max_pool_backward(dy[b], argmax[b], self.window, dx[b])
-
+        unpool = self._each(blocks, lambda b: self.backend.max_pool_backward(dy[b], argmax[b], self.window, dx[b]))
         return dx, unpool, _nothing
 
 
@@ -87,23 +83,13 @@ class AveragePooling2D(_Pooling2D):
     def forward_blocks(self, x, training, blocks):
         shape = (x.shape[0], self.window.out_h, self.window.out_w, self.n_in)
         out = self.buffer("y", shape, x.dtype)
-
-        def pool(lane, index):
-            b = blocks[index]
-            self.backend.avg_pool_forward(x[b], self.window, out[b])
-
-        return out, pool
+        return out, self._each(blocks, lambda b: self.backend.avg_pool_forward(x[b], self.window, out[b]))
 
     def backward_blocks(self, dy, need_dx, blocks):
         if not need_dx:
             return None, None, _nothing
         dx = self._dx(dy)
-
-        def unpool(lane, index):
-            b = blocks[index]
-            self.backend.avg_pool_backward(dy[b], self.window, dx[b])
-
-        return dx, unpool, _nothing
+        return dx, self._each(blocks, lambda b: self.backend.avg_pool_backward(dy[b], self.window, dx[b])), _nothing
 
 
 def _nothing() -> None:

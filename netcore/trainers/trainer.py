@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import contextlib
 
-from backends.base import NO_SCOPE
 from netcore import optimizers as optimizers_mod
-from netcore.errors import ConfigurationError, OutOfMemoryError
+from netcore.errors import ConfigurationError
 from netcore.trainers import data, loop
 from netcore.trainers.cuda_graphs import CompiledStep
+from netcore.trainers.guard import Guard
 from netcore.trainers.heads import compile_heads
 from netcore.trainers.history import History
 from netcore.trainers.scoring import Scoring
@@ -326,10 +326,10 @@ class Trainer(Scoring):
                 self.optimizer.state[key][...] = backend.asarray(value)
             self.optimizer.load_scalar_state(snapshot["optimizer_scalars"])
 
-    def _guarded(self, mutates: bool = True) -> _Guard:
+    def _guarded(self, mutates: bool = True) -> Guard:
         """Run a public call; if it raises, put the model back as it was before the call (for calls that change
         it) and turn a device out-of-memory error into a netcore error that says where and what to do."""
-        return _Guard(self, mutates)
+        return Guard(self, mutates)
 
     def _splits_batch(self) -> bool:
         """Whether a layer runs its batch in blocks on the backend's threads (the calls then own the cores)."""
@@ -459,48 +459,3 @@ class Trainer(Scoring):
                     bool(cuda_graph),
                     parallel,
                 )
-
-
-class _Guard:
-    """What :meth:`Trainer._guarded` returns: the backend's device made current, the layers claimed, BLAS on the
-    calling thread where layers run blocks on threads, and on an error the model put back. A class rather than a
-    generator-based context manager, entering the device scope only where there is one: a predict on one row pays
-    for every Python call around its few microseconds of arithmetic."""
-
-    __slots__ = ("model", "mutates", "scope", "before", "cores")
-
-    def __init__(self, model: Trainer, mutates: bool):
-        self.model, self.mutates = model, mutates
-
-    def __enter__(self) -> None:
-        model = self.model
-        scope = model.backend.scope()
-        self.scope = None if scope is NO_SCOPE else scope
-        if self.scope is not None:
-            self.scope.__enter__()
-        try:
-            model._claim()
-            self.before = model.snapshot() if self.mutates else None
-            self.cores = model.backend.owning_cores() if model._splits_batch() else None
-            if self.cores is not None:
-                self.cores.__enter__()
-        except BaseException as error:
-            if self.scope is not None:
-                self.scope.__exit__(type(error), error, error.__traceback__)
-            raise
-
-    def __exit__(self, kind, exc, traceback) -> bool:
-        model = self.model
-        try:
-            if self.cores is not None:
-                self.cores.__exit__(kind, exc, traceback)
-            if exc is None:
-                return False
-            if model.built and self.before is not None and self.before["built"]:
-                model.restore(self.before)
-            if isinstance(exc, model.backend.out_of_memory_errors):
-                raise OutOfMemoryError(model._out_of_memory_message(exc)) from exc
-            return False
-        finally:
-            if self.scope is not None:
-                self.scope.__exit__(kind, exc, traceback)

@@ -12,8 +12,7 @@ from netcore.layers import AveragePooling2D, Conv2D, Dense, Flatten, MaxPooling2
 from netcore.models.block_chain import BlockChain
 from netcore.models.executor import Executor
 from tests.conftest import require
-
-SHAPE = (10, 10, 2)
+from tests.core.test_conv_blocks import SHAPE, data, train
 
 
 def lenet_like(device, dtype="float64"):
@@ -40,17 +39,6 @@ def branching(device):
     net = netcore.Model(inputs, outputs, device=device, dtype="float64", seed=4)
     net.compile(netcore.optimizers.Adam(lr=1e-2), "cross_entropy")
     return net
-
-
-def data(n=9):
-    rng = np.random.default_rng(5)
-    return rng.standard_normal((n, *SHAPE)), rng.integers(0, 3, n)
-
-
-def train(net, steps=3):
-    X, y = data()
-    losses = [net.train_on_batch(X, y) for _ in range(steps)]
-    return losses, net.get_weights(), net.predict(X)
 
 
 def chains(net, plan: str) -> list[list[str]]:
