@@ -7,9 +7,15 @@ side by side along the last axis in Keras's order: LSTM ``(i, f, c, o)``, GRU ``
 the gradient of the step's output ``dh`` (from the layer's output) and ``carry`` (from the next step) separately, and
 write the gradients of the step's pre-activations, from which the layer forms every weight gradient with one matrix
 product over all steps.
+
+The passes (``*_forward``, ``*_backward``) run every step of a batch of time-major sequences: the recurrent product
+and the step kernel per step, and Keras's masking (a padded step holds the state and passes its gradient back as
+is). A backend compiles a whole pass where Python between steps costs more than the step.
 """
 
 from __future__ import annotations
+
+from backends.activation_kernels import NEEDS_PREACTIVATION
 
 
 class RecurrentKernels:
@@ -57,7 +63,49 @@ class RecurrentKernels:
         xp.multiply(kept, (dy / xp.maximum(kept.sum(axis=1), 1))[:, None, :], out=dx)
         return dx
 
+    def _hold(self, masked, t, new, old) -> None:
+        """Masked rows of step ``t`` keep the previous state: ``new`` takes ``old`` there."""
+        if masked is not None:
+            self.fill_masked(masked[t], new, old)
+
+    def _total_gradient(self, masked, t, dh, carry, total):
+        """``total = dh[t] + carry``, the gradient of step ``t``'s state, kept for masked rows (which pass it back
+        as is); None without a mask."""
+        if masked is None:
+            return None
+        total[...] = dh[t]
+        total += carry
+        return total
+
+    def _pass_masked(self, masked, t, total, dz, carry) -> None:
+        """Masked rows of step ``t``: no gradient for the weights, and the state's gradient goes to the previous
+        step unchanged."""
+        if masked is not None:
+            self.fill_masked(masked[t], dz, 0)
+            self.fill_masked(masked[t], carry, total)
+
     # ----------------------------------------------------------------- SimpleRNN
+    def rnn_forward(self, xw, u, h, z, kind: str, alpha: float, masked):
+        """Every step: ``z[t] = h[t] u + xw[t]`` (kept), ``h[t + 1] = f(z[t])``; ``masked[t, n]`` (or None): row
+        ``n`` of step ``t`` is padding."""
+        for t in range(xw.shape[0]):
+            self.matmul(h[t], u, out=z[t])
+            self.rnn_step(xw[t], z[t], kind, alpha, h[t + 1])
+            self._hold(masked, t, h[t + 1], h[t])
+
+    def rnn_backward(self, dh, u, h, z, dz, kind: str, alpha: float, scratch, masked):
+        """Every step in reverse: ``dz[t]``, the gradient of the pre-activation, from the outputs' gradients ``dh``
+        (``scratch``: two arrays of a step's state)."""
+        carry, total = scratch
+        carry[...] = 0
+        for t in range(dh.shape[0] - 1, -1, -1):
+            total_t = self._total_gradient(masked, t, dh, carry, total)
+            pre = z[t] if kind in NEEDS_PREACTIVATION else None
+            self.rnn_step_backward(dh[t], carry, h[t + 1], pre, kind, alpha, dz[t])
+            if t:
+                self.matmul(dz[t], u.T, out=carry)
+            self._pass_masked(masked, t, total_t, dz[t], carry)
+
     def rnn_step(self, xw, hu, kind: str, alpha: float, h):
         """``h = f(xw + hu)``; ``hu`` is overwritten with the pre-activation (kept for the backward pass)."""
         self.xp.add(hu, xw, out=hu)
@@ -112,7 +160,55 @@ class RecurrentKernels:
         dc_prev[...] = dcell * f
         return dz
 
+    def lstm_forward(self, xw, u, h, c, gates, hu, masked):
+        """Every step: states into ``h[1:]`` and ``c[1:]`` (``h[0]``, ``c[0]``: the initial ones), the gates into
+        ``gates`` (``hu``: a step's scratch for the recurrent product)."""
+        for t in range(xw.shape[0]):
+            self.matmul(h[t], u, out=hu)
+            self.lstm_step(xw[t], hu, c[t], gates[t], c[t + 1], h[t + 1])
+            self._hold(masked, t, h[t + 1], h[t])
+            self._hold(masked, t, c[t + 1], c[t])
+
+    def lstm_backward(self, dh, u, c, gates, dz, scratch, masked):
+        """Every step in reverse: ``dz[t]``, the gradients of the four pre-activations (``scratch``: four arrays of a
+        step's state)."""
+        carry, dc, dc_prev, total = scratch
+        carry[...] = 0
+        dc[...] = 0
+        for t in range(dh.shape[0] - 1, -1, -1):
+            total_t = self._total_gradient(masked, t, dh, carry, total)
+            self.lstm_step_backward(dh[t], carry, dc, c[t], gates[t], c[t + 1], dz[t], dc_prev)
+            self._hold(masked, t, dc_prev, dc)  # a held cell passes its gradient back as is
+            dc, dc_prev = dc_prev, dc
+            if t:
+                self.matmul(dz[t], u.T, out=carry)
+            self._pass_masked(masked, t, total_t, dz[t], carry)
+
     # ----------------------------------------------------------------- GRU (reset after the recurrent product)
+    def gru_forward(self, xw, u, bias, h, hu, gates, masked):
+        """Every step: ``hu[t] = h[t] u + bias`` (the recurrent bias, or None; kept), the gates, ``h[t + 1]``."""
+        for t in range(xw.shape[0]):
+            self.matmul(h[t], u, out=hu[t])
+            if bias is not None:
+                self.bias_activation(hu[t], bias, "linear", 0.0, hu[t])
+            self.gru_step(xw[t], hu[t], h[t], gates[t], h[t + 1])
+            self._hold(masked, t, h[t + 1], h[t])
+
+    def gru_backward(self, dh, u, h, gates, hu, dzx, dzh, scratch, masked):
+        """Every step in reverse: ``dzx[t]`` and ``dzh[t]``, the gradients of the input projection and of the
+        recurrent product (``scratch``: three arrays of a step's state)."""
+        carry, direct, total = scratch
+        carry[...] = 0
+        for t in range(dh.shape[0] - 1, -1, -1):
+            total_t = self._total_gradient(masked, t, dh, carry, total)
+            self.gru_step_backward(dh[t], carry, h[t], gates[t], hu[t], dzx[t], dzh[t], direct)
+            if t:
+                self.matmul(dzh[t], u.T, out=carry)
+                carry += direct
+            if masked is not None:
+                self.fill_masked(masked[t], dzx[t], 0)
+            self._pass_masked(masked, t, total_t, dzh[t], carry)
+
     def gru_step(self, xw, hu, h_prev, gates, h):
         """Keras's GRU with ``reset_after=True`` (PyTorch's): ``z = sigmoid(xw_z + hu_z)``, ``r = sigmoid(xw_r +
         hu_r)``, ``n = tanh(xw_h + r hu_h)``, ``h = z h_prev + (1 - z) n = n + z (h_prev - n)``, with ``hu = h_prev U

@@ -2,10 +2,11 @@
 arguments and weight layout (``kernel (features, k * units)``, ``recurrent_kernel (units, k * units)``, ``bias``),
 so weights can be compared and exchanged.
 
-A layer runs time-major inside: the input projection ``x W + b`` of every step is one matrix product, then each step
-is the recurrent product ``h U`` and one backend kernel for the gates and the state update. The backward pass runs
-the steps in reverse with one product per step for the state's gradient, and forms every weight gradient afterwards
-with one product over all steps (nothing is accumulated per step).
+A layer runs time-major inside: the input projection ``x W + b`` of every step is one matrix product, then the
+backend's pass over the steps (each the recurrent product ``h U`` and one kernel for the gates and the state update;
+one compiled call for all of them where the backend has one). The backward pass runs the steps in reverse with one
+product per step for the state's gradient, and forms every weight gradient afterwards with one product over all
+steps (nothing is accumulated per step).
 """
 
 from __future__ import annotations
@@ -265,35 +266,18 @@ class _Recurrent(Layer):
         self.backend.column_sum(dzx, out=self.grads["bias"])
 
     def run_steps(self, xw, h, masked) -> None:
-        """Every step's state into ``h[1:]`` (the states of masked rows held: see :meth:`hold`)."""
+        """Every step's state into ``h[1:]`` (the states of masked rows held), by the backend's pass."""
         raise NotImplementedError
 
     def run_steps_backward(self, dh, h, masked):
         """The gradients of the input projection and of the recurrent product at every step (the same array but
-        for GRU)."""
+        for GRU), by the backend's pass."""
         raise NotImplementedError
 
-    def hold(self, masked, t, new, old) -> None:
-        """Masked rows of step ``t`` keep the previous state: ``new`` takes ``old`` there."""
-        if masked is not None:
-            self.backend.fill_masked(masked[t], new, old)
-
-    def total_gradient(self, masked, t, dh, carry):
-        """``dh[t] + carry``, the gradient of step ``t``'s state, kept for masked rows (which pass it back as is);
-        None without a mask."""
-        if masked is None:
-            return None
-        total = self.buffer("total", carry.shape, carry.dtype)
-        total[...] = dh[t]
-        total += carry
-        return total
-
-    def pass_masked(self, masked, t, total, dz, carry) -> None:
-        """Masked rows of step ``t``: no gradient for the weights, and the state's gradient goes to the previous
-        step unchanged."""
-        if masked is not None:
-            self.backend.fill_masked(masked[t], dz, 0)
-            self.backend.fill_masked(masked[t], carry, total)
+    def step_scratch(self, count: int, like):
+        """``count`` arrays of one step's state, for a backward pass."""
+        scratch = self.buffer("step scratch", (count, *like.shape[1:]), like.dtype)
+        return tuple(scratch)
 
 
 class SimpleRNN(_Recurrent):
@@ -302,28 +286,16 @@ class SimpleRNN(_Recurrent):
     LSTM and GRU exist."""
 
     def run_steps(self, xw, h, masked) -> None:
-        backend, act = self.backend, self.activation
-        u = self.params["recurrent_kernel"]
+        act = self.activation
         z = self.buffer("z", xw.shape, xw.dtype)  # the pre-activation of every step
-        for t in range(xw.shape[0]):
-            backend.matmul(h[t], u, out=z[t])
-            backend.rnn_step(xw[t], z[t], act.kind, act.alpha, h[t + 1])
-            self.hold(masked, t, h[t + 1], h[t])
+        self.backend.rnn_forward(xw, self.params["recurrent_kernel"], h, z, act.kind, act.alpha, masked)
 
     def run_steps_backward(self, dh, h, masked):
-        backend, act = self.backend, self.activation
-        u = self.params["recurrent_kernel"]
+        act = self.activation
         z = self.buffer("z", dh.shape, dh.dtype)
         dz = self.buffer("dz", dh.shape, dh.dtype)
-        carry = self.buffer("carry", dh.shape[1:], dh.dtype)
-        carry[...] = 0
-        for t in range(dh.shape[0] - 1, -1, -1):
-            total = self.total_gradient(masked, t, dh, carry)
-            pre = z[t] if act.needs_preactivation else None
-            backend.rnn_step_backward(dh[t], carry, h[t + 1], pre, act.kind, act.alpha, dz[t])
-            if t:
-                backend.matmul(dz[t], u.T, out=carry)
-            self.pass_masked(masked, t, total, dz[t], carry)
+        u = self.params["recurrent_kernel"]
+        self.backend.rnn_backward(dh, u, h, z, dz, act.kind, act.alpha, self.step_scratch(2, dh), masked)
         return dz, dz
 
 
@@ -350,37 +322,18 @@ class LSTM(_Recurrent):
         return {**super().config(), "unit_forget_bias": self.unit_forget_bias}
 
     def run_steps(self, xw, h, masked) -> None:
-        backend = self.backend
-        u = self.params["recurrent_kernel"]
-        steps, n = xw.shape[:2]
         c = self.buffer("c", h.shape, xw.dtype)
         c[0] = 0
         gates = self.buffer("gates", xw.shape, xw.dtype)
-        hu = self.buffer("hu", (n, self.width), xw.dtype)
-        for t in range(steps):
-            backend.matmul(h[t], u, out=hu)
-            backend.lstm_step(xw[t], hu, c[t], gates[t], c[t + 1], h[t + 1])
-            self.hold(masked, t, h[t + 1], h[t])
-            self.hold(masked, t, c[t + 1], c[t])
+        hu = self.buffer("hu", xw.shape[1:], xw.dtype)
+        self.backend.lstm_forward(xw, self.params["recurrent_kernel"], h, c, gates, hu, masked)
 
     def run_steps_backward(self, dh, h, masked):
-        backend = self.backend
-        u = self.params["recurrent_kernel"]
-        steps, n = dh.shape[:2]
         c = self.buffer("c", h.shape, dh.dtype)
-        gates = self.buffer("gates", (steps, n, self.width), dh.dtype)
+        gates = self.buffer("gates", (*dh.shape[:2], self.width), dh.dtype)
         dz = self.buffer("dz", gates.shape, dh.dtype)
-        carry, dc, dc_prev = (self.buffer(key, (n, self.units), dh.dtype) for key in ("carry", "dc", "dc_prev"))
-        carry[...] = 0
-        dc[...] = 0
-        for t in range(steps - 1, -1, -1):
-            total = self.total_gradient(masked, t, dh, carry)
-            backend.lstm_step_backward(dh[t], carry, dc, c[t], gates[t], c[t + 1], dz[t], dc_prev)
-            self.hold(masked, t, dc_prev, dc)  # a held cell passes its gradient back as is
-            dc, dc_prev = dc_prev, dc
-            if t:
-                backend.matmul(dz[t], u.T, out=carry)
-            self.pass_masked(masked, t, total, dz[t], carry)
+        u = self.params["recurrent_kernel"]
+        self.backend.lstm_backward(dh, u, c, gates, dz, self.step_scratch(4, dh), masked)
         return dz, dz
 
 
@@ -413,35 +366,17 @@ class GRU(_Recurrent):
         return {**super().config(), "reset_after": self.reset_after}
 
     def run_steps(self, xw, h, masked) -> None:
-        backend = self.backend
-        u = self.params["recurrent_kernel"]
         hu = self.buffer("hu", xw.shape, xw.dtype)  # the recurrent products, kept for the backward pass
         gates = self.buffer("gates", xw.shape, xw.dtype)
-        for t in range(xw.shape[0]):
-            backend.matmul(h[t], u, out=hu[t])
-            if self.use_bias:
-                backend.bias_activation(hu[t], self.params["bias"][1], "linear", 0.0, hu[t])
-            backend.gru_step(xw[t], hu[t], h[t], gates[t], h[t + 1])
-            self.hold(masked, t, h[t + 1], h[t])
+        bias = self.params["bias"][1] if self.use_bias else None
+        self.backend.gru_forward(xw, self.params["recurrent_kernel"], bias, h, hu, gates, masked)
 
     def run_steps_backward(self, dh, h, masked):
-        backend = self.backend
-        u = self.params["recurrent_kernel"]
-        steps, n = dh.shape[:2]
-        shape = (steps, n, self.width)
+        shape = (*dh.shape[:2], self.width)
         hu, gates = self.buffer("hu", shape, dh.dtype), self.buffer("gates", shape, dh.dtype)
         dzx, dzh = self.buffer("dzx", shape, dh.dtype), self.buffer("dzh", shape, dh.dtype)
-        carry, direct = (self.buffer(key, (n, self.units), dh.dtype) for key in ("carry", "direct"))
-        carry[...] = 0
-        for t in range(steps - 1, -1, -1):
-            total = self.total_gradient(masked, t, dh, carry)
-            backend.gru_step_backward(dh[t], carry, h[t], gates[t], hu[t], dzx[t], dzh[t], direct)
-            if t:
-                backend.matmul(dzh[t], u.T, out=carry)
-                carry += direct
-            if masked is not None:
-                backend.fill_masked(masked[t], dzx[t], 0)
-            self.pass_masked(masked, t, total, dzh[t], carry)
+        u = self.params["recurrent_kernel"]
+        self.backend.gru_backward(dh, u, h, gates, hu, dzx, dzh, self.step_scratch(3, dh), masked)
         return dzx, dzh
 
     def bias_gradients(self, dzx, dzh) -> None:
