@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+from backends import blas_threads
 from backends.numpy_backend import NumpyBackend
 
 _KIND_CODES = {
@@ -69,10 +70,23 @@ def _load_image_kernels():
 def _load_recurrent_kernels():
     global _recurrent_kernels
     if _recurrent_kernels is None:
+        _load_compiled_blas()
         from backends import _numba_recurrent_kernels
 
         _recurrent_kernels = _numba_recurrent_kernels
     return _recurrent_kernels
+
+
+def _load_compiled_blas() -> None:
+    """Loads the BLAS that Numba's compiled ``np.dot`` calls (SciPy's), so that thread limits, which apply to the
+    libraries loaded when they are set, cover it from the start."""
+    import scipy.linalg.cython_blas  # noqa: F401
+
+
+def _one_dtype(*arrays) -> bool:
+    """Every array C-contiguous and of the first one's dtype: what the compiled passes take."""
+    dtype = arrays[0].dtype
+    return all(a.flags.c_contiguous and a.dtype == dtype for a in arrays)
 
 
 def _contiguous(*arrays) -> bool:
@@ -85,7 +99,7 @@ class NumbaBackend(NumpyBackend):
     name = "numba"
     #: Measured at batch 64 on two cores: LSTM (32 x 512 values a block) 15% faster split; GRU (32 x 384) 5% and
     #: SimpleRNN (32 x 128) 9% slower. The NumPy backend's steps, several ufunc calls each, lose at any size.
-    recurrent_block_work = 32 * 512
+    recurrent_block_work = 32 * 128
     install_hint = "pip install numba"
     _reason: str | None = None
     _probed = False
@@ -115,6 +129,7 @@ class NumbaBackend(NumpyBackend):
     def limit_threads(self, count: int) -> None:
         import numba
 
+        _load_compiled_blas()
         super().limit_threads(count)
         numba.set_num_threads(max(1, min(count, numba.config.NUMBA_NUM_THREADS)))
 
@@ -317,6 +332,54 @@ class NumbaBackend(NumpyBackend):
         fill = x.dtype.type(fill_value)
         _load_image_kernels().affine_sample(x, matrices, out, mode, fill, interpolation == "nearest")
         return out
+
+    # ----------------------------------------------------------------- recurrent passes
+    # A whole pass over unmasked sequences is one compiled call (see backends._numba_recurrent_kernels); masked
+    # sequences and other layouts run the base's steps, each step through the kernels below.
+    @staticmethod
+    def _on_this_thread(kernel, *arrays) -> None:
+        """``kernel(*arrays)`` with BLAS on the calling thread: a step's products are small, and SciPy's BLAS
+        threads beside NumPy's (or beside the blocks' threads) made passes three times slower."""
+        with blas_threads.one_thread():
+            kernel(*arrays)
+
+    def rnn_forward(self, xw, u, h, z, kind, alpha, masked):
+        if masked is not None or kind != "tanh" or not _one_dtype(xw, u, h, z):
+            return super().rnn_forward(xw, u, h, z, kind, alpha, masked)
+        self._on_this_thread(_load_recurrent_kernels().tanh_rnn_pass, xw, u, h, z)
+
+    def rnn_backward(self, dh, u, h, z, dz, kind, alpha, scratch, masked):
+        carry = scratch[0]
+        if masked is not None or kind != "tanh" or not _one_dtype(dh, u, h, dz, carry):
+            return super().rnn_backward(dh, u, h, z, dz, kind, alpha, scratch, masked)
+        self._on_this_thread(_load_recurrent_kernels().tanh_rnn_backward_pass, dh, u, h, dz, carry)
+
+    def lstm_forward(self, xw, u, h, c, gates, hu, masked):
+        if masked is not None or not _one_dtype(xw, u, h, c, gates, hu):
+            return super().lstm_forward(xw, u, h, c, gates, hu, masked)
+        self._on_this_thread(_load_recurrent_kernels().lstm_pass, xw, u, h, c, gates, hu)
+
+    def lstm_backward(self, dh, u, c, gates, dz, scratch, masked):
+        if masked is not None or not _one_dtype(dh, u, c, gates, dz, *scratch):
+            return super().lstm_backward(dh, u, c, gates, dz, scratch, masked)
+        # The pass keeps a step's tanh(c) in the last scratch array (the base's steps, the masked rows' total).
+        self._on_this_thread(_load_recurrent_kernels().lstm_backward_pass, dh, u, c, gates, dz, *scratch)
+
+    def gru_forward(self, xw, u, bias, h, hu, gates, masked):
+        recurrent_bias = u[0, :0] if bias is None else bias  # the compiled pass takes an empty array for none
+        if masked is not None or not _one_dtype(xw, u, recurrent_bias, h, hu, gates):
+            return super().gru_forward(xw, u, bias, h, hu, gates, masked)
+        n, units = h.shape[1:]
+        zr = self._scratch_for("gru z and r", (n, 2 * units), h.dtype)
+        candidate = self._scratch_for("gru candidate", (n, units), h.dtype)
+        kernel = _load_recurrent_kernels().gru_pass
+        self._on_this_thread(kernel, xw, u, recurrent_bias, h, hu, gates, zr, candidate)
+
+    def gru_backward(self, dh, u, h, gates, hu, dzx, dzh, scratch, masked):
+        carry, direct = scratch[:2]
+        if masked is not None or not _one_dtype(dh, u, h, gates, hu, dzx, dzh, carry, direct):
+            return super().gru_backward(dh, u, h, gates, hu, dzx, dzh, scratch, masked)
+        self._on_this_thread(_load_recurrent_kernels().gru_backward_pass, dh, u, h, gates, hu, dzx, dzh, carry, direct)
 
     # ----------------------------------------------------------------- recurrent steps
     # The forward steps keep their sigmoids and tanhs in NumPy's SIMD loops (four times faster than the scalar

@@ -412,6 +412,53 @@ def rnn_case(kind):
     return case
 
 
+def pass_case(cell: str, kind: str = "tanh", masked: bool = False, bias: bool = True, steps: int = 6, gain=1.0):
+    """A whole pass over ``steps`` steps, forward then backward, of ``cell`` (rnn, lstm, gru): the states, the gates
+    and the pre-activations' gradients; with ``masked``, some rows of some steps are padding. ``gain`` scales the
+    recurrent kernel (1: about unit gain)."""
+    blocks = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
+
+    def case(backend, rng, n, c, dtype, contiguous):
+        width = blocks * c
+        xw = backend.asarray(rng.standard_normal((steps, n, width)).astype(dtype))
+        u = backend.asarray((gain * rng.standard_normal((c, width)) / np.sqrt(c)).astype(dtype))
+        dh = backend.asarray(rng.standard_normal((steps, n, c)).astype(dtype))
+        mask = backend.asarray(rng.random((steps, n)) < 0.3) if masked else None
+        h = backend.asarray(np.zeros((steps + 1, n, c), dtype))
+        scratch = tuple(backend.empty((n, c), xw.dtype) for _ in range(4))
+        grads = [backend.empty(xw.shape, xw.dtype) for _ in range(2)]
+        if cell == "rnn":
+            z = backend.empty(xw.shape, xw.dtype)
+            backend.rnn_forward(xw, u, h, z, kind, 0.1, mask)
+            backend.rnn_backward(dh, u, h, z, grads[0], kind, 0.1, scratch[:2], mask)
+            return get(backend, h, z, grads[0])
+        gates = backend.empty(xw.shape, xw.dtype)
+        if cell == "lstm":
+            cells = backend.asarray(np.zeros(h.shape, dtype))
+            backend.lstm_forward(xw, u, h, cells, gates, backend.empty((n, width), xw.dtype), mask)
+            backend.lstm_backward(dh, u, cells, gates, grads[0], scratch, mask)
+            return get(backend, h, cells, gates, grads[0])
+        hu = backend.empty(xw.shape, xw.dtype)
+        b = backend.asarray(rng.standard_normal(width).astype(dtype)) if bias else None
+        backend.gru_forward(xw, u, b, h, hu, gates, mask)
+        backend.gru_backward(dh, u, h, gates, hu, *grads, scratch[:3], mask)
+        return get(backend, h, hu, gates, *grads)
+
+    return case
+
+
+PASS_CASES = {
+    "rnn_pass[tanh]": pass_case("rnn"),
+    "rnn_pass[relu]": pass_case("rnn", "relu"),
+    "rnn_pass[tanh, masked]": pass_case("rnn", masked=True),
+    "lstm_pass": pass_case("lstm"),
+    "lstm_pass[masked]": pass_case("lstm", masked=True),
+    "gru_pass": pass_case("gru"),
+    "gru_pass[no bias]": pass_case("gru", bias=False),
+    "gru_pass[masked]": pass_case("gru", masked=True),
+}
+
+
 def spatial_dropout(backend, rng, n, c, dtype, contiguous):
     """Dropout with one draw per feature map, broadcast over the image."""
     x = _image(backend, rng, n, c, dtype, contiguous)
@@ -606,6 +653,7 @@ CASES = {
     "lstm_step": lstm_case,
     "gru_step": gru_case,
     **{f"rnn_step[{kind}]": rnn_case(kind) for kind in ("tanh", "relu", "gelu")},
+    **PASS_CASES,
     **{f"im2col[{w}]": im2col_case(w) for w in WINDOWS},
     **{f"conv_input_gradient[{w}]": conv_input_gradient_case(w) for w in WINDOWS},
     **{f"max_pool[{w}]": pool_case(w, "max") for w in POOL_WINDOWS},
@@ -657,6 +705,11 @@ METHOD_CASES = {
     "gru_step_backward": ["gru_step"],
     "rnn_step": [k for k in CASES if k.startswith("rnn_step")],
     "rnn_step_backward": [k for k in CASES if k.startswith("rnn_step")],
+    **{
+        f"{cell}_{direction}": [k for k in PASS_CASES if k.startswith(f"{cell}_pass")]
+        for cell in ("rnn", "lstm", "gru")
+        for direction in ("forward", "backward")
+    },
     "gaussian_noise": ["gaussian_noise"],
     "random_into": ["random_into", "dropout_forward"],
     "merge_forward": [k for k in CASES if k.startswith("merge")],
