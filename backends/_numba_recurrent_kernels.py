@@ -219,6 +219,15 @@ def gru_state(candidate, gates, h_prev, h, u):
 
 # ----------------------------------------------------------------------------------------------- whole passes
 @njit(**_KERNEL)
+def _add_bias(rows, bias):
+    """``rows += bias`` (``bias`` empty: none), a step's input projections just before the step reads them."""
+    if bias.size:
+        for n in range(rows.shape[0]):
+            for k in range(rows.shape[1]):
+                rows[n, k] += bias[k]
+
+
+@njit(**_KERNEL)
 def _lstm_gates(xw, hu, gates, u):
     """RecurrentKernels.lstm_step's gates: ``sigmoid`` (as ``tanh(z / 2) / 2 + 1 / 2``) of i, f and o, ``tanh`` of
     the candidate g, of ``z = xw + hu``."""
@@ -243,10 +252,11 @@ def _lstm_state(gates, c_prev, c, h, u):
 
 
 @njit(**_KERNEL)
-def lstm_pass(xw, u, h, c, gates, hu):
-    """RecurrentKernels.lstm_forward over unmasked sequences (``hu``: a step's scratch)."""
+def lstm_pass(xw, b, u, h, c, gates, hu):
+    """RecurrentKernels.lstm_forward over unmasked sequences (``b`` empty: no bias; ``hu``: a step's scratch)."""
     units = c.shape[2]
     for t in range(xw.shape[0]):
+        _add_bias(xw[t], b)
         np.dot(h[t], u, hu)
         _lstm_gates(xw[t], hu, gates[t], units)
         _lstm_state(gates[t], c[t], c[t + 1], h[t + 1], units)
@@ -267,17 +277,15 @@ def lstm_backward_pass(dh, u, c, gates, dz, carry, dc, dc_prev, tanh_c):
 
 
 @njit(**_KERNEL)
-def gru_pass(xw, u, bias, h, hu, gates, zr, candidate):
-    """RecurrentKernels.gru_forward over unmasked sequences (``bias``: the recurrent bias, empty without one;
-    ``zr`` and ``candidate``: one step's scratch)."""
+def gru_pass(xw, b, u, b_u, h, hu, gates, zr, candidate):
+    """RecurrentKernels.gru_forward over unmasked sequences (``b``, ``b_u``: the input and recurrent biases, empty
+    for none; ``zr`` and ``candidate``: one step's scratch)."""
     units = h.shape[2]
     for t in range(xw.shape[0]):
+        _add_bias(xw[t], b)
         step = hu[t]
         np.dot(h[t], u, step)
-        if bias.size:
-            for n in range(step.shape[0]):
-                for k in range(step.shape[1]):
-                    step[n, k] += bias[k]
+        _add_bias(step, b_u)
         gru_gates_in(xw[t], step, zr, units)
         tanh_in_place(zr)
         gru_candidate_in(xw[t], step, zr, gates[t], candidate, units)
@@ -297,9 +305,10 @@ def gru_backward_pass(dh, u, h, gates, hu, dzx, dzh, carry, direct):
 
 
 @njit(**_KERNEL)
-def tanh_rnn_pass(xw, u, h, z):
-    """RecurrentKernels.rnn_forward with tanh over unmasked sequences."""
+def tanh_rnn_pass(xw, b, u, h, z):
+    """RecurrentKernels.rnn_forward with tanh over unmasked sequences (``b`` empty: no bias)."""
     for t in range(xw.shape[0]):
+        _add_bias(xw[t], b)
         step = z[t]
         np.dot(h[t], u, step)
         step += xw[t]

@@ -89,6 +89,11 @@ def _one_dtype(*arrays) -> bool:
     return all(a.flags.c_contiguous and a.dtype == dtype for a in arrays)
 
 
+def _bias_or_empty(bias, like):
+    """``bias``, or for None an empty row of ``like``'s dtype: what the compiled passes take for no bias."""
+    return like[0, :0] if bias is None else bias
+
+
 def _contiguous(*arrays) -> bool:
     return all(a.flags.c_contiguous for a in arrays)
 
@@ -343,10 +348,11 @@ class NumbaBackend(NumpyBackend):
         with blas_threads.one_thread():
             kernel(*arrays)
 
-    def rnn_forward(self, xw, u, h, z, kind, alpha, masked):
-        if masked is not None or kind != "tanh" or not _one_dtype(xw, u, h, z):
-            return super().rnn_forward(xw, u, h, z, kind, alpha, masked)
-        self._on_this_thread(_load_recurrent_kernels().tanh_rnn_pass, xw, u, h, z)
+    def rnn_forward(self, xw, b, u, h, z, kind, alpha, masked):
+        bias = _bias_or_empty(b, u)
+        if masked is not None or kind != "tanh" or not _one_dtype(xw, bias, u, h, z):
+            return super().rnn_forward(xw, b, u, h, z, kind, alpha, masked)
+        self._on_this_thread(_load_recurrent_kernels().tanh_rnn_pass, xw, bias, u, h, z)
 
     def rnn_backward(self, dh, u, h, z, dz, kind, alpha, scratch, masked):
         carry = scratch[0]
@@ -354,10 +360,11 @@ class NumbaBackend(NumpyBackend):
             return super().rnn_backward(dh, u, h, z, dz, kind, alpha, scratch, masked)
         self._on_this_thread(_load_recurrent_kernels().tanh_rnn_backward_pass, dh, u, h, dz, carry)
 
-    def lstm_forward(self, xw, u, h, c, gates, hu, masked):
-        if masked is not None or not _one_dtype(xw, u, h, c, gates, hu):
-            return super().lstm_forward(xw, u, h, c, gates, hu, masked)
-        self._on_this_thread(_load_recurrent_kernels().lstm_pass, xw, u, h, c, gates, hu)
+    def lstm_forward(self, xw, b, u, h, c, gates, hu, masked):
+        bias = _bias_or_empty(b, u)
+        if masked is not None or not _one_dtype(xw, bias, u, h, c, gates, hu):
+            return super().lstm_forward(xw, b, u, h, c, gates, hu, masked)
+        self._on_this_thread(_load_recurrent_kernels().lstm_pass, xw, bias, u, h, c, gates, hu)
 
     def lstm_backward(self, dh, u, c, gates, dz, scratch, masked):
         if masked is not None or not _one_dtype(dh, u, c, gates, dz, *scratch):
@@ -365,15 +372,15 @@ class NumbaBackend(NumpyBackend):
         # The pass keeps a step's tanh(c) in the last scratch array (the base's steps, the masked rows' total).
         self._on_this_thread(_load_recurrent_kernels().lstm_backward_pass, dh, u, c, gates, dz, *scratch)
 
-    def gru_forward(self, xw, u, bias, h, hu, gates, masked):
-        recurrent_bias = u[0, :0] if bias is None else bias  # the compiled pass takes an empty array for none
-        if masked is not None or not _one_dtype(xw, u, recurrent_bias, h, hu, gates):
-            return super().gru_forward(xw, u, bias, h, hu, gates, masked)
+    def gru_forward(self, xw, b, u, b_u, h, hu, gates, masked):
+        bias, recurrent_bias = _bias_or_empty(b, u), _bias_or_empty(b_u, u)
+        if masked is not None or not _one_dtype(xw, bias, u, recurrent_bias, h, hu, gates):
+            return super().gru_forward(xw, b, u, b_u, h, hu, gates, masked)
         n, units = h.shape[1:]
         zr = self._scratch_for("gru z and r", (n, 2 * units), h.dtype)
         candidate = self._scratch_for("gru candidate", (n, units), h.dtype)
         kernel = _load_recurrent_kernels().gru_pass
-        self._on_this_thread(kernel, xw, u, recurrent_bias, h, hu, gates, zr, candidate)
+        self._on_this_thread(kernel, xw, bias, u, recurrent_bias, h, hu, gates, zr, candidate)
 
     def gru_backward(self, dh, u, h, gates, hu, dzx, dzh, scratch, masked):
         carry, direct = scratch[:2]

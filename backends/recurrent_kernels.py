@@ -10,7 +10,9 @@ product over all steps.
 
 The passes (``*_forward``, ``*_backward``) run every step of a batch of time-major sequences: the recurrent product
 and the step kernel per step, and Keras's masking (a padded step holds the state and passes its gradient back as
-is). A backend compiles a whole pass where Python between steps costs more than the step.
+is). A forward pass takes the input projections ``xw`` without their bias ``b`` and adds it in place (a compiled pass
+step by step, while the step's rows are in cache). A backend compiles a whole pass where Python between steps costs
+more than the step.
 """
 
 from __future__ import annotations
@@ -63,6 +65,12 @@ class RecurrentKernels:
         xp.multiply(kept, (dy / xp.maximum(kept.sum(axis=1), 1))[:, None, :], out=dx)
         return dx
 
+    def _add_input_bias(self, xw, b) -> None:
+        """``xw += b`` over every step (``b`` None: no bias)."""
+        if b is not None:
+            flat = xw.reshape(-1, xw.shape[-1])
+            self.bias_activation(flat, b, "linear", 0.0, flat)
+
     def _hold(self, masked, t, new, old) -> None:
         """Masked rows of step ``t`` keep the previous state: ``new`` takes ``old`` there."""
         if masked is not None:
@@ -85,9 +93,10 @@ class RecurrentKernels:
             self.fill_masked(masked[t], carry, total)
 
     # ----------------------------------------------------------------- SimpleRNN
-    def rnn_forward(self, xw, u, h, z, kind: str, alpha: float, masked):
-        """Every step: ``z[t] = h[t] u + xw[t]`` (kept), ``h[t + 1] = f(z[t])``; ``masked[t, n]`` (or None): row
+    def rnn_forward(self, xw, b, u, h, z, kind: str, alpha: float, masked):
+        """Every step: ``z[t] = h[t] u + xw[t] + b`` (kept), ``h[t + 1] = f(z[t])``; ``masked[t, n]`` (or None): row
         ``n`` of step ``t`` is padding."""
+        self._add_input_bias(xw, b)
         for t in range(xw.shape[0]):
             self.matmul(h[t], u, out=z[t])
             self.rnn_step(xw[t], z[t], kind, alpha, h[t + 1])
@@ -160,9 +169,10 @@ class RecurrentKernels:
         dc_prev[...] = dcell * f
         return dz
 
-    def lstm_forward(self, xw, u, h, c, gates, hu, masked):
+    def lstm_forward(self, xw, b, u, h, c, gates, hu, masked):
         """Every step: states into ``h[1:]`` and ``c[1:]`` (``h[0]``, ``c[0]``: the initial ones), the gates into
         ``gates`` (``hu``: a step's scratch for the recurrent product)."""
+        self._add_input_bias(xw, b)
         for t in range(xw.shape[0]):
             self.matmul(h[t], u, out=hu)
             self.lstm_step(xw[t], hu, c[t], gates[t], c[t + 1], h[t + 1])
@@ -185,12 +195,13 @@ class RecurrentKernels:
             self._pass_masked(masked, t, total_t, dz[t], carry)
 
     # ----------------------------------------------------------------- GRU (reset after the recurrent product)
-    def gru_forward(self, xw, u, bias, h, hu, gates, masked):
-        """Every step: ``hu[t] = h[t] u + bias`` (the recurrent bias, or None; kept), the gates, ``h[t + 1]``."""
+    def gru_forward(self, xw, b, u, b_u, h, hu, gates, masked):
+        """Every step: ``hu[t] = h[t] u + b_u`` (the recurrent bias, or None; kept), the gates, ``h[t + 1]``."""
+        self._add_input_bias(xw, b)
         for t in range(xw.shape[0]):
             self.matmul(h[t], u, out=hu[t])
-            if bias is not None:
-                self.bias_activation(hu[t], bias, "linear", 0.0, hu[t])
+            if b_u is not None:
+                self.bias_activation(hu[t], b_u, "linear", 0.0, hu[t])
             self.gru_step(xw[t], hu[t], h[t], gates[t], h[t + 1])
             self._hold(masked, t, h[t + 1], h[t])
 

@@ -137,7 +137,7 @@ class _Recurrent(Layer):
 
     # ----------------------------------------------------------------- the pass over time
     def input_bias(self):
-        """The bias added to the input projection (all of it, but for GRU's separate recurrent bias)."""
+        """The bias added to the input projection (all of it, but for GRU's separate recurrent bias), or None."""
         return self.params.get("bias")
 
     def bind(self, backend, params: dict, grads: dict, state: dict, owner=None) -> None:
@@ -216,9 +216,7 @@ class _Recurrent(Layer):
         xt[...] = (x[:, ::-1] if self.go_backwards else x).transpose(1, 0, 2)  # time-major, in processing order
         xw = self.buffer("xw", (steps, n, self.width), x.dtype)
         flat = xw.reshape(steps * n, self.width)
-        backend.matmul(xt.reshape(steps * n, features), self.params["kernel"], out=flat)
-        if self.use_bias:
-            backend.bias_activation(flat, self.input_bias(), "linear", 0.0, flat)
+        backend.matmul(xt.reshape(steps * n, features), self.params["kernel"], out=flat)  # the bias: in the pass
         h = self.buffer("h", (steps + 1, n, self.units), x.dtype)
         h[0] = 0  # the initial state
         masked = None
@@ -288,7 +286,8 @@ class SimpleRNN(_Recurrent):
     def run_steps(self, xw, h, masked) -> None:
         act = self.activation
         z = self.buffer("z", xw.shape, xw.dtype)  # the pre-activation of every step
-        self.backend.rnn_forward(xw, self.params["recurrent_kernel"], h, z, act.kind, act.alpha, masked)
+        u = self.params["recurrent_kernel"]
+        self.backend.rnn_forward(xw, self.input_bias(), u, h, z, act.kind, act.alpha, masked)
 
     def run_steps_backward(self, dh, h, masked):
         act = self.activation
@@ -326,7 +325,8 @@ class LSTM(_Recurrent):
         c[0] = 0
         gates = self.buffer("gates", xw.shape, xw.dtype)
         hu = self.buffer("hu", xw.shape[1:], xw.dtype)
-        self.backend.lstm_forward(xw, self.params["recurrent_kernel"], h, c, gates, hu, masked)
+        u = self.params["recurrent_kernel"]
+        self.backend.lstm_forward(xw, self.input_bias(), u, h, c, gates, hu, masked)
 
     def run_steps_backward(self, dh, h, masked):
         c = self.buffer("c", h.shape, dh.dtype)
@@ -360,7 +360,7 @@ class GRU(_Recurrent):
         return (2, self.width)
 
     def input_bias(self):
-        return self.params["bias"][0]
+        return self.params["bias"][0] if self.use_bias else None
 
     def config(self):
         return {**super().config(), "reset_after": self.reset_after}
@@ -368,8 +368,9 @@ class GRU(_Recurrent):
     def run_steps(self, xw, h, masked) -> None:
         hu = self.buffer("hu", xw.shape, xw.dtype)  # the recurrent products, kept for the backward pass
         gates = self.buffer("gates", xw.shape, xw.dtype)
-        bias = self.params["bias"][1] if self.use_bias else None
-        self.backend.gru_forward(xw, self.params["recurrent_kernel"], bias, h, hu, gates, masked)
+        b_u = self.params["bias"][1] if self.use_bias else None
+        u = self.params["recurrent_kernel"]
+        self.backend.gru_forward(xw, self.input_bias(), u, b_u, h, hu, gates, masked)
 
     def run_steps_backward(self, dh, h, masked):
         shape = (*dh.shape[:2], self.width)

@@ -414,8 +414,8 @@ def rnn_case(kind):
 
 def pass_case(cell: str, kind: str = "tanh", masked: bool = False, bias: bool = True, steps: int = 6, gain=1.0):
     """A whole pass over ``steps`` steps, forward then backward, of ``cell`` (rnn, lstm, gru): the states, the gates
-    and the pre-activations' gradients; with ``masked``, some rows of some steps are padding. ``gain`` scales the
-    recurrent kernel (1: about unit gain)."""
+    and the pre-activations' gradients; with ``masked``, some rows of some steps are padding; with ``bias``, the
+    input projections' bias (and GRU's recurrent one). ``gain`` scales the recurrent kernel (1: about unit gain)."""
     blocks = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
 
     def case(backend, rng, n, c, dtype, contiguous):
@@ -424,23 +424,24 @@ def pass_case(cell: str, kind: str = "tanh", masked: bool = False, bias: bool = 
         u = backend.asarray((gain * rng.standard_normal((c, width)) / np.sqrt(c)).astype(dtype))
         dh = backend.asarray(rng.standard_normal((steps, n, c)).astype(dtype))
         mask = backend.asarray(rng.random((steps, n)) < 0.3) if masked else None
+        b = backend.asarray(rng.standard_normal(width).astype(dtype)) if bias else None
         h = backend.asarray(np.zeros((steps + 1, n, c), dtype))
         scratch = tuple(backend.empty((n, c), xw.dtype) for _ in range(4))
         grads = [backend.empty(xw.shape, xw.dtype) for _ in range(2)]
         if cell == "rnn":
             z = backend.empty(xw.shape, xw.dtype)
-            backend.rnn_forward(xw, u, h, z, kind, 0.1, mask)
+            backend.rnn_forward(xw, b, u, h, z, kind, 0.1, mask)
             backend.rnn_backward(dh, u, h, z, grads[0], kind, 0.1, scratch[:2], mask)
             return get(backend, h, z, grads[0])
         gates = backend.empty(xw.shape, xw.dtype)
         if cell == "lstm":
             cells = backend.asarray(np.zeros(h.shape, dtype))
-            backend.lstm_forward(xw, u, h, cells, gates, backend.empty((n, width), xw.dtype), mask)
+            backend.lstm_forward(xw, b, u, h, cells, gates, backend.empty((n, width), xw.dtype), mask)
             backend.lstm_backward(dh, u, cells, gates, grads[0], scratch, mask)
             return get(backend, h, cells, gates, grads[0])
         hu = backend.empty(xw.shape, xw.dtype)
-        b = backend.asarray(rng.standard_normal(width).astype(dtype)) if bias else None
-        backend.gru_forward(xw, u, b, h, hu, gates, mask)
+        b_u = backend.asarray(rng.standard_normal(width).astype(dtype)) if bias else None
+        backend.gru_forward(xw, b, u, b_u, h, hu, gates, mask)
         backend.gru_backward(dh, u, h, gates, hu, *grads, scratch[:3], mask)
         return get(backend, h, hu, gates, *grads)
 
@@ -450,9 +451,11 @@ def pass_case(cell: str, kind: str = "tanh", masked: bool = False, bias: bool = 
 PASS_CASES = {
     "rnn_pass[tanh]": pass_case("rnn"),
     "rnn_pass[relu]": pass_case("rnn", "relu"),
+    "rnn_pass[tanh, no bias]": pass_case("rnn", bias=False),
     "rnn_pass[tanh, masked]": pass_case("rnn", masked=True),
     "lstm_pass": pass_case("lstm"),
     "lstm_pass[masked]": pass_case("lstm", masked=True),
+    "lstm_pass[no bias]": pass_case("lstm", bias=False),
     "gru_pass": pass_case("gru"),
     "gru_pass[no bias]": pass_case("gru", bias=False),
     "gru_pass[masked]": pass_case("gru", masked=True),
