@@ -358,7 +358,8 @@ class NumbaBackend(NumpyBackend):
         carry = scratch[0]
         if masked is not None or kind != "tanh" or not _one_dtype(dh, u, h, dz, carry):
             return super().rnn_backward(dh, u, h, z, dz, kind, alpha, scratch, masked)
-        self._on_this_thread(_load_recurrent_kernels().tanh_rnn_backward_pass, dh, u, h, dz, carry)
+        carry_t = self._scratch_for("carry transposed", carry.shape[::-1], dh.dtype)
+        self._on_this_thread(_load_recurrent_kernels().tanh_rnn_backward_pass, dh, u, h, dz, carry, carry_t)
 
     def lstm_forward(self, xw, b, u, h, c, gates, hu, masked):
         bias = _bias_or_empty(b, u)
@@ -370,7 +371,8 @@ class NumbaBackend(NumpyBackend):
         if masked is not None or not _one_dtype(dh, u, c, gates, dz, *scratch):
             return super().lstm_backward(dh, u, c, gates, dz, scratch, masked)
         # The pass keeps a step's tanh(c) in the last scratch array (the base's steps, the masked rows' total).
-        self._on_this_thread(_load_recurrent_kernels().lstm_backward_pass, dh, u, c, gates, dz, *scratch)
+        carry_t = self._scratch_for("carry transposed", scratch[0].shape[::-1], dh.dtype)
+        self._on_this_thread(_load_recurrent_kernels().lstm_backward_pass, dh, u, c, gates, dz, *scratch, carry_t)
 
     def gru_forward(self, xw, b, u, b_u, h, hu, gates, masked):
         bias, recurrent_bias = _bias_or_empty(b, u), _bias_or_empty(b_u, u)
@@ -386,7 +388,9 @@ class NumbaBackend(NumpyBackend):
         carry, direct = scratch[:2]
         if masked is not None or not _one_dtype(dh, u, h, gates, hu, dzx, dzh, carry, direct):
             return super().gru_backward(dh, u, h, gates, hu, dzx, dzh, scratch, masked)
-        self._on_this_thread(_load_recurrent_kernels().gru_backward_pass, dh, u, h, gates, hu, dzx, dzh, carry, direct)
+        carry_t = self._scratch_for("carry transposed", carry.shape[::-1], dh.dtype)
+        kernel = _load_recurrent_kernels().gru_backward_pass
+        self._on_this_thread(kernel, dh, u, h, gates, hu, dzx, dzh, carry, direct, carry_t)
 
     # ----------------------------------------------------------------- recurrent steps
     # The forward steps keep their sigmoids and tanhs in NumPy's SIMD loops (four times faster than the scalar
