@@ -228,17 +228,17 @@ def _add_bias(rows, bias):
 
 
 @njit(**_KERNEL)
-def _lstm_gates(xw, hu, gates, u):
+def _lstm_gates(xw, b, hu, gates, u):
     """RecurrentKernels.lstm_step's gates: ``sigmoid`` (as ``tanh(z / 2) / 2 + 1 / 2``) of i, f and o, ``tanh`` of
-    the candidate g, of ``z = xw + hu``."""
+    the candidate g, of ``z = (xw + b) + hu``."""
     half = gates.dtype.type(0.5)
     for n in range(gates.shape[0]):
         for k in range(2 * u):
-            gates[n, k] = fast_tanh((xw[n, k] + hu[n, k]) * half) * half + half
+            gates[n, k] = fast_tanh((xw[n, k] + b[k] + hu[n, k]) * half) * half + half
         for k in range(2 * u, 3 * u):
-            gates[n, k] = fast_tanh(xw[n, k] + hu[n, k])
+            gates[n, k] = fast_tanh(xw[n, k] + b[k] + hu[n, k])
         for k in range(3 * u, 4 * u):
-            gates[n, k] = fast_tanh((xw[n, k] + hu[n, k]) * half) * half + half
+            gates[n, k] = fast_tanh((xw[n, k] + b[k] + hu[n, k]) * half) * half + half
 
 
 @njit(**_KERNEL)
@@ -252,13 +252,23 @@ def _lstm_state(gates, c_prev, c, h, u):
 
 
 @njit(**_KERNEL)
+def _recurrent_product(h, u, t, zero_start, out):
+    """``out = h[t] u``; nothing to multiply for the first step from a zero state."""
+    if t == 0 and zero_start:
+        out[...] = 0
+    else:
+        np.dot(h[t], u, out)
+
+
+@njit(**_KERNEL)
 def lstm_pass(xw, b, u, h, c, gates, hu):
-    """RecurrentKernels.lstm_forward over unmasked sequences (``b`` empty: no bias; ``hu``: a step's scratch)."""
+    """RecurrentKernels.lstm_forward over unmasked sequences, the bias added as each step reads ``xw`` (``b``:
+    zeros for none; ``xw`` is left without it; ``hu``: a step's scratch)."""
     units = c.shape[2]
+    zero_start = not h[0].any()
     for t in range(xw.shape[0]):
-        _add_bias(xw[t], b)
-        np.dot(h[t], u, hu)
-        _lstm_gates(xw[t], hu, gates[t], units)
+        _recurrent_product(h, u, t, zero_start, hu)
+        _lstm_gates(xw[t], b, hu, gates[t], units)
         _lstm_state(gates[t], c[t], c[t + 1], h[t + 1], units)
 
 
@@ -291,10 +301,11 @@ def gru_pass(xw, b, u, b_u, h, hu, gates, zr, candidate):
     """RecurrentKernels.gru_forward over unmasked sequences (``b``, ``b_u``: the input and recurrent biases, empty
     for none; ``zr`` and ``candidate``: one step's scratch)."""
     units = h.shape[2]
+    zero_start = not h[0].any()
     for t in range(xw.shape[0]):
         _add_bias(xw[t], b)
         step = hu[t]
-        np.dot(h[t], u, step)
+        _recurrent_product(h, u, t, zero_start, step)
         _add_bias(step, b_u)
         gru_gates_in(xw[t], step, zr, units)
         tanh_in_place(zr)
@@ -318,10 +329,11 @@ def gru_backward_pass(dh, u, h, gates, hu, dzx, dzh, carry, direct, carry_t):
 @njit(**_KERNEL)
 def tanh_rnn_pass(xw, b, u, h, z):
     """RecurrentKernels.rnn_forward with tanh over unmasked sequences (``b`` empty: no bias)."""
+    zero_start = not h[0].any()
     for t in range(xw.shape[0]):
         _add_bias(xw[t], b)
         step = z[t]
-        np.dot(h[t], u, step)
+        _recurrent_product(h, u, t, zero_start, step)
         step += xw[t]
         tanh_into(step, h[t + 1])
 

@@ -362,7 +362,7 @@ class NumbaBackend(NumpyBackend):
         self._on_this_thread(_load_recurrent_kernels().tanh_rnn_backward_pass, dh, u, h, dz, carry, carry_t)
 
     def lstm_forward(self, xw, b, u, h, c, gates, hu, masked):
-        bias = _bias_or_empty(b, u)
+        bias = self._scratch_for("no bias", u.shape[1:], u.dtype, zeroed=True) if b is None else b
         if masked is not None or not _one_dtype(xw, bias, u, h, c, gates, hu):
             return super().lstm_forward(xw, b, u, h, c, gates, hu, masked)
         self._on_this_thread(_load_recurrent_kernels().lstm_pass, xw, bias, u, h, c, gates, hu)

@@ -10,9 +10,9 @@ product over all steps.
 
 The passes (``*_forward``, ``*_backward``) run every step of a batch of time-major sequences: the recurrent product
 and the step kernel per step, and Keras's masking (a padded step holds the state and passes its gradient back as
-is). A forward pass takes the input projections ``xw`` without their bias ``b`` and adds it in place (a compiled pass
-step by step, while the step's rows are in cache). A backend compiles a whole pass where Python between steps costs
-more than the step.
+is). A forward pass takes the input projections ``xw`` without their bias ``b`` and adds it (here in place; a compiled
+pass as it reads each step's rows, leaving ``xw`` as it may). A backend compiles a whole pass where Python between
+steps costs more than the step.
 """
 
 from __future__ import annotations
