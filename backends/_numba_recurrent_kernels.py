@@ -1,16 +1,17 @@
 """Numba kernels of :mod:`backends.recurrent_kernels` (each docstring names the base method whose formula it fuses).
 Imported on first use of a recurrent layer on the numba backend.
 
-The backward steps are arithmetic only and fuse into one pass over a step's gates. The forward steps' sigmoids and
-tanhs are NumPy's SIMD ``tanh`` where a step runs from Python (compiled code would call the scalar C library, far
-slower), so the step kernels are the arithmetic between those calls, in the base expressions' order of operations:
-the same bits as the NumPy backend.
+The step kernels serve the base's passes, step by step from Python, where a compiled pass does not apply (arrays
+of other layouts or dtypes). The backward steps are arithmetic only and fuse into one pass over a step's gates. The
+forward steps' sigmoids and tanhs are NumPy's SIMD ``tanh`` (compiled code would call the scalar C library, far
+slower), so those kernels are the arithmetic between those calls, in the base expressions' order of operations: the
+same bits as the NumPy backend.
 
-The passes (``*_pass``) run every step of a sequence in one call, the recurrent products through BLAS from compiled
-code (SciPy's, as Numba's ``np.dot`` calls it): no Python between steps, and the GIL released for the whole pass, so
-blocks of a batch on two threads no longer queue for it at every step (a pass of 50 steps went from 1.5x to 1.05x
-its time alone when two ran side by side). Their tanh is :func:`fast_tanh`, a rational function vectorised by LLVM,
-within a few units in the last place of NumPy's.
+The passes (``*_pass``) run every step of a sequence in one call, masks included, the recurrent products through
+BLAS from compiled code (SciPy's, as Numba's ``np.dot`` calls it): no Python between steps, and the GIL released for
+the whole pass, so blocks of a batch on two threads no longer queue for it at every step (a pass of 50 steps went
+from 1.5x to 1.05x its time alone when two ran side by side). Their tanh is :func:`fast_tanh`, a rational function
+vectorised by LLVM, within a few units in the last place of NumPy's.
 """
 
 import numpy as np
@@ -251,6 +252,40 @@ def _lstm_state(gates, c_prev, c, h, u):
             h[n, k] = gates[n, 3 * u + k] * fast_tanh(c[n, k])
 
 
+# ----------------------------------------------------------------------------------------------- masked steps
+# ``masked[t, n]``: row ``n`` of step ``t`` is padding (RecurrentKernels.time_major_masked); an empty array: no mask.
+@njit(**_KERNEL)
+def _hold(masked, t, new, old):
+    """RecurrentKernels._hold: masked rows of step ``t`` keep the previous state."""
+    if masked.shape[0]:
+        for n in range(new.shape[0]):
+            if masked[t, n]:
+                for k in range(new.shape[1]):
+                    new[n, k] = old[n, k]
+
+
+@njit(**_KERNEL)
+def _total_gradient(masked, dh, carry, total):
+    """RecurrentKernels._total_gradient: ``total = dh + carry`` where there is a mask."""
+    if masked.shape[0]:
+        for n in range(total.shape[0]):
+            for k in range(total.shape[1]):
+                total[n, k] = dh[n, k] + carry[n, k]
+
+
+@njit(**_KERNEL)
+def _pass_masked(masked, t, total, dz, carry):
+    """RecurrentKernels._pass_masked: masked rows of step ``t`` give no gradient to the weights and pass the state's
+    gradient back unchanged."""
+    if masked.shape[0]:
+        for n in range(dz.shape[0]):
+            if masked[t, n]:
+                for k in range(dz.shape[1]):
+                    dz[n, k] = 0
+                for k in range(carry.shape[1]):
+                    carry[n, k] = total[n, k]
+
+
 @njit(**_KERNEL)
 def _recurrent_product(h, u, t, zero_start, out):
     """``out = h[t] u``; nothing to multiply for the first step from a zero state."""
@@ -261,15 +296,17 @@ def _recurrent_product(h, u, t, zero_start, out):
 
 
 @njit(**_KERNEL)
-def lstm_pass(xw, b, u, h, c, gates, hu):
-    """RecurrentKernels.lstm_forward over unmasked sequences, the bias added as each step reads ``xw`` (``b``:
-    zeros for none; ``xw`` is left without it; ``hu``: a step's scratch)."""
+def lstm_pass(xw, b, u, h, c, gates, hu, masked):
+    """RecurrentKernels.lstm_forward, the bias added as each step reads ``xw`` (``b``: zeros for none; ``xw`` is
+    left without it; ``hu``: a step's scratch)."""
     units = c.shape[2]
     zero_start = not h[0].any()
     for t in range(xw.shape[0]):
         _recurrent_product(h, u, t, zero_start, hu)
         _lstm_gates(xw[t], b, hu, gates[t], units)
         _lstm_state(gates[t], c[t], c[t + 1], h[t + 1], units)
+        _hold(masked, t, h[t + 1], h[t])
+        _hold(masked, t, c[t + 1], c[t])
 
 
 @njit(**_KERNEL)
@@ -283,23 +320,26 @@ def _carried(u, dz, carry_t, carry):
 
 
 @njit(**_KERNEL)
-def lstm_backward_pass(dh, u, c, gates, dz, carry, dc, dc_prev, tanh_c, carry_t):
-    """RecurrentKernels.lstm_backward over unmasked sequences (``carry``, ``dc``, ``dc_prev`` and ``tanh_c``: one
-    step's scratch; ``carry_t``: its transpose)."""
+def lstm_backward_pass(dh, u, c, gates, dz, carry, dc, dc_prev, total, masked, tanh_c, carry_t):
+    """RecurrentKernels.lstm_backward (``carry``, ``dc``, ``dc_prev``, ``total`` and ``tanh_c``: one step's
+    scratch; ``carry_t``: its transpose)."""
     carry[...] = 0
     dc[...] = 0
     for t in range(dh.shape[0] - 1, -1, -1):
+        _total_gradient(masked, dh[t], carry, total)
         tanh_into(c[t + 1], tanh_c)
         lstm_step_backward(dh[t], carry, dc, c[t], gates[t], tanh_c, dz[t], dc_prev)
+        _hold(masked, t, dc_prev, dc)  # a held cell passes its gradient back as is
         dc, dc_prev = dc_prev, dc
         if t:
             _carried(u, dz[t], carry_t, carry)
+        _pass_masked(masked, t, total, dz[t], carry)
 
 
 @njit(**_KERNEL)
-def gru_pass(xw, b, u, b_u, h, hu, gates, zr, candidate):
-    """RecurrentKernels.gru_forward over unmasked sequences (``b``, ``b_u``: the input and recurrent biases, empty
-    for none; ``zr`` and ``candidate``: one step's scratch)."""
+def gru_pass(xw, b, u, b_u, h, hu, gates, masked, zr, candidate):
+    """RecurrentKernels.gru_forward (``b``, ``b_u``: the input and recurrent biases, empty for none; ``zr`` and
+    ``candidate``: one step's scratch)."""
     units = h.shape[2]
     zero_start = not h[0].any()
     for t in range(xw.shape[0]):
@@ -312,23 +352,27 @@ def gru_pass(xw, b, u, b_u, h, hu, gates, zr, candidate):
         gru_candidate_in(xw[t], step, zr, gates[t], candidate, units)
         tanh_in_place(candidate)
         gru_state(candidate, gates[t], h[t], h[t + 1], units)
+        _hold(masked, t, h[t + 1], h[t])
 
 
 @njit(**_KERNEL)
-def gru_backward_pass(dh, u, h, gates, hu, dzx, dzh, carry, direct, carry_t):
-    """RecurrentKernels.gru_backward over unmasked sequences (``carry`` and ``direct``: one step's scratch;
-    ``carry_t``: its transpose)."""
+def gru_backward_pass(dh, u, h, gates, hu, dzx, dzh, carry, direct, total, masked, carry_t):
+    """RecurrentKernels.gru_backward (``carry``, ``direct`` and ``total``: one step's scratch; ``carry_t``: its
+    transpose)."""
     carry[...] = 0
     for t in range(dh.shape[0] - 1, -1, -1):
+        _total_gradient(masked, dh[t], carry, total)
         gru_step_backward(dh[t], carry, h[t], gates[t], hu[t], dzx[t], dzh[t], direct)
         if t:
             _carried(u, dzh[t], carry_t, carry)
             carry += direct
+        _pass_masked(masked, t, total, dzx[t], carry)  # dzx's rows: zeroed; carry: set twice, the same way
+        _pass_masked(masked, t, total, dzh[t], carry)
 
 
 @njit(**_KERNEL)
-def tanh_rnn_pass(xw, b, u, h, z):
-    """RecurrentKernels.rnn_forward with tanh over unmasked sequences (``b`` empty: no bias)."""
+def tanh_rnn_pass(xw, b, u, h, z, masked):
+    """RecurrentKernels.rnn_forward with tanh (``b`` empty: no bias)."""
     zero_start = not h[0].any()
     for t in range(xw.shape[0]):
         _add_bias(xw[t], b)
@@ -336,15 +380,17 @@ def tanh_rnn_pass(xw, b, u, h, z):
         _recurrent_product(h, u, t, zero_start, step)
         step += xw[t]
         tanh_into(step, h[t + 1])
+        _hold(masked, t, h[t + 1], h[t])
 
 
 @njit(**_KERNEL)
-def tanh_rnn_backward_pass(dh, u, h, dz, carry, carry_t):
-    """RecurrentKernels.rnn_backward with tanh over unmasked sequences (``carry``: one step's scratch; ``carry_t``:
-    its transpose)."""
+def tanh_rnn_backward_pass(dh, u, h, dz, carry, total, masked, carry_t):
+    """RecurrentKernels.rnn_backward with tanh (``carry`` and ``total``: one step's scratch; ``carry_t``: its
+    transpose)."""
     one = dz.dtype.type(1)
     carry[...] = 0
     for t in range(dh.shape[0] - 1, -1, -1):
+        _total_gradient(masked, dh[t], carry, total)
         step, state = dz[t], h[t + 1]
         for n in range(step.shape[0]):
             for k in range(step.shape[1]):
@@ -352,3 +398,4 @@ def tanh_rnn_backward_pass(dh, u, h, dz, carry, carry_t):
                 step[n, k] = (dh[t, n, k] + carry[n, k]) * (one - y * y)
         if t:
             _carried(u, step, carry_t, carry)
+        _pass_masked(masked, t, total, step, carry)

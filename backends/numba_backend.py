@@ -339,8 +339,8 @@ class NumbaBackend(NumpyBackend):
         return out
 
     # ----------------------------------------------------------------- recurrent passes
-    # A whole pass over unmasked sequences is one compiled call (see backends._numba_recurrent_kernels); masked
-    # sequences and other layouts run the base's steps, each step through the kernels below.
+    # A whole pass over time is one compiled call (see backends._numba_recurrent_kernels), masks included; other
+    # layouts and activations run the base's steps, each step through the kernels below.
     @staticmethod
     def _on_this_thread(kernel, *arrays) -> None:
         """``kernel(*arrays)`` with BLAS on the calling thread: a step's products are small, and SciPy's BLAS
@@ -348,49 +348,57 @@ class NumbaBackend(NumpyBackend):
         with blas_threads.one_thread():
             kernel(*arrays)
 
+    def _mask_or_empty(self, masked):
+        """``masked``, or for None an empty one: what the compiled passes take for no mask."""
+        return self._scratch_for("no mask", (0, 0), bool) if masked is None else masked
+
+    def _carry_transposed(self, carry):
+        return self._scratch_for("carry transposed", carry.shape[::-1], carry.dtype)
+
     def rnn_forward(self, xw, b, u, h, z, kind, alpha, masked):
         bias = _bias_or_empty(b, u)
-        if masked is not None or kind != "tanh" or not _one_dtype(xw, bias, u, h, z):
+        if kind != "tanh" or not _one_dtype(xw, bias, u, h, z):
             return super().rnn_forward(xw, b, u, h, z, kind, alpha, masked)
-        self._on_this_thread(_load_recurrent_kernels().tanh_rnn_pass, xw, bias, u, h, z)
+        kernel = _load_recurrent_kernels().tanh_rnn_pass
+        self._on_this_thread(kernel, xw, bias, u, h, z, self._mask_or_empty(masked))
 
     def rnn_backward(self, dh, u, h, z, dz, kind, alpha, scratch, masked):
-        carry = scratch[0]
-        if masked is not None or kind != "tanh" or not _one_dtype(dh, u, h, dz, carry):
+        carry, total = scratch
+        if kind != "tanh" or not _one_dtype(dh, u, h, dz, carry, total):
             return super().rnn_backward(dh, u, h, z, dz, kind, alpha, scratch, masked)
-        carry_t = self._scratch_for("carry transposed", carry.shape[::-1], dh.dtype)
-        self._on_this_thread(_load_recurrent_kernels().tanh_rnn_backward_pass, dh, u, h, dz, carry, carry_t)
+        kernel = _load_recurrent_kernels().tanh_rnn_backward_pass
+        mask = self._mask_or_empty(masked)
+        self._on_this_thread(kernel, dh, u, h, dz, carry, total, mask, self._carry_transposed(carry))
 
     def lstm_forward(self, xw, b, u, h, c, gates, hu, masked):
         bias = self._scratch_for("no bias", u.shape[1:], u.dtype, zeroed=True) if b is None else b
-        if masked is not None or not _one_dtype(xw, bias, u, h, c, gates, hu):
+        if not _one_dtype(xw, bias, u, h, c, gates, hu):
             return super().lstm_forward(xw, b, u, h, c, gates, hu, masked)
-        self._on_this_thread(_load_recurrent_kernels().lstm_pass, xw, bias, u, h, c, gates, hu)
+        kernel = _load_recurrent_kernels().lstm_pass
+        self._on_this_thread(kernel, xw, bias, u, h, c, gates, hu, self._mask_or_empty(masked))
 
     def lstm_backward(self, dh, u, c, gates, dz, scratch, masked):
-        if masked is not None or not _one_dtype(dh, u, c, gates, dz, *scratch):
+        if not _one_dtype(dh, u, c, gates, dz, *scratch):
             return super().lstm_backward(dh, u, c, gates, dz, scratch, masked)
-        # The pass keeps a step's tanh(c) in the last scratch array (the base's steps, the masked rows' total).
-        carry_t = self._scratch_for("carry transposed", scratch[0].shape[::-1], dh.dtype)
-        self._on_this_thread(_load_recurrent_kernels().lstm_backward_pass, dh, u, c, gates, dz, *scratch, carry_t)
+        tanh_c = self._scratch_for("tanh c", scratch[0].shape, dh.dtype)
+        kernel, mask = _load_recurrent_kernels().lstm_backward_pass, self._mask_or_empty(masked)
+        self._on_this_thread(kernel, dh, u, c, gates, dz, *scratch, mask, tanh_c, self._carry_transposed(scratch[0]))
 
     def gru_forward(self, xw, b, u, b_u, h, hu, gates, masked):
         bias, recurrent_bias = _bias_or_empty(b, u), _bias_or_empty(b_u, u)
-        if masked is not None or not _one_dtype(xw, bias, u, recurrent_bias, h, hu, gates):
+        if not _one_dtype(xw, bias, u, recurrent_bias, h, hu, gates):
             return super().gru_forward(xw, b, u, b_u, h, hu, gates, masked)
         n, units = h.shape[1:]
         zr = self._scratch_for("gru z and r", (n, 2 * units), h.dtype)
         candidate = self._scratch_for("gru candidate", (n, units), h.dtype)
-        kernel = _load_recurrent_kernels().gru_pass
-        self._on_this_thread(kernel, xw, bias, u, recurrent_bias, h, hu, gates, zr, candidate)
+        kernel, mask = _load_recurrent_kernels().gru_pass, self._mask_or_empty(masked)
+        self._on_this_thread(kernel, xw, bias, u, recurrent_bias, h, hu, gates, mask, zr, candidate)
 
     def gru_backward(self, dh, u, h, gates, hu, dzx, dzh, scratch, masked):
-        carry, direct = scratch[:2]
-        if masked is not None or not _one_dtype(dh, u, h, gates, hu, dzx, dzh, carry, direct):
+        if not _one_dtype(dh, u, h, gates, hu, dzx, dzh, *scratch):
             return super().gru_backward(dh, u, h, gates, hu, dzx, dzh, scratch, masked)
-        carry_t = self._scratch_for("carry transposed", carry.shape[::-1], dh.dtype)
-        kernel = _load_recurrent_kernels().gru_backward_pass
-        self._on_this_thread(kernel, dh, u, h, gates, hu, dzx, dzh, carry, direct, carry_t)
+        kernel, mask = _load_recurrent_kernels().gru_backward_pass, self._mask_or_empty(masked)
+        self._on_this_thread(kernel, dh, u, h, gates, hu, dzx, dzh, *scratch, mask, self._carry_transposed(scratch[0]))
 
     # ----------------------------------------------------------------- recurrent steps
     # The forward steps keep their sigmoids and tanhs in NumPy's SIMD loops (four times faster than the scalar

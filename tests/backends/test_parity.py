@@ -49,8 +49,8 @@ def _check_device_random(name, outputs):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_numba_recurrent_forward_steps_equal_numpy_to_the_bit(numpy_backend, dtype):
-    """The numba forward steps (masked sequences take them) keep NumPy's tanh and the base expressions' order of
-    operations around it, so their states and gates are NumPy's exactly."""
+    """The numba forward steps (the base's passes take them where no compiled pass applies) keep NumPy's tanh and the
+    base expressions' order of operations around it, so their states and gates are NumPy's exactly."""
     from backends import get_backend
     from backends.registry import backend_class
 
