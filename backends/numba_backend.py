@@ -79,7 +79,8 @@ def _load_recurrent_kernels():
 
 def _load_compiled_blas() -> None:
     """Loads the BLAS that Numba's compiled ``np.dot`` calls (SciPy's), so that thread limits, which apply to the
-    libraries loaded when they are set, cover it from the start."""
+    libraries loaded when they are set, cover it from the start (Numba's own import loads it today; this does not
+    count on that)."""
     import scipy.linalg.cython_blas  # noqa: F401
 
 

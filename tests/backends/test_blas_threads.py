@@ -44,3 +44,36 @@ def test_libraries_are_looked_up_again_after_imports(monkeypatch):
     monkeypatch.setitem(sys.modules, "netcore_test_imported_later", types.ModuleType("netcore_test_imported_later"))
     blas_threads.one_thread()
     assert blas_threads._modules_seen == seen + 1
+
+
+def test_numba_thread_limit_covers_the_blas_its_compiled_passes_call():
+    """The numba backend's compiled recurrent passes call SciPy's BLAS, not NumPy's: a thread limit (a distributed
+    job's ranks set one) covers it too (in a fresh process, as a limit holds for the whole process)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import require
+
+    require("numba")
+    code = (
+        "import sys, threadpoolctl\n"
+        "from backends import get_backend\n"
+        "get_backend('numba').limit_threads(1)\n"
+        "assert 'scipy.linalg.cython_blas' in sys.modules\n"
+        "counts = [i['num_threads'] for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas']\n"
+        "assert counts and counts == [1] * len(counts), counts\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=600)
+
+
+def test_a_compiled_recurrent_pass_gives_blas_its_threads_back():
+    import numpy as np
+
+    from tests.backends.kernel_cases import pass_case
+    from tests.conftest import require
+
+    backend = require("numba")
+    pass_case("lstm")(backend, np.random.default_rng(0), 4, 5, "float32", True)  # loads SciPy's BLAS
+    before = [info["num_threads"] for info in blas()]
+    pass_case("lstm")(backend, np.random.default_rng(1), 4, 5, "float32", True)
+    assert [info["num_threads"] for info in blas()] == before
