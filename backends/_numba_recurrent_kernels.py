@@ -371,31 +371,48 @@ def gru_backward_pass(dh, u, h, gates, hu, dzx, dzh, carry, direct, total, maske
 
 
 @njit(**_KERNEL)
-def tanh_rnn_pass(xw, b, u, h, z, masked):
-    """RecurrentKernels.rnn_forward with tanh (``b`` empty: no bias)."""
+def _relu_into(z, h):
+    """``h = max(z, 0)``, NaN kept (NumPy's ``maximum``)."""
+    zero = z.dtype.type(0)
+    source, target = z.ravel(), h.ravel()
+    for k in range(source.size):
+        v = source[k]
+        target[k] = zero if v < zero else v
+
+
+@njit(**_KERNEL)
+def rnn_pass(xw, b, u, h, z, masked, relu):
+    """RecurrentKernels.rnn_forward with tanh, or ReLU where ``relu`` (``b`` empty: no bias)."""
     zero_start = not h[0].any()
     for t in range(xw.shape[0]):
         _add_bias(xw[t], b)
         step = z[t]
         _recurrent_product(h, u, t, zero_start, step)
         step += xw[t]
-        tanh_into(step, h[t + 1])
+        if relu:
+            _relu_into(step, h[t + 1])
+        else:
+            tanh_into(step, h[t + 1])
         _hold(masked, t, h[t + 1], h[t])
 
 
 @njit(**_KERNEL)
-def tanh_rnn_backward_pass(dh, u, h, dz, carry, total, masked, carry_t):
-    """RecurrentKernels.rnn_backward with tanh (``carry`` and ``total``: one step's scratch; ``carry_t``: its
-    transpose)."""
-    one = dz.dtype.type(1)
+def rnn_backward_pass(dh, u, h, dz, carry, total, masked, relu, carry_t):
+    """RecurrentKernels.rnn_backward with tanh, or ReLU where ``relu`` (``carry`` and ``total``: one step's scratch;
+    ``carry_t``: its transpose)."""
+    zero, one = dz.dtype.type(0), dz.dtype.type(1)
     carry[...] = 0
     for t in range(dh.shape[0] - 1, -1, -1):
         _total_gradient(masked, dh[t], carry, total)
         step, state = dz[t], h[t + 1]
         for n in range(step.shape[0]):
-            for k in range(step.shape[1]):
-                y = state[n, k]
-                step[n, k] = (dh[t, n, k] + carry[n, k]) * (one - y * y)
+            if relu:
+                for k in range(step.shape[1]):
+                    step[n, k] = (dh[t, n, k] + carry[n, k]) * (one if state[n, k] > zero else zero)
+            else:
+                for k in range(step.shape[1]):
+                    y = state[n, k]
+                    step[n, k] = (dh[t, n, k] + carry[n, k]) * (one - y * y)
         if t:
             _carried(u, step, carry_t, carry)
         _pass_masked(masked, t, total, step, carry)

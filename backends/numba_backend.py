@@ -90,6 +90,10 @@ def _one_dtype(*arrays) -> bool:
     return all(a.flags.c_contiguous and a.dtype == dtype for a in arrays)
 
 
+#: SimpleRNN activations whose whole pass is compiled (the others run the base's steps).
+_COMPILED_RNN_KINDS = ("tanh", "relu")
+
+
 def _bias_or_empty(bias, like):
     """``bias``, or for None an empty row of ``like``'s dtype: what the compiled passes take for no bias."""
     return like[0, :0] if bias is None else bias
@@ -360,18 +364,17 @@ class NumbaBackend(NumpyBackend):
 
     def rnn_forward(self, xw, b, u, h, z, kind, alpha, masked):
         bias = _bias_or_empty(b, u)
-        if kind != "tanh" or not _one_dtype(xw, bias, u, h, z):
+        if kind not in _COMPILED_RNN_KINDS or not _one_dtype(xw, bias, u, h, z):
             return super().rnn_forward(xw, b, u, h, z, kind, alpha, masked)
-        kernel = _load_recurrent_kernels().tanh_rnn_pass
-        self._on_this_thread(kernel, xw, bias, u, h, z, self._mask_or_empty(masked))
+        kernel = _load_recurrent_kernels().rnn_pass
+        self._on_this_thread(kernel, xw, bias, u, h, z, self._mask_or_empty(masked), kind == "relu")
 
     def rnn_backward(self, dh, u, h, z, dz, kind, alpha, scratch, masked):
         carry, total = scratch
-        if kind != "tanh" or not _one_dtype(dh, u, h, dz, carry, total):
+        if kind not in _COMPILED_RNN_KINDS or not _one_dtype(dh, u, h, dz, carry, total):
             return super().rnn_backward(dh, u, h, z, dz, kind, alpha, scratch, masked)
-        kernel = _load_recurrent_kernels().tanh_rnn_backward_pass
-        mask = self._mask_or_empty(masked)
-        self._on_this_thread(kernel, dh, u, h, dz, carry, total, mask, self._carry_transposed(carry))
+        kernel, mask = _load_recurrent_kernels().rnn_backward_pass, self._mask_or_empty(masked)
+        self._on_this_thread(kernel, dh, u, h, dz, carry, total, mask, kind == "relu", self._carry_transposed(carry))
 
     def lstm_forward(self, xw, b, u, h, c, gates, hu, masked):
         bias = self._scratch_for("no bias", u.shape[1:], u.dtype, zeroed=True) if b is None else b
