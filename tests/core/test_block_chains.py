@@ -12,7 +12,7 @@ from netcore.layers import AveragePooling2D, Conv2D, Dense, Flatten, MaxPooling2
 from netcore.models.block_chain import BlockChain
 from netcore.models.executor import Executor
 from tests.conftest import require
-from tests.core.test_conv_blocks import SHAPE, data, train
+from tests.core.test_conv_blocks import SHAPE, assert_trained_alike, data, train
 
 
 def lenet_like(device, dtype="float64"):
@@ -77,10 +77,7 @@ def test_chained_models_train_as_layer_by_layer(name, threads, build, monkeypatc
     alone = build(name)
     assert chains(alone, "forward_plan") == []
     layer_by_layer = train(alone)
-    np.testing.assert_allclose(chained[0], layer_by_layer[0], rtol=1e-12)
-    for got, want in zip(chained[1], layer_by_layer[1], strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)
-    np.testing.assert_allclose(chained[2], layer_by_layer[2], rtol=1e-10, atol=1e-13)
+    assert_trained_alike(chained, layer_by_layer, atol=1e-13)
 
 
 def test_chained_gradients_pass_the_central_difference_check(backend):

@@ -40,6 +40,14 @@ def train(net, steps=4):
     return losses, net.get_weights(), net.predict(X, verbose=0)
 
 
+def assert_trained_alike(got, want, atol=1e-12) -> None:
+    """Two results of :func:`train` (losses, weights, predictions) equal up to the order of sums."""
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
+    for mine, reference in zip(got[1], want[1], strict=True):
+        np.testing.assert_allclose(mine, reference, rtol=1e-10, atol=atol)
+    np.testing.assert_allclose(got[2], want[2], rtol=1e-10, atol=atol)
+
+
 def one_image_budget(backend, net) -> int:
     """A budget that fits the patches of about one image of the first layer: seven images make several blocks."""
     first = net.layers[1] if type(net.layers[0]).__name__ == "InputLayer" else net.layers[0]
@@ -54,10 +62,7 @@ def test_blocked_convolutions_train_as_whole_batches(backend, geometry, monkeypa
     conv = blocked_model.layers[0]
     assert conv.block_count(7, np.dtype("float64")) == 7
     blocked = train(blocked_model)
-    np.testing.assert_allclose(blocked[0], whole[0], rtol=1e-12)
-    for got, want in zip(blocked[1], whole[1], strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(blocked[2], whole[2], rtol=1e-10, atol=1e-12)
+    assert_trained_alike(blocked, whole)
 
 
 def test_blocked_gradients_pass_the_central_difference_check(backend, monkeypatch):
@@ -101,10 +106,7 @@ def test_blocks_on_several_threads_train_as_on_one(name, threads, monkeypatch):
     parallel_model = model(backend, GEOMETRIES["same"])
     assert parallel_model.layers[0].block_count(7, np.dtype("float64")) == threads
     parallel = train(parallel_model)
-    np.testing.assert_allclose(parallel[0], serial[0], rtol=1e-12)
-    for got, want in zip(parallel[1], serial[1], strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(parallel[2], serial[2], rtol=1e-10, atol=1e-12)
+    assert_trained_alike(parallel, serial)
 
 
 def test_calls_of_a_model_with_blocks_keep_blas_on_the_calling_thread(monkeypatch):

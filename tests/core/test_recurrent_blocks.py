@@ -10,6 +10,7 @@ import pytest
 import netcore
 from netcore.layers import GRU, LSTM, Bidirectional, Dense, Masking, SimpleRNN
 from tests.conftest import require
+from tests.core.test_conv_blocks import assert_trained_alike
 
 STEPS, FEATURES = 6, 3
 
@@ -45,10 +46,7 @@ def test_blocks_of_sequences_train_as_one_batch(name, network, monkeypatch):
     monkeypatch.setattr(backend, "block_threads", 3)
     monkeypatch.setattr(backend, "recurrent_block_work", 1)
     split = train(backend, NETWORKS[network])
-    np.testing.assert_allclose(split[0], one[0], rtol=1e-12)
-    for got, want in zip(split[1], one[1], strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(split[2], one[2], rtol=1e-10, atol=1e-12)
+    assert_trained_alike(split, one)
 
 
 def test_a_split_layer_uses_one_twin_per_block(monkeypatch):
