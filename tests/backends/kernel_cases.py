@@ -268,6 +268,7 @@ WINDOWS = {
     "2x3 stride 2 same": ((2, 3), (2, 2), (1, 1), "same"),
     "2x2 dilated valid": ((2, 2), (1, 2), (2, 1), "valid"),
     "pool 2x2": ((2, 2), (2, 2), (1, 1), "valid"),
+    "pool 2x2 same": ((2, 2), (2, 2), (1, 1), "same"),  # odd sizes: windows past the bottom and right edges
     "pool 3x3 stride 2 same": ((3, 3), (2, 2), (1, 1), "same"),
 }
 POOL_WINDOWS = [name for name, (_, _, dilation, _) in WINDOWS.items() if dilation == (1, 1)]
@@ -307,8 +308,9 @@ def im2col_case(name):
     return case
 
 
-def conv_input_gradient_case(name):
-    """The input gradient by window positions, and the same by the patches' gradient and col2im (they must agree)."""
+def conv_input_gradient_case(name, by_pixels=False):
+    """The input gradient by window positions (or, ``by_pixels``, by the patches' gradient stored pixel by pixel and
+    folded back), and the same by the patch-major gradient and col2im (they must agree)."""
 
     def case(backend, rng, n, c, dtype, contiguous):
         x = _image(backend, rng, n, c, dtype, contiguous)
@@ -317,7 +319,8 @@ def conv_input_gradient_case(name):
         kernel = backend.asarray(rng.standard_normal((w.kh, w.kw, c, filters)).astype(dtype))
         dz = backend.asarray(rng.standard_normal((n * w.out_h * w.out_w, filters)).astype(dtype))
         dx = backend.empty(x.shape, x.dtype)
-        backend.conv_input_gradient(dz, kernel, w, dx, backend.empty((dz.shape[0], c), x.dtype))
+        scratch = backend.empty((dz.shape[0], w.size * c if by_pixels else c), x.dtype)
+        backend.conv_input_gradient(dz, kernel, w, dx, scratch)
         dcols = backend.empty((w.kh * w.kw * c, dz.shape[0]), x.dtype)
         backend.matmul(kernel.reshape(-1, filters), dz.T, out=dcols)
         folded = backend.empty(x.shape, x.dtype)
@@ -659,6 +662,7 @@ CASES = {
     **PASS_CASES,
     **{f"im2col[{w}]": im2col_case(w) for w in WINDOWS},
     **{f"conv_input_gradient[{w}]": conv_input_gradient_case(w) for w in WINDOWS},
+    **{f"conv_input_gradient[{w}, by pixels]": conv_input_gradient_case(w, by_pixels=True) for w in WINDOWS},
     **{f"max_pool[{w}]": pool_case(w, "max") for w in POOL_WINDOWS},
     **{f"max_pool[{w}, ties]": pool_case(w, "max", ties=True) for w in POOL_WINDOWS},
     **{f"max_pool[{w}, wide]": wide_channels(pool_case(w, "max", ties=True)) for w in POOL_WINDOWS},
@@ -697,6 +701,8 @@ METHOD_CASES = {
     "im2col": [k for k in CASES if k.startswith("im2col")],
     "col2im": [k for k in CASES if k.startswith("im2col")],
     "conv_input_gradient": [k for k in CASES if k.startswith("conv_input_gradient")],
+    "conv_input_gradient_scratch": [k for k in CASES if k.startswith("conv_input_gradient")],
+    "fold_pixel_patches": [k for k in CASES if k.endswith("by pixels]")],
     "max_pool_forward": [k for k in CASES if k.startswith("max_pool")],
     "max_pool_backward": [k for k in CASES if k.startswith("max_pool")],
     "avg_pool_forward": [k for k in CASES if k.startswith("avg_pool")],

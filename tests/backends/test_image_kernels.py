@@ -43,9 +43,32 @@ def test_keras_output_sizes_and_padding(size, kernel, stride, dilation, padding,
 
 @pytest.mark.parametrize("window", sorted(WINDOWS))
 @pytest.mark.parametrize("channels", [1, 5])
-def test_input_gradient_by_positions_equals_the_folded_patch_gradient(backend, window, channels):
+@pytest.mark.parametrize("by", ["", ", by pixels"])
+def test_input_gradient_by_positions_equals_the_folded_patch_gradient(backend, window, channels, by):
     """conv_input_gradient is the adjoint col2im gives, by other means: the two agree on every backend."""
-    dx, folded = CASES[f"conv_input_gradient[{window}]"](
+    dx, folded = CASES[f"conv_input_gradient[{window}{by}]"](
         backend, np.random.default_rng(1), 3, channels, "float64", True
     )
     np.testing.assert_allclose(dx, folded, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("channels", [1, 6, 32])
+def test_the_input_gradient_takes_the_scratch_its_backend_asks_for(backend, channels):
+    """Whatever scratch a backend asks for (the layer allocates it so), conv_input_gradient fills ``dx`` with the
+    patch gradient col2im folds; None sends the layer to col2im itself."""
+    window = Window.of((9, 9), (5, 5), padding="same")
+    rng = np.random.default_rng(2)
+    pixels, filters = 2 * window.out_h * window.out_w, 4
+    shape = backend.conv_input_gradient_scratch(pixels, window, channels)
+    if shape is None:
+        return
+    kernel = rng.standard_normal((5, 5, channels, filters))
+    dz = rng.standard_normal((pixels, filters))
+    dx = backend.empty((2, 9, 9, channels), "float64")
+    backend.conv_input_gradient(
+        backend.asarray(dz), backend.asarray(kernel), window, dx, backend.empty(shape, "float64")
+    )
+    folded = backend.empty((2, 9, 9, channels), "float64")
+    dcols = (kernel.reshape(-1, filters) @ dz.T).reshape(5, 5, channels, 2, 9, 9)
+    backend.col2im(backend.asarray(dcols), window, folded)
+    np.testing.assert_allclose(backend.to_numpy(dx), backend.to_numpy(folded), rtol=1e-12, atol=1e-12)
