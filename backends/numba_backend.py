@@ -303,8 +303,7 @@ class NumbaBackend(NumbaRecurrentKernels, NumpyBackend):
     def max_pool_backward(self, dy, argmax, window, dx):
         if not _contiguous(dy, argmax, dx) or dy.dtype != dx.dtype:
             return super().max_pool_backward(dy, argmax, window, dx)
-        w = window
-        _load_image_kernels().max_pool_backward(dy, argmax, dx, w.kw, w.sh, w.sw, w.pad_top, w.pad_left)
+        _load_image_kernels().max_pool_backward(dy, argmax, dx, *window.pool_geometry)
         return dx
 
     def avg_pool_forward(self, x, window, out):

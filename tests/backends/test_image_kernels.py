@@ -72,3 +72,19 @@ def test_the_input_gradient_takes_the_scratch_its_backend_asks_for(backend, chan
     dcols = (kernel.reshape(-1, filters) @ dz.T).reshape(5, 5, channels, 2, 9, 9)
     backend.col2im(backend.asarray(dcols), window, folded)
     np.testing.assert_allclose(backend.to_numpy(dx), backend.to_numpy(folded), rtol=1e-12, atol=1e-12)
+
+
+def test_max_pooling_of_minus_infinity_sends_nothing_into_the_padding(backend):
+    """A padded window whose values inside are all -inf keeps position 0, which lies in the padding: its gradient is
+    dropped, not written anywhere in the image."""
+    x = np.full((1, 3, 3, 2), -np.inf, "float32")
+    x[0, 2, 2] = 1.0
+    window = Window.of((3, 3), (3, 3), (2, 2), padding="same")  # one row and column of padding on every side
+    assert (window.pad_top, window.pad_left, window.out_h, window.out_w) == (1, 1, 2, 2)
+    out, argmax = backend.empty((1, 2, 2, 2), "float32"), backend.empty((1, 2, 2, 2), "int32")
+    backend.max_pool_forward(backend.asarray(x), window, out, argmax)
+    dx = backend.empty(x.shape, "float32")
+    backend.max_pool_backward(backend.asarray(np.ones((1, 2, 2, 2), "float32")), argmax, window, dx)
+    expected = np.zeros(x.shape, "float32")
+    expected[0, 2, 2] = 1  # window (1, 1) found the one finite value; the other three point into the padding
+    np.testing.assert_array_equal(backend.to_numpy(dx), expected)
