@@ -130,19 +130,32 @@ def fold_pixel_patches(d6, dx4, kh, kw, sh, sw, dh, dw, pt, pl):
                     o += run
 
 
+@njit(inline="always")
+def _as_output(v, b, relu, zero):
+    """An input value of the pooling as the convolution before it outputs it (ImageKernels.max_pool_bias_relu_forward):
+    plus its bias ``b`` (0 for none), then through ReLU (NaN stays NaN, as in the activation kernels). Scalars only:
+    handing the bias array to a helper, even an inlined one, made the loops 20 times slower (reference counts)."""
+    v = v + b
+    if relu:
+        v = zero if v <= zero else v
+    return v
+
+
 @njit(**_KERNEL)
-def max_pool_forward(x, out, argmax, kh, kw, sh, sw, pt, pl):
-    """ImageKernels.max_pool_forward: the running maximum over window positions, one output row at a time, the
-    loop over channels innermost so that it vectorises; the common 2 x 2 window takes :func:`_max_pool_2x2`, rows of
-    fewer channels than a vector's lanes :func:`_max_pool_narrow`."""
+def max_pool_forward(x, out, argmax, bias, relu, kh, kw, sh, sw, pt, pl):
+    """ImageKernels.max_pool_forward, or with a ``bias`` (empty for none) and ``relu`` max_pool_bias_relu_forward:
+    the running maximum over window positions, one output row at a time, the loop over channels innermost so that
+    it vectorises; the common 2 x 2 window takes :func:`_max_pool_2x2`, rows of fewer channels than a vector's lanes
+    :func:`_max_pool_narrow`."""
     n_images, height, width, channels = x.shape
     out_h, out_w = out.shape[1], out.shape[2]
     if kh == kw == sh == sw == 2 and pt == pl == 0 and 2 * out_h <= height and 2 * out_w <= width:
-        _max_pool_2x2(x, out, argmax)
+        _max_pool_2x2(x, out, argmax, bias, relu)
         return
     if channels < 16:
-        _max_pool_narrow(x, out, argmax, kh, kw, sh, sw, pt, pl)
+        _max_pool_narrow(x, out, argmax, bias, relu, kh, kw, sh, sw, pt, pl)
         return
+    zero, has_bias = x.dtype.type(0), bias.shape[0] > 0
     for n in range(n_images):
         for i in range(out_h):
             for j in range(out_w):
@@ -159,23 +172,25 @@ def max_pool_forward(x, out, argmax, kh, kw, sh, sw, pt, pl):
                         w = j * sw + q - pl
                         if 0 <= w < width:
                             for c in range(channels):
+                                v = _as_output(x[n, h, w, c], bias[c] if has_bias else zero, relu, zero)
                                 out[n, i, j, c], argmax[n, i, j, c] = _later_wins(
-                                    out[n, i, j, c], argmax[n, i, j, c], x[n, h, w, c], k
+                                    out[n, i, j, c], argmax[n, i, j, c], v, k
                                 )
 
 
 @njit(**_KERNEL)
-def _max_pool_narrow(x, out, argmax, kh, kw, sh, sw, pt, pl):
+def _max_pool_narrow(x, out, argmax, bias, relu, kh, kw, sh, sw, pt, pl):
     """max_pool_forward for few channels (LeNet's 6): a channel loop that short does not vectorise, and its scalar
     form branches on every comparison (half of them mispredicted on real data, three times slower). Here each
     output's maximum is kept in registers over its window and chosen by selects, then stored once."""
     n_images, height, width, channels = x.shape
     out_h, out_w = out.shape[1], out.shape[2]
-    lowest = x.dtype.type(-np.inf)
+    lowest, zero, has_bias = x.dtype.type(-np.inf), x.dtype.type(0), bias.shape[0] > 0
     for n in range(n_images):
         for i in range(out_h):
             for j in range(out_w):
                 for c in range(channels):
+                    b = bias[c] if has_bias else zero
                     best, best_k = lowest, 0
                     for p in range(kh):
                         h = i * sh + p - pt
@@ -183,41 +198,49 @@ def _max_pool_narrow(x, out, argmax, kh, kw, sh, sw, pt, pl):
                             for q in range(kw):
                                 w = j * sw + q - pl
                                 if 0 <= w < width:
-                                    best, best_k = _later_wins(best, best_k, x[n, h, w, c], p * kw + q)
+                                    v = _as_output(x[n, h, w, c], b, relu, zero)
+                                    best, best_k = _later_wins(best, best_k, v, p * kw + q)
                     out[n, i, j, c] = best
                     argmax[n, i, j, c] = best_k
 
 
 @njit(**_KERNEL)
-def _max_pool_2x2(x, out, argmax):
+def _max_pool_2x2(x, out, argmax, bias, relu):
     """max_pool_forward for the common 2 x 2 window at stride 2 inside the image (no padding): the four positions
     written out, in registers, for every channel (LeNet's 6 channels: 2.7 times faster than
     :func:`_max_pool_narrow`; 32 and 64 channels: 10-25% faster than the running maximum in memory)."""
     n_images, out_h, out_w, channels = out.shape
-    lowest = x.dtype.type(-np.inf)
+    lowest, zero, has_bias = x.dtype.type(-np.inf), x.dtype.type(0), bias.shape[0] > 0
     for n in range(n_images):
         for i in range(out_h):
             top, bottom = x[n, 2 * i], x[n, 2 * i + 1]
             best_row, k_row = out[n, i], argmax[n, i]
             for j in range(out_w):
                 for c in range(channels):
-                    best, k = _later_wins(lowest, 0, top[2 * j, c], 0)
-                    best, k = _later_wins(best, k, top[2 * j + 1, c], 1)
-                    best, k = _later_wins(best, k, bottom[2 * j, c], 2)
-                    best, k = _later_wins(best, k, bottom[2 * j + 1, c], 3)
+                    b = bias[c] if has_bias else zero
+                    v0 = _as_output(top[2 * j, c], b, relu, zero)
+                    v1 = _as_output(top[2 * j + 1, c], b, relu, zero)
+                    v2 = _as_output(bottom[2 * j, c], b, relu, zero)
+                    v3 = _as_output(bottom[2 * j + 1, c], b, relu, zero)
+                    best, k = _later_wins(lowest, 0, v0, 0)
+                    best, k = _later_wins(best, k, v1, 1)
+                    best, k = _later_wins(best, k, v2, 2)
+                    best, k = _later_wins(best, k, v3, 3)
                     best_row[j, c] = best
                     k_row[j, c] = k
 
 
 @njit(**_KERNEL)
-def max_pool_backward(dy4, argmax4, dx4, kh, kw, sh, sw, pt, pl):
-    """ImageKernels.max_pool_backward: each output's gradient added to the input its maximum came from, at a flat
+def max_pool_backward(dy4, argmax4, dx4, out4, relu, kh, kw, sh, sw, pt, pl):
+    """ImageKernels.max_pool_backward, or with ``relu`` max_pool_relu_backward (each gradient times 0 where its
+    pooled value ``out`` is not positive): each output's gradient added to the input its maximum came from, at a flat
     offset looked up per window position (an integer division by ``kw`` per value took half the time). A window
     that reaches past the image checks its position: its maximum points into the padding only where every value
     inside was -inf, and the base drops that gradient."""
     n_images, out_h, out_w, channels = dy4.shape
     height, width = dx4.shape[1], dx4.shape[2]
-    dy, argmax, dx = dy4.reshape(-1), argmax4.reshape(-1), dx4.reshape(-1)
+    dy, argmax, dx, out = dy4.reshape(-1), argmax4.reshape(-1), dx4.reshape(-1), out4.reshape(-1)
+    zero = dy.dtype.type(0)
     row = width * channels
     offset = np.empty(kh * kw, np.int64)
     for k in range(kh * kw):
@@ -234,7 +257,8 @@ def max_pool_backward(dy4, argmax4, dx4, kh, kw, sh, sw, pt, pl):
                 for c in range(channels):
                     k = argmax[o + c]
                     if inside or (0 <= top + k // kw < height and 0 <= left + k % kw < width):
-                        dx[start + offset[k] + c] += dy[o + c]
+                        g = dy[o + c]
+                        dx[start + offset[k] + c] += g if not relu or out[o + c] > 0 else g * zero
                 o += channels
 
 

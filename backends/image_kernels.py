@@ -227,6 +227,26 @@ class ImageKernels:
             dx[:, src_rows, src_columns, :] += dy[:, rows, columns, :] * chosen
         return dx
 
+    #: Whether :meth:`max_pool_bias_relu_forward` costs less than the convolution's own bias and ReLU followed by
+    #: :meth:`max_pool_forward`: a model then leaves a convolution's bias and ReLU to the max-pooling that reads its
+    #: output (:class:`netcore.models.block_chain.BlockChain`). Here the fused form is those same steps.
+    fuses_bias_relu_into_max_pool = False
+
+    def max_pool_bias_relu_forward(self, z, bias, relu: bool, window: Window, out, argmax):
+        """:meth:`max_pool_forward` of ``relu(z + bias)`` (of ``z + bias`` where not ``relu``; ``bias`` may be None):
+        a convolution's bias and ReLU applied as the pooling after it reads its pre-activation ``z``. The same
+        values in the same order as the two steps, so the same maxima, ties and NaN."""
+        y = z if bias is None else z + bias
+        if relu:
+            y = self.xp.maximum(y, 0)
+        return self.max_pool_forward(y, window, out, argmax)
+
+    def max_pool_relu_backward(self, dy, argmax, out, relu: bool, window: Window, dx):
+        """The gradient of :meth:`max_pool_bias_relu_forward` with respect to ``z`` (and the bias): each output's
+        gradient, times 0 where ``relu`` and its pooled value ``out`` is not positive, added to the input its
+        maximum came from. The ReLU's derivative at that input is the one at the pooled value (they are equal)."""
+        return self.max_pool_backward(dy * (out > 0) if relu else dy, argmax, window, dx)
+
     def _window_counts(self, window: Window, dtype):
         """How many positions of each output's window lie inside the image, shaped ``(out_h, out_w, 1)``."""
         counts = self.xp.zeros((window.out_h, window.out_w, 1), dtype=dtype)

@@ -295,16 +295,46 @@ class NumbaBackend(NumbaRecurrentKernels, NumpyBackend):
         return dx
 
     def max_pool_forward(self, x, window, out, argmax):
-        if not _contiguous(x, out, argmax) or x.dtype != out.dtype:
-            return super().max_pool_forward(x, window, out, argmax)
-        _load_image_kernels().max_pool_forward(x, out, argmax, *window.pool_geometry)
+        if not self._compiled_max_pool(x, None, False, window, out, argmax):
+            super().max_pool_forward(x, window, out, argmax)
         return out
 
+    #: One compiled pass over a convolution's output instead of two each way, measured per block of 32 images: LeNet's
+    #: first pooling (6 channels, 2x2) forward 209 -> 150 us with the bias and ReLU, backward 149 -> 102; W7's
+    #: first (32 channels) 926 -> 265 and 1141 -> 761.
+    fuses_bias_relu_into_max_pool = True
+
+    def max_pool_bias_relu_forward(self, z, bias, relu, window, out, argmax):
+        if not self._compiled_max_pool(z, bias, relu, window, out, argmax):
+            super().max_pool_bias_relu_forward(z, bias, relu, window, out, argmax)
+        return out
+
+    def _compiled_max_pool(self, x, bias, relu, window, out, argmax) -> bool:
+        """The compiled max-pooling of ``x`` (plus ``bias``, through ReLU where ``relu``), if it takes these arrays."""
+        if not _contiguous(x, out, argmax) or x.dtype != out.dtype or (bias is not None and bias.dtype != x.dtype):
+            return False
+        bias = self._scratch_for("no bias", (0,), x.dtype) if bias is None else bias
+        _load_image_kernels().max_pool_forward(x, out, argmax, bias, relu, *window.pool_geometry)
+        return True
+
     def max_pool_backward(self, dy, argmax, window, dx):
-        if not _contiguous(dy, argmax, dx) or dy.dtype != dx.dtype:
-            return super().max_pool_backward(dy, argmax, window, dx)
-        _load_image_kernels().max_pool_backward(dy, argmax, dx, *window.pool_geometry)
+        if not self._compiled_unpool(dy, argmax, None, False, window, dx):
+            super().max_pool_backward(dy, argmax, window, dx)
         return dx
+
+    def max_pool_relu_backward(self, dy, argmax, out, relu, window, dx):
+        if not self._compiled_unpool(dy, argmax, out, relu, window, dx):
+            super().max_pool_relu_backward(dy, argmax, out, relu, window, dx)
+        return dx
+
+    def _compiled_unpool(self, dy, argmax, out, relu, window, dx) -> bool:
+        """The compiled max-pooling gradient (times 0 where ``relu`` and ``out`` is not positive), if it takes these
+        arrays."""
+        out = dy if out is None else out
+        if not _contiguous(dy, argmax, dx, out) or not dy.dtype == dx.dtype == out.dtype:
+            return False
+        _load_image_kernels().max_pool_backward(dy, argmax, dx, out, relu, *window.pool_geometry)
+        return True
 
     def avg_pool_forward(self, x, window, out):
         if not _contiguous(x, out) or x.dtype != out.dtype:

@@ -141,32 +141,44 @@ class Conv2D(InBlocks, KernelLayer):
         per_image = self.window.out_h * self.window.out_w
         return slice(images.start * per_image, images.stop * per_image)
 
-    def forward_blocks(self, x, training, blocks):
+    def bias_relu(self):
+        """``(bias, relu)`` where the bias (None without one) and the activation (ReLU, or none) may be left to a
+        max-pooling that reads this convolution's output alone (:class:`netcore.models.block_chain.BlockChain`);
+        None for other activations (the pooling applies only these two)."""
+        if self.activation.kind not in ("relu", "linear"):
+            return None
+        return self.params.get("b"), self.activation.kind == "relu"
+
+    def forward_blocks(self, x, training, blocks, hand_over: bool = False):
+        """With ``hand_over``, the output is the product alone: the bias and activation (see :meth:`bias_relu`) are
+        the next layer's to apply, and the gradient it sends back is the product's."""
         backend, act = self.backend, self.activation
         kernel, bias = self.params["W"].reshape(self.patch_size, self.filters), self.params.get("b")
         keep = self._keeps_patches(x.shape[0], x.dtype)
         pixels = x.shape[0] * self.window.out_h * self.window.out_w
         z = self.buffer("z", (pixels, self.filters), x.dtype)
-        y = z if act.kind == "linear" else self.buffer("y", (pixels, self.filters), x.dtype)
+        y = z if hand_over or act.kind == "linear" else self.buffer("y", (pixels, self.filters), x.dtype)
 
         def convolve(lane, index):
             images = blocks[index]
             rows = self._pixels(images)
             backend.matmul(self._patches(x[images], index if keep else lane).T, kernel, out=z[rows])
-            backend.bias_activation(z[rows], bias, act.kind, act.alpha, y[rows])
+            if not hand_over:
+                backend.bias_activation(z[rows], bias, act.kind, act.alpha, y[rows])
 
         if training:
             self.check_trainable(act)
-            self._cache = (x, blocks if keep else None, y, z if act.needs_preactivation else None)  # kept per block
+            kept = blocks if keep else None  # the patches kept per block
+            self._cache = (x, kept, y, z if act.needs_preactivation else None, hand_over)
         return y.reshape(self.batch_shape(x.shape[0])), convolve
 
     def backward_blocks(self, dy, need_dx, blocks):
         backend, act = self.backend, self.activation
-        x, kept_for, y, z = self._cache
+        x, kept_for, y, z, handed_over = self._cache
         n = x.shape[0]
         kept = kept_for == blocks  # the forward's patches, where it ran the same blocks
         dy = dy.reshape(y.shape)
-        dz = dy if act.kind == "linear" else self.buffer("dz", y.shape, dy.dtype)
+        dz = dy if handed_over or act.kind == "linear" else self.buffer("dz", y.shape, dy.dtype)
         kernel = self.params["W"].reshape(self.patch_size, self.filters)
         dx = self.buffer("dx", self.batch_shape(n, self.input_shape), dy.dtype) if need_dx else None
         partials = self._gradient_parts(len(blocks), dy.dtype)

@@ -63,18 +63,39 @@ class MaxPooling2D(_Pooling2D):
     """The maximum of each window, per channel; its gradient goes to the input the maximum came from (the first
     one on ties, as in PyTorch)."""
 
-    def forward_blocks(self, x, training, blocks):
-        shape = (x.shape[0], self.window.out_h, self.window.out_w, self.n_in)
+    #: It can apply the bias and ReLU of a convolution before it (``forward_blocks``'s ``bias_relu``).
+    takes_bias_relu = True
+
+    def forward_blocks(self, x, training, blocks, bias_relu=None):
+        """With ``bias_relu`` (a convolution's :meth:`~netcore.layers.convolution.Conv2D.bias_relu`), ``x`` is that
+        convolution's product, and the pooling applies its bias and ReLU as it reads it (one pass over the
+        convolution's output instead of two); its gradient is then the product's."""
+        backend, window = self.backend, self.window
+        shape = (x.shape[0], window.out_h, window.out_w, self.n_in)
         out = self.buffer("y", shape, x.dtype)
-        argmax = self._argmax = self.buffer("argmax", shape, "int32")
-        return out, self._each(blocks, lambda b: self.backend.max_pool_forward(x[b], self.window, out[b], argmax[b]))
+        argmax = self.buffer("argmax", shape, "int32")
+        self._pooled = (out, argmax, bias_relu is not None and bias_relu[1])
+        if bias_relu is None:
+            return out, self._each(blocks, lambda b: backend.max_pool_forward(x[b], window, out[b], argmax[b]))
+        bias, relu = bias_relu
+        return out, self._each(
+            blocks, lambda b: backend.max_pool_bias_relu_forward(x[b], bias, relu, window, out[b], argmax[b])
+        )
 
     def backward_blocks(self, dy, need_dx, blocks):
         if not need_dx:
             return None, None, _nothing
-        dx, argmax = self._dx(dy), self._argmax
-        unpool = self._each(blocks, lambda b: self.backend.max_pool_backward(dy[b], argmax[b], self.window, dx[b]))
-        return dx, unpool, _nothing
+        backend, window = self.backend, self.window
+        dx, (out, argmax, relu) = self._dx(dy), self._pooled
+        if relu:
+            return (
+                dx,
+                self._each(
+                    blocks, lambda b: backend.max_pool_relu_backward(dy[b], argmax[b], out[b], True, window, dx[b])
+                ),
+                _nothing,
+            )
+        return dx, self._each(blocks, lambda b: backend.max_pool_backward(dy[b], argmax[b], window, dx[b])), _nothing
 
 
 class AveragePooling2D(_Pooling2D):

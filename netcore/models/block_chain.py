@@ -6,6 +6,11 @@ block's values leave the core that made them. Where each layer of a run reads on
 (LeNet's convolution, pooling, convolution, pooling), the executor runs the whole run as a :class:`BlockChain`: one
 hand-over forwards and one backwards, every block through every member on one thread. The blocks are the ones the
 most demanding member asks for; a member's results do not depend on them.
+
+Where a convolution with ReLU (or no activation) is read by a max-pooling alone, and the backend fuses them
+(``fuses_bias_relu_into_max_pool``), the convolution leaves its bias and ReLU to the pooling, which applies them as
+it reads each value: one pass over the convolution's output instead of two, the same results. The convolution's
+slot then holds its product, which nothing else reads.
 """
 
 from __future__ import annotations
@@ -30,10 +35,22 @@ class BlockChain:
         first, last = steps[0], steps[-1]
         self.inputs, self.output = (last.inputs, first.output) if backwards else (first.inputs, last.output)
         self.need_dx, self.sends = last.need_dx, last.sends
+        #: Forwards, the members that leave their bias and activation to the next one.
+        self.handing_over = set() if backwards else {i for i in range(len(steps) - 1) if self._hands_over(i)}
         self.mask = None
         #: The member whose block raised (for error messages that name a layer).
         self.failed = None
         self._output_mask = None
+
+    def _hands_over(self, i: int) -> bool:
+        """Whether member ``i`` (a convolution) leaves its bias and ReLU to member ``i + 1`` (a max-pooling)."""
+        step, following = self.steps[i], self.steps[i + 1]
+        return (
+            self.executor.backend.fuses_bias_relu_into_max_pool
+            and getattr(following.runner, "takes_bias_relu", False)
+            and getattr(step.runner, "bias_relu", lambda: None)() is not None
+            and self.executor.readers(step.output) == 1
+        )
 
     @property
     def name(self) -> str:
@@ -62,9 +79,14 @@ class BlockChain:
         blocks = self._blocks(x)
         parts = []
         mask = self.mask
-        for step in self.steps:  # a mask passes by each member's rule (they compute nothing from it)
+        for i, step in enumerate(self.steps):  # a mask passes by each member's rule (they compute nothing from it)
             step.runner.mask = mask
-            x, run = step.runner.forward_blocks(x, training, blocks)
+            if i in self.handing_over:
+                x, run = step.runner.forward_blocks(x, training, blocks, hand_over=True)
+            elif i - 1 in self.handing_over:
+                x, run = step.runner.forward_blocks(x, training, blocks, self.steps[i - 1].runner.bias_relu())
+            else:
+                x, run = step.runner.forward_blocks(x, training, blocks)
             values[step.output] = x
             mask = masks[step.output] = step.runner.output_mask(mask)
             parts.append((step.runner, run))

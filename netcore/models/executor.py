@@ -173,10 +173,16 @@ class Executor:
         """Backwards (``previous`` runs first), ``step`` joins when ``previous`` is the only reader of ``step``'s
         output, so that output's gradient is ``previous``'s input gradient alone, complete within a block."""
         slot = step.output
-        readers = sum(slot in other.inputs for other in self.steps) + self.output_slots.count(slot)
         return (
-            self._in_blocks(step) and previous.need_dx is True and previous.sends == [(0, slot, False)] and readers == 1
+            self._in_blocks(step)
+            and previous.need_dx is True
+            and previous.sends == [(0, slot, False)]
+            and self.readers(slot) == 1
         )
+
+    def readers(self, slot: int) -> int:
+        """How many calls and model outputs read ``slot``'s value."""
+        return sum(slot in other.inputs for other in self.steps) + self.output_slots.count(slot)
 
     # ----------------------------------------------------------------- running
     def forward(self, inputs: list, training: bool, logits: bool = False) -> list:

@@ -349,6 +349,24 @@ def pool_case(name, kind, ties=False):
     return case
 
 
+def pool_bias_relu_case(name, relu=True, bias=True, ties=False):
+    """max_pool_bias_relu_forward and its gradient: a convolution's bias and ReLU applied by the pooling."""
+
+    def case(backend, rng, n, c, dtype, contiguous):
+        z = _image(backend, rng, n, c, dtype, contiguous, ties)
+        w = _window(z, name)
+        b = backend.asarray(rng.integers(-2, 1, c).astype(dtype)) if bias else None  # ties: z + b hits 0 often
+        out = backend.empty((n, w.out_h, w.out_w, c), z.dtype)
+        argmax = backend.empty(out.shape, "int32")
+        dy = backend.asarray(rng.standard_normal(out.shape).astype(dtype))
+        dz = backend.empty(z.shape, z.dtype)
+        backend.max_pool_bias_relu_forward(z, b, relu, w, out, argmax)
+        backend.max_pool_relu_backward(dy, argmax, out, relu, w, dz)
+        return get(backend, out, argmax, dz)
+
+    return case
+
+
 def wide_channels(case):
     """``case`` on images of 16 more channels: the numba max-pool takes another loop from 16 on."""
 
@@ -666,6 +684,11 @@ CASES = {
     **{f"max_pool[{w}]": pool_case(w, "max") for w in POOL_WINDOWS},
     **{f"max_pool[{w}, ties]": pool_case(w, "max", ties=True) for w in POOL_WINDOWS},
     **{f"max_pool[{w}, wide]": wide_channels(pool_case(w, "max", ties=True)) for w in POOL_WINDOWS},
+    **{f"max_pool_bias_relu[{w}]": pool_bias_relu_case(w) for w in POOL_WINDOWS},
+    **{f"max_pool_bias_relu[{w}, ties]": pool_bias_relu_case(w, ties=True) for w in POOL_WINDOWS},
+    **{f"max_pool_bias_relu[{w}, wide]": wide_channels(pool_bias_relu_case(w, ties=True)) for w in POOL_WINDOWS},
+    "max_pool_bias_relu[pool 2x2, no bias]": pool_bias_relu_case("pool 2x2", bias=False, ties=True),
+    "max_pool_bias_relu[pool 2x2, linear]": pool_bias_relu_case("pool 2x2", relu=False, ties=True),
     **{f"avg_pool[{w}]": pool_case(w, "avg") for w in POOL_WINDOWS},
     **{
         f"affine_sample[{kind}, {mode}, {interpolation}]": affine_case(kind, mode, interpolation)
@@ -705,6 +728,8 @@ METHOD_CASES = {
     "fold_pixel_patches": [k for k in CASES if k.endswith("by pixels]")],
     "max_pool_forward": [k for k in CASES if k.startswith("max_pool")],
     "max_pool_backward": [k for k in CASES if k.startswith("max_pool")],
+    "max_pool_bias_relu_forward": [k for k in CASES if k.startswith("max_pool_bias_relu")],
+    "max_pool_relu_backward": [k for k in CASES if k.startswith("max_pool_bias_relu")],
     "avg_pool_forward": [k for k in CASES if k.startswith("avg_pool")],
     "avg_pool_backward": [k for k in CASES if k.startswith("avg_pool")],
     "affine_sample": [k for k in CASES if k.startswith("affine_sample")],

@@ -88,3 +88,38 @@ def test_max_pooling_of_minus_infinity_sends_nothing_into_the_padding(backend):
     expected = np.zeros(x.shape, "float32")
     expected[0, 2, 2] = 1  # window (1, 1) found the one finite value; the other three point into the padding
     np.testing.assert_array_equal(backend.to_numpy(dx), expected)
+
+
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("channels", [3, 18])
+def test_bias_and_relu_inside_the_pooling_equal_the_two_steps(backend, relu, channels):
+    """max_pool_bias_relu_forward and max_pool_relu_backward give what the convolution's bias and activation, then
+    the pooling, give: the same maxima, positions (ties at ReLU's 0 included), NaN, and pre-activation gradient."""
+    rng = np.random.default_rng(3)
+    z = rng.integers(-3, 3, (2, 6, 7, channels)).astype("float32")
+    z[1, 2, 3, 1] = np.nan
+    bias = rng.integers(-1, 2, channels).astype("float32")
+    window = Window.of((6, 7), (2, 2), (2, 2))
+    shape = (2, 3, 3, channels)
+    dy = backend.asarray(rng.standard_normal(shape).astype("float32"))
+    kind = "relu" if relu else "linear"
+
+    y = backend.asarray(z.copy())
+    backend.bias_activation(y.reshape(-1, channels), backend.asarray(bias), kind, 0.0, y.reshape(-1, channels))
+    out, argmax = backend.empty(shape, "float32"), backend.empty(shape, "int32")
+    backend.max_pool_forward(y, window, out, argmax)
+    dy_y = backend.empty(z.shape, "float32")
+    backend.max_pool_backward(dy, argmax, window, dy_y)
+    dz = backend.empty(z.shape, "float32")
+    backend.activation_backward(
+        dy_y.reshape(-1, channels), y.reshape(-1, channels), None, kind, 0.0, dz.reshape(-1, channels)
+    )
+
+    fused_out, fused_argmax = backend.empty(shape, "float32"), backend.empty(shape, "int32")
+    backend.max_pool_bias_relu_forward(backend.asarray(z), backend.asarray(bias), relu, window, fused_out, fused_argmax)
+    fused_dz = backend.empty(z.shape, "float32")
+    backend.max_pool_relu_backward(dy, fused_argmax, fused_out, relu, window, fused_dz)
+
+    np.testing.assert_array_equal(backend.to_numpy(fused_out), backend.to_numpy(out))
+    np.testing.assert_array_equal(backend.to_numpy(fused_argmax), backend.to_numpy(argmax))
+    np.testing.assert_array_equal(backend.to_numpy(fused_dz), backend.to_numpy(dz))

@@ -94,14 +94,65 @@ def test_a_failing_block_names_its_layer_and_the_model_is_unchanged(monkeypatch)
     before = net.get_weights()
     calls = []
 
-    def failing(dy, argmax, window, dx):
+    def failing(*args):
         calls.append(1)
         if len(calls) == 2:
             raise MemoryError("the second block fails")
 
     monkeypatch.setattr(backend, "max_pool_backward", failing)
+    monkeypatch.setattr(backend, "max_pool_relu_backward", failing)  # where the pooling applies the ReLU
     with pytest.raises(MemoryError, match="second block"):
         net.train_on_batch(X, y)
     assert net.executor.current.name == "max_pooling2d"
     for got, want in zip(net.get_weights(), before, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def handing_over(net) -> list[list[str]]:
+    """Per forward chain, the members that leave their bias and ReLU to the max-pooling after them."""
+    chained = [entry[0] for entry in net.executor.forward_plan if isinstance(entry[0], BlockChain)]
+    return [[unit.steps[i].runner.name for i in sorted(unit.handing_over)] for unit in chained]
+
+
+def test_a_convolution_leaves_bias_and_relu_to_the_max_pooling_that_alone_reads_it(monkeypatch):
+    backend = require("numba")
+    assert backend.fuses_bias_relu_into_max_pool
+    assert handing_over(lenet_like("numba")) == [["conv2d"]]  # the tanh convolution before the mean keeps its own
+    assert handing_over(branching("numba")) == [[], ["conv2d_1"]]  # conv2d is read twice; conv2d_1 hands its bias on
+    monkeypatch.setattr(backend, "fuses_bias_relu_into_max_pool", False)
+    assert handing_over(lenet_like("numba")) == [[]]
+
+
+def linear_then_pooled(device):
+    """Convolutions with ReLU and without an activation, with and without a bias, each before a max-pooling."""
+    layers = [
+        Conv2D(4, 3, padding="same", activation="relu", use_bias=False),
+        MaxPooling2D(2, padding="same"),
+        Conv2D(5, 2, padding="same"),
+        MaxPooling2D(2),
+        Flatten(),
+        Dense(3, "softmax"),
+    ]
+    net = netcore.Sequential(layers, input_shape=SHAPE, device=device, dtype="float64", seed=5)
+    net.compile(netcore.optimizers.Adam(lr=1e-2), "cross_entropy")
+    return net
+
+
+@pytest.mark.parametrize("build", [lenet_like, linear_then_pooled])
+def test_bias_and_relu_applied_by_the_pooling_train_exactly_as_by_the_convolution(backend, build, monkeypatch):
+    monkeypatch.setattr(backend, "fuses_bias_relu_into_max_pool", True)
+    fused_model = build(backend)
+    assert any(handing_over(fused_model)[0])
+    fused = train(fused_model)
+    monkeypatch.setattr(backend, "fuses_bias_relu_into_max_pool", False)
+    apart = train(build(backend))
+    for mine, reference in zip([fused[0], *fused[1], fused[2]], [apart[0], *apart[1], apart[2]], strict=True):
+        np.testing.assert_array_equal(mine, reference)
+
+
+def test_bias_and_relu_applied_by_the_pooling_pass_the_gradient_check():
+    require("numba")
+    net = linear_then_pooled("numba")
+    assert handing_over(net) == [["conv2d", "conv2d_1"]]
+    X, y = data(5)
+    netcore.check_gradients(net, X, y).raise_if_above(1e-6)
