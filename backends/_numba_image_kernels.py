@@ -7,7 +7,7 @@ unit-stride case gets its own loop because a constant stride lets LLVM read the 
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, uintp
 
 _KERNEL = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
@@ -120,8 +120,11 @@ def fold_pixel_patches(d6, dx4, kh, kw, sh, sw, dh, dw, pt, pl):
                     if 0 <= h < height:
                         start = (n * height + h) * row + left * channels
                         if dw == 1 and left >= 0 and left + kw <= width:
-                            for t in range(run):
-                                dx[start + t] += d[o + t]
+                            # Unsigned indices: a signed one may be negative, counts from the end, and that
+                            # select kept this loop scalar (3.4 times slower).
+                            first, source = uintp(start), uintp(o)
+                            for t in range(uintp(run)):
+                                dx[first + t] += d[source + t]
                         else:
                             for q in range(kw):
                                 if 0 <= left + q * dw < width:

@@ -9,7 +9,7 @@ the division-by-zero checks that otherwise stop LLVM from vectorising a loop (ei
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, uintp
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
@@ -94,8 +94,9 @@ def bias_activation(z, b, has_bias, kind, alpha, out, tiled):
     for start in range(0, n * c, width):
         stop = min(start + width, n * c)
         if has_bias:
-            for k in range(start, stop):
-                flat[k] += tiled[k - start]
+            first = uintp(start)  # unsigned: a signed index may count from the end, a select that kept this scalar
+            for k in range(uintp(stop - start)):
+                flat[first + k] += tiled[k]
         _activate_row(flat[start:stop], flat_out[start:stop], kind, alpha)
 
 
@@ -180,14 +181,29 @@ def activation_backward(dy, carry, y, z, kind, alpha, out):
 
 
 @njit(**_KERNEL)
-def column_sum(x, out):
-    """ArrayOps.column_sum: out[j] = sum_i x[i, j], accumulated row by row so the inner loop vectorises."""
+def column_sum(x, out, tiled):
+    """ArrayOps.column_sum: out[j] = sum_i x[i, j], accumulated row by row so the inner loop vectorises. Rows of up
+    to 32 columns (a convolution's few channels) are summed several at a time into ``tiled`` (a run of whole rows),
+    whose columns are then added up: one long loop instead of a few dependent chains (LeNet's 25,088 x 6: 53 -> 15
+    us)."""
     n, c = x.shape
     for j in range(c):
         out[j] = 0
-    for i in range(n):
-        for j in range(c):
-            out[j] += x[i, j]
+    if c > 32:
+        for i in range(n):
+            for j in range(c):
+                out[j] += x[i, j]
+        return
+    width = (tiled.shape[0] // c) * c
+    for k in range(width):
+        tiled[k] = 0
+    flat = x.reshape(-1)
+    for start in range(0, n * c, width):
+        first = uintp(start)
+        for k in range(uintp(min(width, n * c - start))):
+            tiled[k] += flat[first + k]
+    for k in range(width):
+        out[k % c] += tiled[k]
 
 
 @njit(**_KERNEL)

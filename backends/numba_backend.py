@@ -179,7 +179,7 @@ class NumbaBackend(NumbaRecurrentKernels, NumpyBackend):
     def column_sum(self, x, out):
         if x.ndim != 2 or not x.flags.c_contiguous:
             return super().column_sum(x, out)
-        self.k.column_sum(x, out)
+        self.k.column_sum(x, out, self._scratch_for("tile", 256, x.dtype))
         return out
 
     def scatter_add_rows(self, src, index, out):
