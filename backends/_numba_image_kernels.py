@@ -66,6 +66,36 @@ def im2col(x, cols, xt, kh, kw, sh, sw, dh, dw, pt, pl):
 
 
 @njit(**_KERNEL)
+def im2col_by_pixels(x4, cols6, kh, kw, sh, sw, dh, dw, pt, pl):
+    """ImageKernels.im2col_by_pixels: each window row of a pixel's patch copied as ``kw * channels`` contiguous
+    values of an image row, at unsigned offsets so that the copy vectorises (LeNet's second convolution: 306 -> 154
+    us for 32 images; W7's 32 channels at 32 x 32: 7.5 -> 2.0 ms, where the patch-major rows are 32 values)."""
+    n_images, height, width, channels = x4.shape
+    out_h, out_w = cols6.shape[1], cols6.shape[2]
+    x, cols = x4.reshape(-1), cols6.reshape(-1)  # flat indices: rows of views cost more than the copies
+    row, run = width * channels, kw * channels
+    zero = x.dtype.type(0)
+    o = 0  # cols' offset of (n, i, j, p)
+    for n in range(n_images):
+        for i in range(out_h):
+            for j in range(out_w):
+                left = j * sw - pl
+                for p in range(kh):
+                    h = i * sh + p * dh - pt
+                    start = (n * height + h) * row + left * channels
+                    if dw == 1 and 0 <= h < height and left >= 0 and left + kw <= width:
+                        source, target = uintp(start), uintp(o)
+                        for t in range(uintp(run)):
+                            cols[target + t] = x[source + t]
+                    else:
+                        for q in range(kw):
+                            inside = 0 <= h < height and 0 <= left + q * dw < width
+                            for c in range(channels):
+                                cols[o + q * channels + c] = x[start + q * dw * channels + c] if inside else zero
+                    o += run
+
+
+@njit(**_KERNEL)
 def col2im(cols, dx, dxt, kh, kw, sh, sw, dh, dw, pt, pl):
     """ImageKernels.col2im: every patch entry added back to the input pixel it was read from, accumulated
     channels-first in ``dxt`` (scratch ``(C, N, H, W)``, or ``dx`` itself reshaped for one channel)."""

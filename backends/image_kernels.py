@@ -137,6 +137,21 @@ class ImageKernels:
             cols[p, q, :, :, rows, columns] = self.xp.moveaxis(x[:, src_rows, src_columns, :], 3, 0)
         return cols
 
+    def patches_by_pixel(self, window: Window, channels: int) -> bool:
+        """Whether a convolution over ``channels`` input channels should take its patches pixel by pixel
+        (:meth:`im2col_by_pixels`, a ``(pixels, kh * kw * channels)`` matrix) rather than patch-major
+        (:meth:`im2col`). Here never: patch-major rows copy contiguously on every device."""
+        return False
+
+    def im2col_by_pixels(self, x, window: Window, cols):
+        """The patches pixel by pixel: ``cols[n, i, j, p, q, c] = x[n, i*sh + p*dh - pad_top, j*sw + q*dw -
+        pad_left, c]`` (0 outside), the transpose of :meth:`im2col`'s matrix."""
+        if window.padded:
+            cols[...] = 0
+        for p, q, (rows, columns), (src_rows, src_columns) in self._positions(window):
+            cols[:, rows, columns, p, q, :] = x[:, src_rows, src_columns, :]
+        return cols
+
     def col2im(self, cols, window: Window, dx):
         """The adjoint of :meth:`im2col`: ``dx`` is the sum, over every patch entry, of what it was read from."""
         dx[...] = 0

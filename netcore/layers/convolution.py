@@ -110,16 +110,22 @@ class Conv2D(InBlocks, KernelLayer):
         return {"filters": self.filters, **geometry, "dilation_rate": list(self.dilation_rate), **super().config()}
 
     def _patches(self, x, slot, build: bool = True):
-        """The input's patches as a ``(kh * kw * channels, pixels)`` matrix in the work buffer of ``slot``, built
-        there unless ``build`` is False (then as an earlier call left them); for 1x1 kernels at stride 1, a view of
+        """The input's patches as a ``(pixels, kh * kw * channels)`` matrix in the work buffer of ``slot``, built
+        there unless ``build`` is False (then as an earlier call left them): stored pixel by pixel where the backend
+        says so (``patches_by_pixel``), else patch-major and seen transposed; for 1x1 kernels at stride 1, a view of
         the input itself."""
         if self.window.is_identity:
-            return x.reshape(-1, self.n_in).T
-        w = self.window
+            return x.reshape(-1, self.n_in)
+        w, backend = self.window, self.backend
+        if backend.patches_by_pixel(w, self.n_in):
+            cols = self.buffer(f"cols {slot}", (x.shape[0], w.out_h, w.out_w, *self.kernel_size, self.n_in), x.dtype)
+            if build:
+                backend.im2col_by_pixels(x, w, cols)
+            return cols.reshape(-1, self.patch_size)
         cols = self.buffer(f"cols {slot}", (*self.kernel_size, self.n_in, x.shape[0], w.out_h, w.out_w), x.dtype)
         if build:
-            self.backend.im2col(x, w, cols)
-        return cols.reshape(self.patch_size, -1)
+            backend.im2col(x, w, cols)
+        return cols.reshape(self.patch_size, -1).T
 
     def _patch_bytes(self, n: int, dtype) -> int:
         return n * self.patch_size * self.window.out_h * self.window.out_w * dtype.itemsize
@@ -162,7 +168,7 @@ class Conv2D(InBlocks, KernelLayer):
         def convolve(lane, index):
             images = blocks[index]
             rows = self._pixels(images)
-            backend.matmul(self._patches(x[images], index if keep else lane).T, kernel, out=z[rows])
+            backend.matmul(self._patches(x[images], index if keep else lane), kernel, out=z[rows])
             if not hand_over:
                 backend.bias_activation(z[rows], bias, act.kind, act.alpha, y[rows])
 
@@ -192,7 +198,7 @@ class Conv2D(InBlocks, KernelLayer):
                 backend.activation_backward(dy[rows], y[rows], pre, act.kind, act.alpha, dz[rows])
             if partials is not None:
                 patches = self._patches(x[images], index, build=False) if kept else self._patches(x[images], lane)
-                backend.matmul(patches, dz[rows], out=partials[index][0])
+                backend.matmul(patches.T, dz[rows], out=partials[index][0])
                 if self.use_bias:
                     backend.column_sum(dz[rows], out=partials[index][1])
             if dx is None:

@@ -308,6 +308,21 @@ def im2col_case(name):
     return case
 
 
+def im2col_by_pixels_case(name):
+    """The patches pixel by pixel, and (returned with them) as im2col's patch-major matrix transposed: the same."""
+
+    def case(backend, rng, n, c, dtype, contiguous):
+        x = _image(backend, rng, n, c, dtype, contiguous)
+        w = _window(x, name)
+        cols = backend.empty((n, w.out_h, w.out_w, w.kh, w.kw, c), x.dtype)
+        backend.im2col_by_pixels(x, w, cols)
+        major = backend.empty((w.kh, w.kw, c, n, w.out_h, w.out_w), x.dtype)
+        backend.im2col(x, w, major)
+        return get(backend, cols.reshape(-1, w.kh * w.kw * c), major.reshape(w.kh * w.kw * c, -1).T)
+
+    return case
+
+
 def conv_input_gradient_case(name, by_pixels=False):
     """The input gradient by window positions (or, ``by_pixels``, by the patches' gradient stored pixel by pixel and
     folded back), and the same by the patch-major gradient and col2im (they must agree)."""
@@ -679,6 +694,7 @@ CASES = {
     **{f"rnn_step[{kind}]": rnn_case(kind) for kind in ("tanh", "relu", "gelu")},
     **PASS_CASES,
     **{f"im2col[{w}]": im2col_case(w) for w in WINDOWS},
+    **{f"im2col_by_pixels[{w}]": im2col_by_pixels_case(w) for w in WINDOWS},
     **{f"conv_input_gradient[{w}]": conv_input_gradient_case(w) for w in WINDOWS},
     **{f"conv_input_gradient[{w}, by pixels]": conv_input_gradient_case(w, by_pixels=True) for w in WINDOWS},
     **{f"max_pool[{w}]": pool_case(w, "max") for w in POOL_WINDOWS},
@@ -721,8 +737,10 @@ METHOD_CASES = {
     "softmax_cross_entropy": [k for k in CASES if k.startswith("softmax_cross_entropy")],
     "dropout_forward": ["dropout_forward", "dropout_forward[spatial]"],
     "dropout_backward": ["dropout_forward", "dropout_forward[spatial]"],
-    "im2col": [k for k in CASES if k.startswith("im2col")],
-    "col2im": [k for k in CASES if k.startswith("im2col")],
+    "im2col": [k for k in CASES if k.startswith("im2col[")],
+    "col2im": [k for k in CASES if k.startswith("im2col[")],
+    "im2col_by_pixels": [k for k in CASES if k.startswith("im2col_by_pixels")],
+    "patches_by_pixel": [k for k in CASES if k.startswith("im2col_by_pixels")],
     "conv_input_gradient": [k for k in CASES if k.startswith("conv_input_gradient")],
     "conv_input_gradient_scratch": [k for k in CASES if k.startswith("conv_input_gradient")],
     "fold_pixel_patches": [k for k in CASES if k.endswith("by pixels]")],

@@ -123,3 +123,12 @@ def test_bias_and_relu_inside_the_pooling_equal_the_two_steps(backend, relu, cha
     np.testing.assert_array_equal(backend.to_numpy(fused_out), backend.to_numpy(out))
     np.testing.assert_array_equal(backend.to_numpy(fused_argmax), backend.to_numpy(argmax))
     np.testing.assert_array_equal(backend.to_numpy(fused_dz), backend.to_numpy(dz))
+
+
+@pytest.mark.parametrize("window", sorted(WINDOWS))
+@pytest.mark.parametrize("channels", [1, 6])
+def test_patches_by_pixel_are_the_patch_major_matrix_transposed(backend, window, channels):
+    by_pixel, patch_major = CASES[f"im2col_by_pixels[{window}]"](
+        backend, np.random.default_rng(4), 3, channels, "float64", True
+    )
+    np.testing.assert_array_equal(by_pixel, patch_major)

@@ -266,6 +266,18 @@ CASES = {
             Dense(3, "softmax"),
         ],
     ),
+    "patches pixel by pixel, bias and ReLU in the pooling": (
+        (8, 7, 6),
+        lambda: [
+            Conv2D(8, 3, padding="same", activation="relu"),  # window rows of 3 x 6 values (numba: pixel by pixel)
+            MaxPooling2D(2),  # the numba backend applies the convolution's bias and ReLU here
+            Conv2D(6, (2, 3), padding="same", activation="relu", use_bias=False),
+            MaxPooling2D(2, padding="same"),
+            Conv2D(5, 2, strides=(1, 2)),
+            Flatten(),
+            Dense(3, "softmax"),
+        ],
+    ),
     "valid pooling with overlap": (
         (8, 8, 1),
         lambda: [
@@ -308,6 +320,19 @@ CASES = {
 def test_image_network(case, dtype):
     shape, layers = CASES[case]
     train_side_by_side(layers(), shape, dtype)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["lenet same and valid", "wide inputs: input gradients by window positions",
+     "patches pixel by pixel, bias and ReLU in the pooling"],
+)  # fmt: skip
+def test_image_network_on_numba(case):
+    """The numba backend's own image paths (patches and input gradients pixel by pixel, pooling that applies the
+    convolution's bias and ReLU) against PyTorch, in float64: in float32 its sums, in other orders than NumPy's,
+    drift up to a few 1e-5 from PyTorch's over Adam's steps (as they did before these paths)."""
+    shape, layers = CASES[case]
+    train_side_by_side(layers(), shape, "float64", device="numba")
 
 
 @pytest.mark.parametrize("device", ["numpy", "numba"])
