@@ -69,7 +69,7 @@ def im2col(x, cols, xt, kh, kw, sh, sw, dh, dw, pt, pl):
 def im2col_by_pixels(x4, cols6, kh, kw, sh, sw, dh, dw, pt, pl):
     """ImageKernels.im2col_by_pixels: each window row of a pixel's patch copied as ``kw * channels`` contiguous
     values of an image row, at unsigned offsets so that the copy vectorises (LeNet's second convolution: 306 -> 154
-    us for 32 images; W7's 32 channels at 32 x 32: 7.5 -> 2.0 ms, where the patch-major rows are 32 values)."""
+    us for 32 images against the compiled im2col; W7's 32 channels at 32 x 32: 7.5 -> 2.0 ms)."""
     n_images, height, width, channels = x4.shape
     out_h, out_w = cols6.shape[1], cols6.shape[2]
     x, cols = x4.reshape(-1), cols6.reshape(-1)  # flat indices: rows of views cost more than the copies

@@ -273,11 +273,6 @@ class NumbaBackend(NumbaRecurrentKernels, NumpyBackend):
         _load_image_kernels().im2col(x, cols, self._channels_first(x), *window.geometry)
         return cols
 
-    def patches_by_pixel(self, window, channels):
-        # Where a window row is a vector's worth of values: its copy vectorises, where patch-major rows run along
-        # an output row (LeNet's second convolution 10 values, W7's 32).
-        return window.kw * channels >= 16
-
     def im2col_by_pixels(self, x, window, cols):
         if not _contiguous(x, cols) or x.dtype != cols.dtype:
             return super().im2col_by_pixels(x, window, cols)
