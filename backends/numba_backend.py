@@ -289,7 +289,7 @@ class NumbaBackend(NumbaRecurrentKernels, NumpyBackend):
         # Pixel by pixel where a window row is a vector's worth of values (its additions vectorise): LeNet's second
         # convolution (5 x 6) 729 -> 334 us a block of 32 images against the col2im path; W7's step 241 -> 229 ms
         # against window positions from 32 channels on.
-        if window.kw * channels >= 16:
+        if self.patches_by_pixel(window, channels):
             return (pixels, window.size * channels)
         return super().conv_input_gradient_scratch(pixels, window, channels)
 

@@ -102,22 +102,24 @@ class NumpyBackend(Backend):
         return self.xp.dot(ones, x, out=out)
 
     # ----------------------------------------------------------------- images
-    def _padded_channels_first(self, purpose: str, shape, window, dtype):
-        """A zeroed ``(C, N, H + padding, W + padding)`` scratch image per purpose, window geometry and thread (the
-        patch extraction only ever writes its interior, so its border stays zero)."""
+    def _padded(self, purpose: str, shape, window, dtype, channels_first: bool = True):
+        """A zeroed scratch image of ``shape`` ``(N, H, W, C)`` grown by the window's padding, ``(C, N, H', W')`` or,
+        not ``channels_first``, ``(N, H', W', C)``, per purpose, window geometry and thread (the patch extraction
+        only ever writes its interior, so its border stays zero)."""
         n, height, width, channels = shape
         w = window
         rows = max(height + w.pad_top, (w.out_h - 1) * w.sh + (w.kh - 1) * w.dh + 1)
         columns = max(width + w.pad_left, (w.out_w - 1) * w.sw + (w.kw - 1) * w.dw + 1)
         key = (purpose, tuple(shape), w.pad_top, w.pad_left)
-        return self._scratch_for(key, (channels, n, rows, columns), dtype, zeroed=True)
+        padded = (channels, n, rows, columns) if channels_first else (n, rows, columns, channels)
+        return self._scratch_for(key, padded, dtype, zeroed=True)
 
     def im2col(self, x, window, cols):
         # One copy from a strided view of the padded image, channels first (rows of the patches read contiguously).
         if x.dtype != cols.dtype:
             return super().im2col(x, window, cols)
         w = window
-        padded = self._padded_channels_first("patches", x.shape, w, x.dtype)
+        padded = self._padded("patches", x.shape, w, x.dtype)
         padded[:, :, w.pad_top : w.pad_top + x.shape[1], w.pad_left : w.pad_left + x.shape[2]] = x.transpose(3, 0, 1, 2)
         s_c, s_n, s_h, s_w = padded.strides
         shape = (w.kh, w.kw, x.shape[3], x.shape[0], w.out_h, w.out_w)
@@ -139,11 +141,8 @@ class NumpyBackend(Backend):
         if w.dw != 1 or x.dtype != cols.dtype:
             return super().im2col_by_pixels(x, window, cols)
         n, height, width, channels = x.shape
-        rows = max(height + w.pad_top, (w.out_h - 1) * w.sh + (w.kh - 1) * w.dh + 1)
-        columns = max(width + w.pad_left, (w.out_w - 1) * w.sw + w.kw)
-        key = ("patches by pixel", tuple(x.shape), w.pad_top, w.pad_left)
-        padded = self._scratch_for(key, (n, rows, columns, channels), x.dtype, zeroed=True)
-        padded[:, w.pad_top : w.pad_top + height, w.pad_left : w.pad_left + width] = x  # the border stays zero
+        padded = self._padded("patches by pixel", x.shape, w, x.dtype, channels_first=False)
+        padded[:, w.pad_top : w.pad_top + height, w.pad_left : w.pad_left + width] = x
         s_n, s_h, s_w, s_c = padded.strides
         shape = (n, w.out_h, w.out_w, w.kh, w.kw * channels)
         view = as_strided(padded, shape, (s_n, s_h * w.sh, s_w * w.sw, s_h * w.dh, s_c), writeable=False)
@@ -155,7 +154,7 @@ class NumpyBackend(Backend):
         if cols.dtype != dx.dtype:
             return super().col2im(cols, window, dx)
         w = window
-        padded = self._padded_channels_first("gradient", dx.shape, w, dx.dtype)
+        padded = self._padded("gradient", dx.shape, w, dx.dtype)
         padded[...] = 0
         for p in range(w.kh):
             for q in range(w.kw):

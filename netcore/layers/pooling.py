@@ -74,10 +74,8 @@ class MaxPooling2D(_Pooling2D):
         shape = (x.shape[0], window.out_h, window.out_w, self.n_in)
         out = self.buffer("y", shape, x.dtype)
         argmax = self.buffer("argmax", shape, "int32")
-        self._pooled = (out, argmax, bias_relu is not None and bias_relu[1])
-        if bias_relu is None:
-            return out, self._each(blocks, lambda b: backend.max_pool_forward(x[b], window, out[b], argmax[b]))
-        bias, relu = bias_relu
+        bias, relu = (None, False) if bias_relu is None else bias_relu  # none: the plain max-pooling
+        self._pooled = (out, argmax, relu)
         return out, self._each(
             blocks, lambda b: backend.max_pool_bias_relu_forward(x[b], bias, relu, window, out[b], argmax[b])
         )
@@ -87,15 +85,10 @@ class MaxPooling2D(_Pooling2D):
             return None, None, _nothing
         backend, window = self.backend, self.window
         dx, (out, argmax, relu) = self._dx(dy), self._pooled
-        if relu:
-            return (
-                dx,
-                self._each(
-                    blocks, lambda b: backend.max_pool_relu_backward(dy[b], argmax[b], out[b], True, window, dx[b])
-                ),
-                _nothing,
-            )
-        return dx, self._each(blocks, lambda b: backend.max_pool_backward(dy[b], argmax[b], window, dx[b])), _nothing
+        unpool = self._each(
+            blocks, lambda b: backend.max_pool_relu_backward(dy[b], argmax[b], out[b], relu, window, dx[b])
+        )
+        return dx, unpool, _nothing
 
 
 class AveragePooling2D(_Pooling2D):
