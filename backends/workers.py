@@ -39,6 +39,7 @@ class Workers:
                 self._done.put(None)
             except BaseException as exc:  # handed to the caller, which raises it
                 self._done.put(exc)
+            function = items = None  # an idle worker keeps no block's closure (nor what it refers to) alive
 
     def map(self, function, items: list) -> None:
         """``function(item)`` for every item, the items dealt round-robin over the threads; returns when all are
