@@ -11,6 +11,7 @@ one sitting:
 - :mod:`backends.optimizer_kernels`: in-place updates of flat parameter buffers, one call per step.
 - :mod:`backends.layer_kernels`: inverted dropout, Gaussian noise and batch normalisation.
 - :mod:`backends.image_kernels`: convolution patches (``im2col`` / ``col2im``) and pooling over channels-last images.
+- :mod:`backends.winograd_kernels`: 3x3 convolutions at stride 1 by Winograd's F(2x2, 3x3) transforms.
 - :mod:`backends.augment_kernels`: random per-image transforms for the augmentation layers, and their application.
 - :mod:`backends.recurrent_kernels`: one time step of SimpleRNN, LSTM and GRU, forward and backward.
 - :mod:`backends.merge_kernels`: the merge layers of functional models (sums, products, extrema, concatenation).
@@ -29,6 +30,7 @@ from backends.loss_kernels import LossKernels
 from backends.merge_kernels import MergeKernels
 from backends.optimizer_kernels import OptimizerKernels
 from backends.recurrent_kernels import RecurrentKernels
+from backends.winograd_kernels import WinogradKernels
 
 #: What :meth:`Backend.scope` returns on the CPU (a null context is reusable and reentrant); a caller that sees it
 #: need not enter it.
@@ -42,6 +44,7 @@ class Backend(
     OptimizerKernels,
     LayerKernels,
     ImageKernels,
+    WinogradKernels,
     AugmentKernels,
     RecurrentKernels,
     MergeKernels,

@@ -127,6 +127,59 @@ class Conv2D(InBlocks, KernelLayer):
             backend.im2col(x, w, cols)
         return cols.reshape(self.patch_size, -1).T
 
+    @property
+    def by_winograd(self) -> bool:
+        """Whether this convolution runs as Winograd's F(2x2, 3x3) (:mod:`backends.winograd_kernels`) rather than as
+        a product with its patches: the backend's choice for its window, channels and filters."""
+        return self.backend.convolves_by_winograd(self.window, self.n_in, self.filters)
+
+    def _tiles(self, name: str, images: int, out_hw, width: int, dtype):
+        """A ``(16, tiles, width)`` tile array of ``images`` outputs of ``out_hw`` pixels, its 16 matrices apart by
+        one row more than they hold (a power-of-two stride between them put them on the same cache sets)."""
+        count = self.backend.winograd_tile_count(images, *out_hw)
+        return self.buffer(name, (16, count + 1, width), dtype)[:, :count]
+
+    def _winograd_kernel(self, name: str, kernel=None):
+        """The kernel (``params["W"]`` unless given, as ``(3, 3, in, out)``) in the Winograd domain, ``(16, in,
+        out)``, in the buffer ``name``."""
+        kernel = self.params["W"] if kernel is None else kernel
+        u = self.buffer(f"winograd {name}", (16, *kernel.shape[2:]), kernel.dtype)
+        return self.backend.winograd_kernel(kernel, u)
+
+    def _input_tiles(self, x, slot, build: bool = True):
+        """The transformed input tiles of images ``x`` in the work buffer of ``slot``, built unless ``build`` is
+        False (as :meth:`_patches`)."""
+        w = self.window
+        tiles = self._tiles(f"tiles {slot}", x.shape[0], (w.out_h, w.out_w), self.n_in, x.dtype)
+        if build:
+            self.backend.winograd_input(x, w.pad_top, w.pad_left, w.out_h, w.out_w, tiles)
+        return tiles
+
+    def _winograd_convolve(self, tiles, u, name: str, out):
+        """``out`` ``(images, h, w, width)`` from transformed tiles and a transformed kernel: 16 products, then the
+        output transform."""
+        products = self._tiles(name, out.shape[0], out.shape[1:3], u.shape[2], out.dtype)
+        self.backend.matmul(tiles, u, out=products)
+        return self.backend.winograd_output(products, out)
+
+    def _winograd_kernel_gradient(self, tiles, dz, lane, out):
+        """``out`` ``(9 * in, out)`` = the kernel gradient of a block from its input tiles and output gradient."""
+        w, backend = self.window, self.backend
+        dz = dz.reshape(self.batch_shape(-1))
+        grad_tiles = self._tiles(f"gradient tiles {lane}", dz.shape[0], (w.out_h, w.out_w), self.filters, dz.dtype)
+        backend.winograd_output_gradient(dz, grad_tiles)
+        products = self.buffer(f"kernel products {lane}", (16, self.n_in, self.filters), dz.dtype)
+        backend.matmul(tiles.transpose(0, 2, 1), grad_tiles, out=products)
+        backend.winograd_kernel_gradient(products, out.reshape(*self.kernel_size, self.n_in, self.filters))
+
+    def _winograd_input_gradient(self, dz, flipped, lane, dx):
+        """``dx`` of a block: its output gradient, padded by ``2 - pad``, convolved with the flipped kernel."""
+        w, backend = self.window, self.backend
+        dz = dz.reshape(self.batch_shape(-1))
+        tiles = self._tiles(f"gradient input tiles {lane}", dz.shape[0], dx.shape[1:3], self.filters, dz.dtype)
+        backend.winograd_input(dz, 2 - w.pad_top, 2 - w.pad_left, dx.shape[1], dx.shape[2], tiles)
+        self._winograd_convolve(tiles, flipped, f"input gradient products {lane}", dx)
+
     def _patch_bytes(self, n: int, dtype) -> int:
         return n * self.patch_size * self.window.out_h * self.window.out_w * dtype.itemsize
 
@@ -165,10 +218,17 @@ class Conv2D(InBlocks, KernelLayer):
         z = self.buffer("z", (pixels, self.filters), x.dtype)
         y = z if hand_over or act.kind == "linear" else self.buffer("y", (pixels, self.filters), x.dtype)
 
+        winograd = self._winograd_kernel("W") if self.by_winograd else None
+
         def convolve(lane, index):
             images = blocks[index]
             rows = self._pixels(images)
-            backend.matmul(self._patches(x[images], index if keep else lane), kernel, out=z[rows])
+            slot = index if keep else lane
+            if winograd is None:
+                backend.matmul(self._patches(x[images], slot), kernel, out=z[rows])
+            else:
+                tiles = self._input_tiles(x[images], slot)
+                self._winograd_convolve(tiles, winograd, f"products {lane}", z[rows].reshape(self.batch_shape(-1)))
             if not hand_over:
                 backend.bias_activation(z[rows], bias, act.kind, act.alpha, y[rows])
 
@@ -189,6 +249,9 @@ class Conv2D(InBlocks, KernelLayer):
         dx = self.buffer("dx", self.batch_shape(n, self.input_shape), dy.dtype) if need_dx else None
         partials = self._gradient_parts(len(blocks), dy.dtype)
         w = self.window
+        flipped = None
+        if self.by_winograd:  # the input gradient's kernel: flipped and transposed (ignored without one)
+            flipped = self._winograd_kernel("flipped", self.params["W"][::-1, ::-1].transpose(0, 1, 3, 2))
 
         def differentiate(lane, index):
             images = blocks[index]
@@ -197,11 +260,20 @@ class Conv2D(InBlocks, KernelLayer):
                 pre = None if z is None else z[rows]
                 backend.activation_backward(dy[rows], y[rows], pre, act.kind, act.alpha, dz[rows])
             if partials is not None:
-                patches = self._patches(x[images], index, build=False) if kept else self._patches(x[images], lane)
-                backend.matmul(patches.T, dz[rows], out=partials[index][0])
+                if flipped is None:
+                    patches = self._patches(x[images], index, build=False) if kept else self._patches(x[images], lane)
+                    backend.matmul(patches.T, dz[rows], out=partials[index][0])
+                else:
+                    tiles = (
+                        self._input_tiles(x[images], index, build=False) if kept else self._input_tiles(x[images], lane)
+                    )
+                    self._winograd_kernel_gradient(tiles, dz[rows], lane, partials[index][0])
                 if self.use_bias:
                     backend.column_sum(dz[rows], out=partials[index][1])
             if dx is None:
+                return
+            if flipped is not None:
+                self._winograd_input_gradient(dz[rows], flipped, lane, dx[images])
                 return
             if w.is_identity:
                 backend.matmul(dz[rows], kernel.T, out=dx[images].reshape(-1, self.n_in))

@@ -345,6 +345,56 @@ def conv_input_gradient_case(name, by_pixels=False):
     return case
 
 
+def _tile_planes(backend, count, width, dtype):
+    """A tile array as a convolution keeps it: its 16 matrices one row further apart than they hold."""
+    return backend.empty((16, count + 1, width), dtype)[:, :count]
+
+
+def winograd_case(padding):
+    """A 3x3 convolution at stride 1 by F(2x2, 3x3) forwards, its kernel gradient and its input gradient, through
+    every Winograd kernel, with the patches' results beside them (they must agree to rounding)."""
+
+    def case(backend, rng, n, c, dtype, contiguous):
+        from backends.image_kernels import Window
+
+        x = _image(backend, rng, n, c, dtype, contiguous)
+        w = Window.of(x.shape[1:3], (3, 3), padding=padding)
+        filters = 5
+        kernel = backend.asarray(rng.standard_normal((3, 3, c, filters)).astype(dtype))
+        dz = backend.asarray(rng.standard_normal((n, w.out_h, w.out_w, filters)).astype(dtype))
+        u = backend.winograd_kernel(kernel, backend.empty((16, c, filters), x.dtype))
+        tiles = _tile_planes(backend, backend.winograd_tile_count(n, w.out_h, w.out_w), c, x.dtype)
+        backend.winograd_input(x, w.pad_top, w.pad_left, w.out_h, w.out_w, tiles)
+        z = backend.winograd_output(backend.matmul(tiles, u), backend.empty(dz.shape, x.dtype))
+        grad_tiles = _tile_planes(backend, tiles.shape[1], filters, x.dtype)
+        backend.winograd_output_gradient(dz, grad_tiles)
+        m = backend.matmul(tiles.transpose(0, 2, 1), grad_tiles)
+        dkernel = backend.winograd_kernel_gradient(m, backend.empty(kernel.shape, x.dtype))
+        flipped = backend.winograd_kernel(
+            kernel[::-1, ::-1].transpose(0, 1, 3, 2), backend.empty((16, filters, c), x.dtype)
+        )
+        input_tiles = _tile_planes(backend, backend.winograd_tile_count(n, *x.shape[1:3]), filters, x.dtype)
+        backend.winograd_input(dz, 2 - w.pad_top, 2 - w.pad_left, *x.shape[1:3], input_tiles)
+        dx = backend.winograd_output(backend.matmul(input_tiles, flipped), backend.empty(x.shape, x.dtype))
+        cols = backend.empty((n, w.out_h, w.out_w, 3, 3, c), x.dtype)
+        backend.im2col_by_pixels(x, w, cols)
+        patches = cols.reshape(-1, 9 * c)
+        by_patches = backend.matmul(patches, kernel.reshape(-1, filters))
+        dkernel_by_patches = backend.matmul(patches.T, dz.reshape(-1, filters))
+        dx_by_patches = backend.fold_pixel_patches(
+            backend.matmul(dz.reshape(-1, filters), kernel.reshape(-1, filters).T).reshape(cols.shape),
+            w,
+            backend.empty(x.shape, x.dtype),
+        )
+        results = get(backend, z, dkernel, dx)
+        for mine, theirs in zip(results, get(backend, by_patches, dkernel_by_patches, dx_by_patches), strict=True):
+            scale = 1e-5 if dtype == "float32" else 1e-13
+            np.testing.assert_allclose(mine.reshape(theirs.shape), theirs, atol=scale * (1 + np.abs(theirs).max()))
+        return results
+
+    return case
+
+
 def pool_case(name, kind, ties=False):
     def case(backend, rng, n, c, dtype, contiguous):
         x = _image(backend, rng, n, c, dtype, contiguous, ties)
@@ -697,6 +747,8 @@ CASES = {
     **{f"im2col_by_pixels[{w}]": im2col_by_pixels_case(w) for w in WINDOWS},
     **{f"conv_input_gradient[{w}]": conv_input_gradient_case(w) for w in WINDOWS},
     **{f"conv_input_gradient[{w}, by pixels]": conv_input_gradient_case(w, by_pixels=True) for w in WINDOWS},
+    "winograd[same]": winograd_case("same"),
+    "winograd[valid]": winograd_case("valid"),
     **{f"max_pool[{w}]": pool_case(w, "max") for w in POOL_WINDOWS},
     **{f"max_pool[{w}, ties]": pool_case(w, "max", ties=True) for w in POOL_WINDOWS},
     **{f"max_pool[{w}, wide]": wide_channels(pool_case(w, "max", ties=True)) for w in POOL_WINDOWS},
@@ -744,6 +796,11 @@ METHOD_CASES = {
     "conv_input_gradient": [k for k in CASES if k.startswith("conv_input_gradient")],
     "conv_input_gradient_scratch": [k for k in CASES if k.startswith("conv_input_gradient")],
     "fold_pixel_patches": [k for k in CASES if k.endswith("by pixels]")],
+    **{
+        f"winograd_{kernel}": [k for k in CASES if k.startswith("winograd")]
+        for kernel in ("input", "output", "output_gradient", "kernel", "kernel_gradient")
+    },
+    "_winograd_image": [k for k in CASES if k.startswith("winograd")],
     "max_pool_forward": [k for k in CASES if k.startswith("max_pool")],
     "max_pool_backward": [k for k in CASES if k.startswith("max_pool")],
     "max_pool_bias_relu_forward": [k for k in CASES if k.startswith("max_pool_bias_relu")],

@@ -35,6 +35,15 @@ CASES = {
             Dense(3, "softmax"),
         ],
     ),
+    "3x3 at stride 1 from 16 channels (numba: by Winograd)": (
+        (5, 4, 16),
+        lambda: [
+            Conv2D(16, 3, padding="same", activation="tanh"),
+            Conv2D(16, 3, activation="elu"),
+            Flatten(),
+            Dense(3, "softmax"),
+        ],
+    ),
     "conv same stride 2 odd": (
         (7, 5, 3),
         lambda: [Conv2D(4, (3, 2), strides=2, padding="same", activation="elu"), Flatten(), Dense(3, "softmax")],

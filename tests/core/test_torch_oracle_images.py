@@ -278,6 +278,16 @@ CASES = {
             Dense(3, "softmax"),
         ],
     ),
+    "winograd: 3x3 at stride 1 from 16 channels": (
+        (7, 6, 16),
+        lambda: [
+            Conv2D(16, 3, padding="same", activation="relu"),  # odd height: tiles past the bottom edge (numba)
+            MaxPooling2D(2),  # the numba backend applies the Winograd output's bias and ReLU here
+            Conv2D(17, 3, activation="tanh", use_bias=False),  # valid: the input gradient padded by 2
+            Flatten(),
+            Dense(3, "softmax"),
+        ],
+    ),
     "valid pooling with overlap": (
         (8, 8, 1),
         lambda: [
@@ -325,12 +335,13 @@ def test_image_network(case, dtype):
 @pytest.mark.parametrize(
     "case",
     ["lenet same and valid", "wide inputs: input gradients by window positions",
-     "patches pixel by pixel, bias and ReLU in the pooling"],
+     "patches pixel by pixel, bias and ReLU in the pooling", "winograd: 3x3 at stride 1 from 16 channels"],
 )  # fmt: skip
 def test_image_network_on_numba(case):
     """The numba backend's own image paths (patches and input gradients pixel by pixel, pooling that applies the
-    convolution's bias and ReLU) against PyTorch, in float64: in float32 its sums, in other orders than NumPy's,
-    drift up to a few 1e-5 from PyTorch's over Adam's steps (as they did before these paths)."""
+    convolution's bias and ReLU, Winograd's 3x3 convolutions) against PyTorch, in float64: in float32 its sums, in
+    other orders than NumPy's, drift up to a few 1e-5 from PyTorch's over Adam's steps (as they did before these
+    paths)."""
     shape, layers = CASES[case]
     train_side_by_side(layers(), shape, "float64", device="numba")
 

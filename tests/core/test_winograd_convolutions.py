@@ -1,0 +1,100 @@
+"""3x3 convolutions at stride 1 by Winograd's F(2x2, 3x3) (on backends with compiled transforms) train as the
+same network convolving by patches, which backend chooses them, and they keep their buffers between steps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import netcore
+from netcore.layers import Conv2D, Dense, Flatten, MaxPooling2D
+from tests.conftest import require
+from tests.core.memory import host_growth
+from tests.core.test_conv_blocks import assert_trained_alike
+
+
+def network(device, dtype="float64", first=lambda: Conv2D(16, 3, padding="same", activation="relu")):
+    layers = [
+        first(),
+        MaxPooling2D(2),
+        Conv2D(16, 3, padding="same", activation="relu"),
+        Conv2D(18, 3, activation="tanh"),
+        Flatten(),
+        Dense(3, "softmax"),
+    ]
+    net = netcore.Sequential(layers, input_shape=(11, 10, 16), device=device, dtype=dtype, seed=3)
+    # SGD in float32: Adam's steps on weights with gradients near 0 follow the sign of their rounding.
+    optimizer = netcore.optimizers.Adam(lr=1e-2) if dtype == "float64" else netcore.optimizers.SGD(lr=0.05)
+    net.compile(optimizer, "cross_entropy")
+    return net
+
+
+def train(net, steps=3):
+    rng = np.random.default_rng(4)
+    X, y = rng.standard_normal((9, 11, 10, 16)), rng.integers(0, 3, 9)
+    X = X.astype(net.dtype)
+    losses = [net.train_on_batch(X, y) for _ in range(steps)]
+    return losses, net.get_weights(), net.predict(X, verbose=0)
+
+
+def convolutions(net):
+    return [layer for layer in net.layers if isinstance(layer, Conv2D)]
+
+
+def by_patches(monkeypatch, backend):
+    monkeypatch.setattr(type(backend), "winograd_from_channels", None)
+
+
+def test_numba_takes_winograd_for_wide_3x3_convolutions_only():
+    backend = require("numba")
+    net = network("numba", first=lambda: Conv2D(16, 3, dilation_rate=2, padding="same", activation="relu"))
+    assert [layer.by_winograd for layer in convolutions(net)] == [False, True, True]
+    narrow = netcore.Sequential([Conv2D(8, 3), Flatten(), Dense(2)], input_shape=(6, 6, 16), device="numba")
+    assert not narrow.layers[-3].by_winograd  # 8 filters: products too small for the transforms to pay
+    assert backend.winograd_from_channels == 16
+    assert require("numpy").winograd_from_channels is None
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_winograd_trains_as_the_patches(monkeypatch, dtype):
+    backend = require("numba")
+    got = train(network("numba", dtype))
+    by_patches(monkeypatch, backend)
+    want = train(network("numba", dtype))
+    if dtype == "float64":
+        assert_trained_alike(got, want, atol=1e-12)
+        return
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
+    for mine, reference in zip(got[1] + [got[2]], want[1] + [want[2]], strict=True):
+        np.testing.assert_allclose(mine, reference, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_compiled_transforms_equal_the_base_expressions_to_the_bit(dtype):
+    """The base class's array expressions are the compiled kernels' formula, in the same order: the same bits."""
+    from tests.backends.kernel_cases import CASES
+
+    results = [CASES["winograd[same]"](require(name), np.random.default_rng(5), 3, 16, dtype, True) for name in
+               ("numpy", "numba")]  # fmt: skip
+    for mine, reference in zip(*results, strict=True):
+        np.testing.assert_array_equal(mine, reference)
+
+
+def test_blocked_winograd_trains_as_one_block(monkeypatch):
+    require("numba")
+    whole = train(network("numba"))
+    monkeypatch.setattr(type(require("numba")), "patch_block_bytes", 20_000)
+    blocked = network("numba")
+    assert convolutions(blocked)[1].block_count(9, np.dtype("float64")) > 2
+    assert_trained_alike(train(blocked), whole, atol=1e-12)
+
+
+def test_winograd_steps_allocate_nothing():
+    require("numba")
+    net = network("numba", "float32")
+    rng = np.random.default_rng(6)
+    X, Y, _ = net.prepare(rng.standard_normal((16, 11, 10, 16)).astype("float32"), rng.integers(0, 3, 16))
+    peak, lasting = host_growth(lambda: net.train_step(X, Y))
+    # Python's small objects only (array views, the blocks' closures): the smallest tile array is 16 KiB.
+    assert peak < 10 * 1024, f"a step allocated {peak} bytes"
+    assert lasting < 4096
