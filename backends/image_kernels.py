@@ -111,6 +111,10 @@ class ImageKernels:
     #: convolution of 32 channels at 32x32 has 1.2 MB of patches per image). None: the whole batch at once (GPUs,
     #: where one large product beats many launches).
     patch_block_bytes: int | None = 8 << 20
+    #: The most bytes of transformed input tiles a convolution by Winograd's form (:mod:`backends.winograd_kernels`)
+    #: keeps from the forward pass to the backward pass for a batch; beyond, each block's are rebuilt there. Kept,
+    #: W7's step took 130 -> 122 ms (its widest layer keeps 67 MB for a batch of 128). None: no limit.
+    kept_tile_bytes: int | None = 256 << 20
 
     @staticmethod
     def _positions(window: Window):

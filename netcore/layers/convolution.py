@@ -184,16 +184,23 @@ class Conv2D(InBlocks, KernelLayer):
         return n * self.patch_size * self.window.out_h * self.window.out_w * dtype.itemsize
 
     def _keeps_patches(self, n: int, dtype) -> bool:
-        """Whether the patches of a batch of ``n`` images fit the backend's ``patch_block_bytes``, so every block
-        keeps its own for the backward pass (else each block's are rebuilt there, in a buffer per thread)."""
+        """Whether every block keeps its patches (or Winograd's input tiles) for the backward pass, else each block's
+        are rebuilt there, in a buffer per thread: where the batch's patches fit the backend's
+        ``patch_block_bytes``, its tiles ``kept_tile_bytes``."""
+        if self.by_winograd:
+            budget = self.backend.kept_tile_bytes
+            tiles = self.backend.winograd_tile_count(n, self.window.out_h, self.window.out_w)
+            return budget is None or 16 * tiles * self.n_in * dtype.itemsize <= budget
         budget = self.backend.patch_block_bytes
         return budget is None or self.window.is_identity or self._patch_bytes(n, dtype) <= budget
 
     def block_count(self, n: int, dtype) -> int:
-        """At least one block per block thread, and enough that each block's patches fit ``patch_block_bytes``."""
-        if self._keeps_patches(n, dtype):
+        """At least one block per block thread, and enough that each block's patches fit ``patch_block_bytes``
+        (by Winograd's form too: blocks of that size keep its tile arrays in cache)."""
+        budget = self.backend.patch_block_bytes
+        if budget is None or self.window.is_identity:
             return self.backend.block_threads
-        return max(-(-self._patch_bytes(n, dtype) // self.backend.patch_block_bytes), self.backend.block_threads)
+        return max(-(-self._patch_bytes(n, dtype) // budget), self.backend.block_threads)
 
     def _pixels(self, images: slice) -> slice:
         """The rows of the ``(pixels, filters)`` outputs that belong to a block of images."""

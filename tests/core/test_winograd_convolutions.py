@@ -80,12 +80,17 @@ def test_compiled_transforms_equal_the_base_expressions_to_the_bit(dtype):
         np.testing.assert_array_equal(mine, reference)
 
 
-def test_blocked_winograd_trains_as_one_block(monkeypatch):
-    require("numba")
+@pytest.mark.parametrize("kept_tile_bytes", [None, 1000])
+def test_blocked_winograd_trains_as_one_block(monkeypatch, kept_tile_bytes):
+    """Blocks that keep their input tiles for the backward pass, and blocks that rebuild them there."""
+    backend = require("numba")
     whole = train(network("numba"))
-    monkeypatch.setattr(type(require("numba")), "patch_block_bytes", 20_000)
+    monkeypatch.setattr(type(backend), "patch_block_bytes", 20_000)
+    monkeypatch.setattr(type(backend), "kept_tile_bytes", kept_tile_bytes)
     blocked = network("numba")
-    assert convolutions(blocked)[1].block_count(9, np.dtype("float64")) > 2
+    layer = convolutions(blocked)[1]
+    assert layer.block_count(9, np.dtype("float64")) > 2
+    assert layer._keeps_patches(9, np.dtype("float64")) == (kept_tile_bytes is None)
     assert_trained_alike(train(blocked), whole, atol=1e-12)
 
 
