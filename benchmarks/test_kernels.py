@@ -98,3 +98,27 @@ def test_batchnorm_forward_backward(benchmark, backend, shape):
         backend.batchnorm_backward(dy, xhat, inv_std, gamma, dx, dgamma, dbeta)
 
     timed(benchmark, backend, step)
+
+
+#: (batch, height, width, channels, filters) of 3x3 same convolutions: W7's second and fourth layers.
+CONV3X3 = [(2, 6, 6, 16, 16)] if TINY else [(32, 32, 32, 32, 32), (32, 16, 16, 64, 64)]
+
+
+@pytest.mark.parametrize("shape", CONV3X3, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("algorithm", ["patches", "winograd"])
+def test_conv3x3_train_step(benchmark, backend, monkeypatch, shape, algorithm):
+    """A 3x3 convolution's forward and backward pass in a train step, by its patches and by Winograd's F(2x2, 3x3)
+    (on the NumPy backend the latter is the base class's array expressions, which it does not choose itself)."""
+    import netcore
+    from netcore.layers import Conv2D, Dense, GlobalAveragePooling2D
+
+    n, height, width, channels, filters = shape
+    monkeypatch.setattr(type(backend), "winograd_from_channels", 16 if algorithm == "winograd" else None)
+    layers = [Conv2D(filters, 3, padding="same", activation="relu"), GlobalAveragePooling2D(), Dense(10, "softmax")]
+    model = netcore.Sequential(layers, input_shape=(height, width, channels), device=backend.name, seed=0)
+    model.compile("sgd", "cross_entropy")
+    assert model.layers[-3].by_winograd == (algorithm == "winograd")
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((n, height, width, channels)).astype("float32"), rng.integers(0, 10, n)
+    Xd, yd = model.prepare(X, y)[:2]
+    timed(benchmark, backend, lambda: model.train_step(Xd, yd))
