@@ -255,9 +255,9 @@ class Conv2D(InBlocks, KernelLayer):
         kernel = self.params["W"].reshape(self.patch_size, self.filters)
         dx = self.buffer("dx", self.batch_shape(n, self.input_shape), dy.dtype) if need_dx else None
         partials = self._gradient_parts(len(blocks), dy.dtype)
-        w = self.window
-        flipped = None
-        if self.by_winograd:  # the input gradient's kernel: flipped and transposed (ignored without one)
+        w, winograd = self.window, self.by_winograd
+        flipped = None  # by Winograd's form, the input gradient's kernel: flipped and transposed
+        if winograd and need_dx:
             flipped = self._winograd_kernel("flipped", self.params["W"][::-1, ::-1].transpose(0, 1, 3, 2))
 
         def differentiate(lane, index):
@@ -267,19 +267,17 @@ class Conv2D(InBlocks, KernelLayer):
                 pre = None if z is None else z[rows]
                 backend.activation_backward(dy[rows], y[rows], pre, act.kind, act.alpha, dz[rows])
             if partials is not None:
-                if flipped is None:
-                    patches = self._patches(x[images], index, build=False) if kept else self._patches(x[images], lane)
-                    backend.matmul(patches.T, dz[rows], out=partials[index][0])
+                inputs = self._input_tiles if winograd else self._patches
+                built = inputs(x[images], index, build=False) if kept else inputs(x[images], lane)
+                if winograd:
+                    self._winograd_kernel_gradient(built, dz[rows], lane, partials[index][0])
                 else:
-                    tiles = (
-                        self._input_tiles(x[images], index, build=False) if kept else self._input_tiles(x[images], lane)
-                    )
-                    self._winograd_kernel_gradient(tiles, dz[rows], lane, partials[index][0])
+                    backend.matmul(built.T, dz[rows], out=partials[index][0])
                 if self.use_bias:
                     backend.column_sum(dz[rows], out=partials[index][1])
             if dx is None:
                 return
-            if flipped is not None:
+            if winograd:
                 self._winograd_input_gradient(dz[rows], flipped, lane, dx[images])
                 return
             if w.is_identity:
