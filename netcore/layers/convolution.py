@@ -330,6 +330,8 @@ class DepthwiseConv2D(Conv2D):
 
     splits_batch = False
     in_blocks = False
+    #: Each channel has its own few filters: no products for Winograd's form to shrink.
+    by_winograd = False
 
     def __init__(
         self,
