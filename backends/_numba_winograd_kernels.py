@@ -1,116 +1,18 @@
-"""Numba kernels of :mod:`backends.winograd_kernels` (each docstring names the base method it compiles).
+"""Numba kernels of :mod:`backends.winograd_kernels` (each docstring names the base method it compiles), in the
+base expressions' order of operations (the same bits).
 
-Each loops over the tiles with the channels (or filters) innermost, the 16 values of a tile's 4x4 block held in
-registers, in the base expressions' order of operations. Indices are unsigned so that the inner loops vectorise. The
-16 matrices of a tile array are apart by a stride its owner pads off a power of two: 16 streams a power of two apart
-fall on the same cache sets (W7's input transform 26 -> 6 ms for 64 images).
+The tile transforms run a row of tiles at a time in two passes through a small scratch row: one along the image's
+rows, one along the tile arrays' matrices, whose rows for a row of tiles are one run of ``across * width`` values.
+Every inner loop is then long, reads and writes at unsigned offsets from few arrays, and vectorises; a loop per tile
+and channel with its 16 values in registers did not (too many arrays for LLVM to prove apart), and ran 2-2.5 times
+slower (W7's 32-channel layer, 7 images: input 310 -> 133 us with the padding, output 221 -> 96, output gradient 269
+-> 112). The 16 matrices of a tile array are apart by a stride its owner pads off a power of two: 16 streams a power of
+two apart fall on the same cache sets (the input transform took four times as long).
 """
 
 from numba import njit, uintp
 
 _KERNEL = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
-
-
-@njit(**_KERNEL)
-def winograd_input(padded, v, down, across):
-    """WinogradKernels.winograd_input, from the zero-padded image ``(N, 2 * down + 2, 2 * across + 2, C)``."""
-    n_images, _, _, channels = padded.shape
-    t = uintp(0)
-    for n in range(n_images):
-        for ti in range(down):
-            for tj in range(across):
-                h, w = uintp(2 * ti), uintp(2 * tj)
-                for cc in range(channels):
-                    c = uintp(cc)
-                    d00, d01, d02, d03 = (
-                        padded[n, h, w, c],
-                        padded[n, h, w + 1, c],
-                        padded[n, h, w + 2, c],
-                        padded[n, h, w + 3, c],
-                    )
-                    d10, d11, d12, d13 = (
-                        padded[n, h + 1, w, c],
-                        padded[n, h + 1, w + 1, c],
-                        padded[n, h + 1, w + 2, c],
-                        padded[n, h + 1, w + 3, c],
-                    )
-                    d20, d21, d22, d23 = (
-                        padded[n, h + 2, w, c],
-                        padded[n, h + 2, w + 1, c],
-                        padded[n, h + 2, w + 2, c],
-                        padded[n, h + 2, w + 3, c],
-                    )
-                    d30, d31, d32, d33 = (
-                        padded[n, h + 3, w, c],
-                        padded[n, h + 3, w + 1, c],
-                        padded[n, h + 3, w + 2, c],
-                        padded[n, h + 3, w + 3, c],
-                    )
-                    a0, a1, a2, a3 = d00 - d20, d01 - d21, d02 - d22, d03 - d23  # B^T d, row by row
-                    b0, b1, b2, b3 = d10 + d20, d11 + d21, d12 + d22, d13 + d23
-                    e0, e1, e2, e3 = d20 - d10, d21 - d11, d22 - d12, d23 - d13
-                    f0, f1, f2, f3 = d10 - d30, d11 - d31, d12 - d32, d13 - d33
-                    v[0, t, c], v[1, t, c], v[2, t, c], v[3, t, c] = a0 - a2, a1 + a2, a2 - a1, a1 - a3
-                    v[4, t, c], v[5, t, c], v[6, t, c], v[7, t, c] = b0 - b2, b1 + b2, b2 - b1, b1 - b3
-                    v[8, t, c], v[9, t, c], v[10, t, c], v[11, t, c] = e0 - e2, e1 + e2, e2 - e1, e1 - e3
-                    v[12, t, c], v[13, t, c], v[14, t, c], v[15, t, c] = f0 - f2, f1 + f2, f2 - f1, f1 - f3
-                t += uintp(1)
-
-
-@njit(**_KERNEL)
-def winograd_output(m, y, down, across):
-    """WinogradKernels.winograd_output."""
-    n_images, out_h, out_w, filters = y.shape
-    t = uintp(0)
-    for n in range(n_images):
-        for ti in range(down):
-            for tj in range(across):
-                h, w = uintp(2 * ti), uintp(2 * tj)
-                lower, right = 2 * ti + 1 < out_h, 2 * tj + 1 < out_w
-                for kk in range(filters):
-                    k = uintp(kk)
-                    r00 = m[0, t, k] + m[4, t, k] + m[8, t, k]  # A^T M, row by row
-                    r01 = m[1, t, k] + m[5, t, k] + m[9, t, k]
-                    r02 = m[2, t, k] + m[6, t, k] + m[10, t, k]
-                    r03 = m[3, t, k] + m[7, t, k] + m[11, t, k]
-                    r10 = m[4, t, k] - m[8, t, k] - m[12, t, k]
-                    r11 = m[5, t, k] - m[9, t, k] - m[13, t, k]
-                    r12 = m[6, t, k] - m[10, t, k] - m[14, t, k]
-                    r13 = m[7, t, k] - m[11, t, k] - m[15, t, k]
-                    y[n, h, w, k] = r00 + r01 + r02
-                    if right:
-                        y[n, h, w + 1, k] = r01 - r02 - r03
-                    if lower:
-                        y[n, h + 1, w, k] = r10 + r11 + r12
-                        if right:
-                            y[n, h + 1, w + 1, k] = r11 - r12 - r13
-                t += uintp(1)
-
-
-@njit(**_KERNEL)
-def winograd_output_gradient(dy, z, down, across):
-    """WinogradKernels.winograd_output_gradient."""
-    n_images, out_h, out_w, filters = dy.shape
-    zero = dy.dtype.type(0)
-    t = uintp(0)
-    for n in range(n_images):
-        for ti in range(down):
-            for tj in range(across):
-                h, w = uintp(2 * ti), uintp(2 * tj)
-                lower, right = 2 * ti + 1 < out_h, 2 * tj + 1 < out_w
-                for kk in range(filters):
-                    k = uintp(kk)
-                    y00 = dy[n, h, w, k]
-                    y01 = dy[n, h, w + 1, k] if right else zero
-                    y10 = dy[n, h + 1, w, k] if lower else zero
-                    y11 = dy[n, h + 1, w + 1, k] if lower and right else zero
-                    s0, s1 = y00 + y10, y01 + y11  # A dY, row by row: (y0, y0 + y1, y0 - y1, -y1)
-                    u0, u1 = y00 - y10, y01 - y11
-                    z[0, t, k], z[1, t, k], z[2, t, k], z[3, t, k] = y00, y00 + y01, y00 - y01, -y01
-                    z[4, t, k], z[5, t, k], z[6, t, k], z[7, t, k] = s0, s0 + s1, s0 - s1, -s1
-                    z[8, t, k], z[9, t, k], z[10, t, k], z[11, t, k] = u0, u0 + u1, u0 - u1, -u1
-                    z[12, t, k], z[13, t, k], z[14, t, k], z[15, t, k] = -y10, -y10 - y11, y11 - y10, y11
-                t += uintp(1)
 
 
 @njit(**_KERNEL)
@@ -162,3 +64,135 @@ def winograd_kernel_gradient(m, dkernel):
                 dkernel[p, 0, c, k] = t0 + (t1 + t2) * half
                 dkernel[p, 1, c, k] = (t1 - t2) * half
                 dkernel[p, 2, c, k] = (t1 + t2) * half + t3
+
+
+@njit(**_KERNEL)
+def winograd_input_rows(x, v, rows, pad_top, pad_left, down, across):
+    """WinogradKernels.winograd_input straight from the image ``x`` ``(N, H, W, C)``, a row of tiles at a time:
+    ``B^T d`` of the row's four image rows into ``rows`` ``(4, 2 * (across + 1) * C)``, its columns split by parity
+    (even ones, then odd ones), so that ``(B^T d) B`` reads each tile's four columns at fixed distances along one run
+    of ``across * C`` values, and writes each of ``v``'s 16 matrices (``v`` ``(16, >= tiles, C)``, contiguous) the same
+    way: long vectorised loops instead of one per tile and channel."""
+    n_images, height, width, channels = x.shape
+    zero = x.dtype.type(0)
+    C = uintp(channels)
+    odd = uintp((across + 1) * channels)  # where the odd columns start in a row of ``rows``
+    run = uintp(across * channels)
+    planes = v.reshape(16, -1)
+    t0 = uintp(0)
+    for n in range(n_images):
+        for ti in range(down):
+            top = 2 * ti - pad_top
+            h0, h1, h2, h3 = top, top + 1, top + 2, top + 3
+            in0, in1 = 0 <= h0 < height, 0 <= h1 < height
+            in2, in3 = 0 <= h2 < height, 0 <= h3 < height
+            h0, h1, h2, h3 = max(h0, 0), max(h1, 0), max(h2, 0), max(h3, 0)  # read in bounds, then masked
+            h0, h1, h2, h3 = min(h0, height - 1), min(h1, height - 1), min(h2, height - 1), min(h3, height - 1)
+            for j in range(2 * across + 2):
+                column = j - pad_left
+                to = uintp((j % 2) * (across + 1) * channels + (j // 2) * channels)
+                if column < 0 or column >= width:
+                    for c in range(C):
+                        rows[0, to + c] = zero
+                        rows[1, to + c] = zero
+                        rows[2, to + c] = zero
+                        rows[3, to + c] = zero
+                    continue
+                w = uintp(column)
+                for c in range(C):
+                    d0 = x[n, h0, w, c] if in0 else zero
+                    d1 = x[n, h1, w, c] if in1 else zero
+                    d2 = x[n, h2, w, c] if in2 else zero
+                    d3 = x[n, h3, w, c] if in3 else zero
+                    rows[0, to + c] = d0 - d2
+                    rows[1, to + c] = d1 + d2
+                    rows[2, to + c] = d2 - d1
+                    rows[3, to + c] = d1 - d3
+            q0 = t0 * C
+            for i in range(4):
+                k = uintp(4 * i)
+                for u in range(run):
+                    a0, a1, a2, a3 = rows[i, u], rows[i, odd + u], rows[i, C + u], rows[i, odd + C + u]
+                    q = q0 + u
+                    planes[k, q] = a0 - a2
+                    planes[k + 1, q] = a1 + a2
+                    planes[k + 2, q] = a2 - a1
+                    planes[k + 3, q] = a1 - a3
+            t0 += uintp(across)
+
+
+@njit(**_KERNEL)
+def winograd_output_rows(m, y, rows, down, across):
+    """WinogradKernels.winograd_output a row of tiles at a time: ``A^T M`` of the row's tiles along runs of ``across
+    * K`` values of ``m``'s matrices (``m`` ``(16, >= tiles, K)``, contiguous) into ``rows`` ``(2, 4, across * K)``,
+    then each tile's 2 x 2 outputs from its four columns."""
+    n_images, out_h, out_w, filters = y.shape
+    K = uintp(filters)
+    run = uintp(across * filters)
+    planes = m.reshape(16, -1)
+    t0 = uintp(0)
+    for n in range(n_images):
+        for ti in range(down):
+            q0 = t0 * K
+            for s in range(4):
+                for u in range(run):
+                    q = q0 + u
+                    rows[0, s, u] = planes[s, q] + planes[4 + s, q] + planes[8 + s, q]
+                    rows[1, s, u] = planes[4 + s, q] - planes[8 + s, q] - planes[12 + s, q]
+            for a in range(2):
+                h = 2 * ti + a
+                if h >= out_h:
+                    continue
+                for tj in range(across):
+                    w, o = 2 * tj, uintp(tj * filters)
+                    for k in range(K):
+                        y[n, h, w, k] = rows[a, 0, o + k] + rows[a, 1, o + k] + rows[a, 2, o + k]
+                    if w + 1 < out_w:
+                        for k in range(K):
+                            y[n, h, w + 1, k] = rows[a, 1, o + k] - rows[a, 2, o + k] - rows[a, 3, o + k]
+            t0 += uintp(across)
+
+
+@njit(**_KERNEL)
+def winograd_output_gradient_rows(dy, z, rows, down, across):
+    """WinogradKernels.winograd_output_gradient a row of tiles at a time: ``A dY`` of the row's two gradient rows
+    into ``rows`` ``(4, 2, across * K)``, columns split by parity, then ``(A dY) A^T`` along runs of ``across * K``
+    values into each of ``z``'s matrices (``z`` ``(16, >= tiles, K)``, contiguous)."""
+    n_images, out_h, out_w, filters = dy.shape
+    zero = dy.dtype.type(0)
+    K = uintp(filters)
+    run = uintp(across * filters)
+    planes = z.reshape(16, -1)
+    t0 = uintp(0)
+    for n in range(n_images):
+        for ti in range(down):
+            h0 = 2 * ti
+            lower = h0 + 1 < out_h
+            h1 = h0 + 1 if lower else h0  # read in bounds, then masked
+            for j in range(2 * across):
+                b, o = j % 2, uintp((j // 2) * filters)
+                if j >= out_w:
+                    for k in range(K):
+                        rows[0, b, o + k] = zero
+                        rows[1, b, o + k] = zero
+                        rows[2, b, o + k] = zero
+                        rows[3, b, o + k] = -zero
+                    continue
+                for k in range(K):
+                    y0 = dy[n, h0, j, k]
+                    y1 = dy[n, h1, j, k] if lower else zero
+                    rows[0, b, o + k] = y0
+                    rows[1, b, o + k] = y0 + y1
+                    rows[2, b, o + k] = y0 - y1
+                    rows[3, b, o + k] = -y1
+            q0 = t0 * K
+            for i in range(4):
+                k4 = uintp(4 * i)
+                for u in range(run):
+                    v0, v1 = rows[i, 0, u], rows[i, 1, u]
+                    q = q0 + u
+                    planes[k4, q] = v0
+                    planes[k4 + 1, q] = v0 + v1
+                    planes[k4 + 2, q] = v0 - v1
+                    planes[k4 + 3, q] = -v1
+            t0 += uintp(across)

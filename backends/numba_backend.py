@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 
+from numpy.lib.stride_tricks import as_strided
+
 from backends._numba_recurrent import NumbaRecurrentKernels, load_compiled_blas
 from backends.numpy_backend import NumpyBackend
 from backends.winograd_kernels import tile_counts
@@ -76,6 +78,16 @@ def _load_winograd_kernels():
 
         _winograd_kernels = _numba_winograd_kernels
     return _winograd_kernels
+
+
+def _planes(tiles):
+    """A tile array ``(16, tiles, width)`` whose rows are contiguous as the contiguous ``(16, rows, width)`` array of
+    its 16 matrices with the rows between them (the compiled transforms index them as one run per matrix); None for
+    other layouts."""
+    item, (plane, row, column) = tiles.itemsize, tiles.strides
+    if column != item or row != tiles.shape[2] * item or row == 0 or plane % row:
+        return None
+    return as_strided(tiles, (16, plane // row, tiles.shape[2]), tiles.strides)
 
 
 def _contiguous(*arrays) -> bool:
@@ -328,22 +340,30 @@ class NumbaBackend(NumbaRecurrentKernels, NumpyBackend):
         return dkernel
 
     def winograd_input(self, x, pad_top, pad_left, out_h, out_w, v):
-        if x.dtype != v.dtype or v.strides[2] != v.itemsize:
+        planes = _planes(v)
+        if planes is None or x.dtype != v.dtype or not _contiguous(x):
             return super().winograd_input(x, pad_top, pad_left, out_h, out_w, v)
-        padded = self._winograd_image(x, pad_top, pad_left, out_h, out_w)
-        _load_winograd_kernels().winograd_input(padded, v, *tile_counts(out_h, out_w))
+        down, across = tile_counts(out_h, out_w)
+        rows = self._scratch_for("winograd rows", (4, 2 * (across + 1) * x.shape[3]), x.dtype)
+        _load_winograd_kernels().winograd_input_rows(x, planes, rows, pad_top, pad_left, down, across)
         return v
 
     def winograd_output(self, m, y):
-        if m.dtype != y.dtype or not _contiguous(y):
+        planes = _planes(m)
+        if planes is None or m.dtype != y.dtype or not _contiguous(y):
             return super().winograd_output(m, y)
-        _load_winograd_kernels().winograd_output(m, y, *tile_counts(*y.shape[1:3]))
+        down, across = tile_counts(*y.shape[1:3])
+        rows = self._scratch_for("winograd rows", (2, 4, across * y.shape[3]), y.dtype)
+        _load_winograd_kernels().winograd_output_rows(planes, y, rows, down, across)
         return y
 
     def winograd_output_gradient(self, dy, z):
-        if dy.dtype != z.dtype or not _contiguous(dy):
+        planes = _planes(z)
+        if planes is None or dy.dtype != z.dtype or not _contiguous(dy):
             return super().winograd_output_gradient(dy, z)
-        _load_winograd_kernels().winograd_output_gradient(dy, z, *tile_counts(*dy.shape[1:3]))
+        down, across = tile_counts(*dy.shape[1:3])
+        rows = self._scratch_for("winograd rows", (4, 2, across * dy.shape[3]), dy.dtype)
+        _load_winograd_kernels().winograd_output_gradient_rows(dy, planes, rows, down, across)
         return z
 
     def max_pool_forward(self, x, window, out, argmax):

@@ -9,7 +9,6 @@ from numpy.lib.stride_tricks import as_strided
 
 from backends import blas_threads
 from backends.base import Backend
-from backends.winograd_kernels import tile_counts
 from backends.workers import Workers, usable_cores
 
 #: Outputs of NumPy's matmul up to this size are computed holding the GIL (its threshold is 500; some margin).
@@ -114,16 +113,6 @@ class NumpyBackend(Backend):
         key = (purpose, tuple(shape), w.pad_top, w.pad_left)
         padded = (channels, n, rows, columns) if channels_first else (n, rows, columns, channels)
         return self._scratch_for(key, padded, dtype, zeroed=True)
-
-    def _winograd_image(self, x, pad_top, pad_left, out_h, out_w):
-        # Kept per shape and thread: only its interior is ever written, so its border stays zero.
-        down, across = tile_counts(out_h, out_w)
-        n, height, width, channels = x.shape
-        shape = (n, 2 * down + 2, 2 * across + 2, channels)
-        padded = self._scratch_for(("winograd image", x.shape, pad_top, pad_left), shape, x.dtype, zeroed=True)
-        rows, columns = min(height, shape[1] - pad_top), min(width, shape[2] - pad_left)
-        padded[:, pad_top : pad_top + rows, pad_left : pad_left + columns] = x[:, :rows, :columns]
-        return padded
 
     def im2col(self, x, window, cols):
         # One copy from a strided view of the padded image, channels first (rows of the patches read contiguously).

@@ -800,7 +800,6 @@ METHOD_CASES = {
         f"winograd_{kernel}": [k for k in CASES if k.startswith("winograd")]
         for kernel in ("input", "output", "output_gradient", "kernel", "kernel_gradient")
     },
-    "_winograd_image": [k for k in CASES if k.startswith("winograd")],
     "max_pool_forward": [k for k in CASES if k.startswith("max_pool")],
     "max_pool_backward": [k for k in CASES if k.startswith("max_pool")],
     "max_pool_bias_relu_forward": [k for k in CASES if k.startswith("max_pool_bias_relu")],
