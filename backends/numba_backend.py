@@ -339,31 +339,38 @@ class NumbaBackend(NumbaRecurrentKernels, NumpyBackend):
         _load_winograd_kernels().winograd_kernel_gradient(m, dkernel)
         return dkernel
 
+    def _tile_rows(self, tiles, image, shape):
+        """``(planes, rows)`` for a compiled transform between ``tiles`` and ``image``: the tile array as one
+        contiguous array of its 16 matrices and this thread's scratch row of ``shape``; None where the kernels do not
+        apply (another layout of the tiles, a strided image, mixed dtypes)."""
+        planes = _planes(tiles)
+        if planes is None or tiles.dtype != image.dtype or not _contiguous(image):
+            return None
+        return planes, self._scratch_for("winograd rows", shape, image.dtype)
+
     def winograd_input(self, x, pad_top, pad_left, out_h, out_w, v):
-        planes = _planes(v)
-        if planes is None or x.dtype != v.dtype or not _contiguous(x):
-            return super().winograd_input(x, pad_top, pad_left, out_h, out_w, v)
         down, across = tile_counts(out_h, out_w)
-        rows = self._scratch_for("winograd rows", (4, 2 * (across + 1) * x.shape[3]), x.dtype)
+        compiled = self._tile_rows(v, x, (4, 2 * (across + 1) * x.shape[3]))
+        if compiled is None:
+            return super().winograd_input(x, pad_top, pad_left, out_h, out_w, v)
+        planes, rows = compiled
         _load_winograd_kernels().winograd_input_rows(x, planes, rows, pad_top, pad_left, down, across)
         return v
 
     def winograd_output(self, m, y):
-        planes = _planes(m)
-        if planes is None or m.dtype != y.dtype or not _contiguous(y):
-            return super().winograd_output(m, y)
         down, across = tile_counts(*y.shape[1:3])
-        rows = self._scratch_for("winograd rows", (2, 4, across * y.shape[3]), y.dtype)
-        _load_winograd_kernels().winograd_output_rows(planes, y, rows, down, across)
+        compiled = self._tile_rows(m, y, (2, 4, across * y.shape[3]))
+        if compiled is None:
+            return super().winograd_output(m, y)
+        _load_winograd_kernels().winograd_output_rows(compiled[0], y, compiled[1], down, across)
         return y
 
     def winograd_output_gradient(self, dy, z):
-        planes = _planes(z)
-        if planes is None or dy.dtype != z.dtype or not _contiguous(dy):
-            return super().winograd_output_gradient(dy, z)
         down, across = tile_counts(*dy.shape[1:3])
-        rows = self._scratch_for("winograd rows", (4, 2, across * dy.shape[3]), dy.dtype)
-        _load_winograd_kernels().winograd_output_gradient_rows(dy, planes, rows, down, across)
+        compiled = self._tile_rows(z, dy, (4, 2, across * dy.shape[3]))
+        if compiled is None:
+            return super().winograd_output_gradient(dy, z)
+        _load_winograd_kernels().winograd_output_gradient_rows(dy, compiled[0], compiled[1], down, across)
         return z
 
     def max_pool_forward(self, x, window, out, argmax):
