@@ -102,11 +102,11 @@ class WinogradKernels:
         n, out_h, out_w, filters = y.shape
         down, across = tile_counts(out_h, out_w)
         planes = [m[k].reshape(n, down, across, filters) for k in range(16)]
-        rows = _output_rows([planes[4 * r : 4 * r + 4] for r in range(4)])  # A^T M: 2 rows of 4 (N, down, across, K)
-        for a, row in enumerate(rows):
-            for b, value in enumerate(_output_rows([[part] for part in row])):
+        columns = [_output_rows(planes[s::4]) for s in range(4)]  # columns[s][a] = (A^T M)[a, s]
+        for a in range(2):
+            for b, value in enumerate(_output_rows([column[a] for column in columns])):
                 height, width = len(range(a, out_h, 2)), len(range(b, out_w, 2))
-                y[:, a::2, b::2] = value[0][:, :height, :width]
+                y[:, a::2, b::2] = value[:, :height, :width]
         return y
 
     def winograd_output_gradient(self, dy, z):
@@ -139,11 +139,8 @@ def _input_rows(d):
 
 
 def _output_rows(m):
-    """``A^T m`` along a list of 4 rows, each a list of parts (2 rows out, each a list of parts)."""
-    return [
-        [a + b + c for a, b, c in zip(m[0], m[1], m[2], strict=True)],
-        [b - c - d for b, c, d in zip(m[1], m[2], m[3], strict=True)],
-    ]
+    """``A^T m`` along a list of 4 rows (2 out)."""
+    return [m[0] + m[1] + m[2], m[1] - m[2] - m[3]]
 
 
 def _gradient_rows(y):
