@@ -220,7 +220,7 @@ class Conv2D(InBlocks, KernelLayer):
         the next layer's to apply, and the gradient it sends back is the product's."""
         backend, act = self.backend, self.activation
         kernel, bias = self.params["W"].reshape(self.patch_size, self.filters), self.params.get("b")
-        keep = self._keeps_patches(x.shape[0], x.dtype)
+        keep = training and self._keeps_patches(x.shape[0], x.dtype)  # predicting, one buffer per thread will do
         pixels = x.shape[0] * self.window.out_h * self.window.out_w
         z = self.buffer("z", (pixels, self.filters), x.dtype)
         y = z if hand_over or act.kind == "linear" else self.buffer("y", (pixels, self.filters), x.dtype)

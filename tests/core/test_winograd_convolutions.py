@@ -104,3 +104,16 @@ def test_winograd_steps_allocate_nothing():
     # array a step could allocate, a kernel in the Winograd domain (16 x 16 x 16 float32), is 16 KiB.
     assert peak < 16 * 1024, f"a step allocated {peak} bytes"
     assert lasting < 4096
+
+
+@pytest.mark.parametrize("device", ["numpy", "numba"])
+def test_predicting_in_blocks_keeps_one_work_buffer_per_thread(monkeypatch, device):
+    """Only training keeps each block's patches or tiles for a backward pass; a prediction reuses a thread's."""
+    backend = require(device)
+    monkeypatch.setattr(type(backend), "patch_block_bytes", 20_000)
+    net = network(device, "float32")
+    layer = convolutions(net)[1]
+    assert layer.block_count(9, np.dtype("float32")) > backend.block_threads
+    net.predict(np.ones((9, 11, 10, 16), "float32"), verbose=0)
+    slots = {key for key, _ in layer._buffers if key.startswith(("tiles", "cols"))}
+    assert slots == {f"{'tiles' if layer.by_winograd else 'cols'} {lane}" for lane in range(backend.block_threads)}
