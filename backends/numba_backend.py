@@ -323,9 +323,9 @@ class NumbaBackend(NumbaRecurrentKernels, NumpyBackend):
         _load_image_kernels().fold_pixel_patches(d, dx, *window.geometry)
         return dx
 
-    #: With fewer channels or filters the products are too small to outweigh the transforms (W7's step 182 -> 130 ms:
-    #: its 32- and 64-channel convolutions).
-    winograd_from_channels = 16
+    #: With fewer input channels the 16 products are too narrow to outweigh the transforms (W7's step 182 -> 130 ms:
+    #: its 32- and 64-channel convolutions; see ``convolves_by_winograd`` for the rule and its measurements).
+    winograd_from_channels = 8
 
     def winograd_kernel(self, kernel, u):
         if kernel.dtype != u.dtype:

@@ -30,16 +30,22 @@ def tile_counts(out_h: int, out_w: int) -> tuple[int, int]:
 class WinogradKernels:
     """F(2x2, 3x3) over ``self.xp``; see :mod:`backends.winograd_kernels`."""
 
-    #: A 3x3 convolution at stride 1 takes the Winograd form from this many input channels and filters on (None:
-    #: never). Here never: as array expressions the transforms are some 50 passes over memory with temporaries (W7's
-    #: step on the NumPy backend 207 -> 404 ms); a backend with compiled transforms sets it.
+    #: A 3x3 convolution at stride 1 takes the Winograd form from this many input channels on (None: never), with
+    #: at most ``channels ** 2 / 4`` filters (see :meth:`convolves_by_winograd`). Here never: as array expressions
+    #: the transforms are some 50 passes over memory with temporaries (W7's step on the NumPy backend 207 -> 404 ms);
+    #: a backend with compiled transforms sets it.
     winograd_from_channels: int | None = None
 
     def convolves_by_winograd(self, window, channels: int, filters: int) -> bool:
-        """Whether a convolution of ``window`` from ``channels`` to ``filters`` should run as F(2x2, 3x3)."""
+        """Whether a convolution of ``window`` from ``channels`` to ``filters`` should run as F(2x2, 3x3). Its 16
+        products have ``channels`` as their inner dimension, the patches' product ``filters`` as its columns: few
+        channels starve the first, few filters the second, and the transforms grow with both. Measured on the numba
+        backend (a train step, 32 images of 32 x 32): Winograd's form wins where ``4 * filters <= channels ** 2``
+        from 8 channels on (16 -> 64 filters 13% faster, 32 -> 4 3.9 times, 8 -> 8 1.8 times), the patches where
+        there are more filters (8 -> 32 12% faster, 16 -> 128 even) or fewer channels (3 -> 32 1.9 times)."""
         w, least = window, self.winograd_from_channels
         fits = w.kh == w.kw == 3 and w.sh == w.sw == 1 and w.dh == w.dw == 1
-        return fits and least is not None and min(channels, filters) >= least
+        return fits and least is not None and channels >= least and 4 * filters <= channels * channels
 
     @staticmethod
     def winograd_tile_count(images: int, out_h: int, out_w: int) -> int:

@@ -45,14 +45,26 @@ def by_patches(monkeypatch, backend):
     monkeypatch.setattr(type(backend), "winograd_from_channels", None)
 
 
-def test_numba_takes_winograd_for_wide_3x3_convolutions_only():
+def test_numba_takes_winograd_for_3x3_convolutions_with_enough_channels_for_their_filters():
     backend = require("numba")
     net = network("numba", first=lambda: Conv2D(16, 3, dilation_rate=2, padding="same", activation="relu"))
     assert [layer.by_winograd for layer in convolutions(net)] == [False, True, True]
-    narrow = netcore.Sequential([Conv2D(8, 3), Flatten(), Dense(2)], input_shape=(6, 6, 16), device="numba")
-    assert not narrow.layers[-3].by_winograd  # 8 filters: products too small for the transforms to pay
-    assert backend.winograd_from_channels == 16
+    assert backend.winograd_from_channels == 8
     assert require("numpy").winograd_from_channels is None
+    # (input channels, filters) -> the form: at most channels ** 2 / 4 filters, from 8 channels on.
+    cases = {
+        (16, 64): True,
+        (16, 65): False,
+        (8, 16): True,
+        (8, 17): False,
+        (32, 4): True,
+        (7, 4): False,
+        (3, 32): False,
+    }
+    for (channels, filters), winograd in cases.items():
+        layers = [Conv2D(filters, 3, padding="same"), Flatten(), Dense(2)]
+        model = netcore.Sequential(layers, input_shape=(6, 6, channels), device="numba")
+        assert convolutions(model)[0].by_winograd == winograd, (channels, filters)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
