@@ -67,6 +67,16 @@ def test_numba_takes_winograd_for_3x3_convolutions_with_enough_channels_for_thei
         assert convolutions(model)[0].by_winograd == winograd, (channels, filters)
 
 
+def test_the_patches_everywhere_when_a_backend_is_told_so(monkeypatch):
+    """The README's switch: ``model.backend.winograd_from_channels = None`` between steps."""
+    net = network("numba")
+    assert all(layer.by_winograd for layer in convolutions(net))
+    monkeypatch.setattr(net.backend, "winograd_from_channels", None)
+    assert not any(layer.by_winograd for layer in convolutions(net))
+    losses, _, predictions = train(net)
+    assert np.isfinite(losses).all() and np.isfinite(predictions).all()
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_winograd_trains_as_the_patches(monkeypatch, dtype):
     backend = require("numba")
